@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make run` and `make test`. Every target is idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The venv is rebuilt when what defines it changes.
+VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup run test lint bench browser clean
+
+setup: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.stamp-* && touch $@
+
+# Debian's Chromium drives the browser tests (Playwright does not download a browser here).
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: setup
+	$(BIN)/contact-center db upgrade
+	$(BIN)/contact-center demo --if-empty
+	$(BIN)/contact-center serve
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup browser lint
+	$(BIN)/pytest -q -ra
+
+bench: setup
+	$(BIN)/python -m bench.routing --agents 10000 --contacts 10000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

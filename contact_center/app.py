@@ -1,0 +1,106 @@
+"""The application factory: everything the server holds is built here from the settings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from contact_center import keys
+from contact_center.auth import Handler, LoginThrottle, csrf_middleware
+from contact_center.config import Settings
+from contact_center.logs import request_id_var
+from contact_center.resources import database_ctx, redis_ctx, valkey_ctx
+from contact_center.views import auth as auth_views
+from contact_center.views import health, pages
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("contact_center.access")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SESSION_COOKIE = "cc_session"
+SESSION_MAX_AGE_S = 12 * 3600
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (kept from X-Request-Id when sane) and log it once, done."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if 0 < len(given) <= 64 and given.isascii() else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    finally:
+        if request.path not in ("/healthz", "/readyz"):
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "remote": request.remote,
+                },
+            )
+        request_id_var.reset(token)
+
+
+def _cookie_storage(settings: Settings) -> EncryptedCookieStorage:
+    # A key of its own, derived from the secret: raw 32 bytes, which the storage base64-encodes.
+    key = hashlib.sha256(b"cookie:" + settings.secret().encode()).digest()
+    return EncryptedCookieStorage(
+        key,
+        cookie_name=SESSION_COOKIE,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure,
+        max_age=SESSION_MAX_AGE_S,
+    )
+
+
+async def _throttle_ctx(app: web.Application):
+    settings = app[keys.SETTINGS]
+    app[auth_views.THROTTLE] = LoginThrottle(
+        app[keys.REDIS], max_failures=settings.login_max_failures, window_s=settings.login_window_s
+    )
+    yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application; resources open on startup and close on cleanup."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context, session_middleware(_cookie_storage(settings)), csrf_middleware],
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"
+    app.cleanup_ctx.extend([valkey_ctx, redis_ctx, database_ctx, _throttle_ctx])
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    app.router.add_static("/static", WEB_DIR / "static", name="static")
+    health.setup(app)
+    auth_views.setup(app)
+    pages.setup(app)
+    return app

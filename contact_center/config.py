@@ -1,0 +1,176 @@
+"""Settings, read from the environment (prefix ``CC_``) and validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me"
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names it in one line."""
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Paths left empty derive from ``var_dir``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CC_", extra="ignore", validate_default=True, case_sensitive=False
+    )
+
+    mode: Mode = Mode.DEVELOPMENT
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_base_url: str = ""
+    recordings_dir: Path | None = None
+    rasa_url: str = "http://127.0.0.1:5005"
+    ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    routing_policy: Path | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    log_level: str = "INFO"
+    log_json: bool = True
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_window_s: int = Field(default=60, ge=1, le=86400)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (an async driver)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value == "":
+            return None
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("public_base_url", "rasa_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice_servers(cls, value: Any) -> Any:
+        value = _split_list(value)
+        for url in value or []:
+            if not str(url).startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a stun:, turn: or turns: URL")
+        return value
+
+    @field_validator("ice_host_addresses", mode="before")
+    @classmethod
+    def _ice_host_addresses(cls, value: Any) -> Any:
+        value = _split_list(value)
+        for address in value or []:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.var_dir / 'contact_center.db')}"
+        if self.recordings_dir is None:
+            self.recordings_dir = self.var_dir / "recordings"
+        if not self.public_base_url:
+            self.public_base_url = f"http://{self.host}:{self.port}"
+        if self.mode is Mode.PRODUCTION:
+            secret = self.secret_key.get_secret_value() if self.secret_key else ""
+            if not secret or secret == DEFAULT_SECRET:
+                raise ValueError(
+                    "CC_SECRET_KEY: must be set to a random value in production mode "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            if len(secret) < 32:
+                raise ValueError("CC_SECRET_KEY: must be at least 32 characters in production mode")
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.mode is Mode.DEVELOPMENT
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    def secret(self) -> str:
+        """The signing secret; in development a random one is kept under ``var_dir``."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.var_dir / "dev-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not loc:
+        name, _, rest = message.partition(": ")
+        if name.startswith("CC_") and rest:
+            return f"invalid setting {name}: {rest}"
+        return f"invalid settings: {message}"
+    name = "CC_" + loc[0].upper()
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    return f"invalid setting {name}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise SettingsError naming the bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None

@@ -1,0 +1,115 @@
+"""Database tables (SQLModel) and the enums they store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+LANGUAGES = ("en", "zh", "yue")
+CHANNELS = ("text", "voice", "video")
+DEFAULT_CAPACITY = {"video": 1, "voice": 1, "text": 3}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    ADVISOR = "advisor"
+    SUPERVISOR = "supervisor"
+    COMPLIANCE = "compliance"
+    ADMIN = "admin"
+
+
+class User(SQLModel, table=True):
+    """A person with an account: customers who signed up and every staff member."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(sa_type=sa.String(16), index=True)
+    display_name: str = Field(max_length=128)
+    languages: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    skills: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON)
+    capacity: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_CAPACITY), sa_type=sa.JSON)
+    vip: bool = False
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class Contact(SQLModel, table=True):
+    """One customer session, from start to end, whatever channels it used."""
+
+    __tablename__ = "contacts"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    customer_ref: str = Field(max_length=80, index=True)  # "user:<id>" or "guest:<uuid>"
+    customer_name: str = Field(max_length=128)
+    channels: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    language: str = Field(max_length=8)
+    topic: str | None = Field(default=None, max_length=64)
+    skills: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON)
+    priority: int = 0
+    vip: bool = False
+    state: str = Field(max_length=16, index=True)
+    advisor_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    instance: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ContactEvent(SQLModel, table=True):
+    """A timestamped transition or happening in a contact's life, with its actor."""
+
+    __tablename__ = "contact_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    actor: str = Field(max_length=80)
+    kind: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str | None = Field(default=None, max_length=16)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class ChatMessage(SQLModel, table=True):
+    """A chat line of a contact, numbered in the order the server accepted it."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (sa.UniqueConstraint("contact_id", "seq", name="uq_chat_contact_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=64)
+    seq: int
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    sender_ref: str = Field(max_length=80)
+    sender_role: str = Field(max_length=16)
+    text: str = Field(sa_type=sa.Text)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what to which record, and why: sign-ins, refusals, compliance access."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), index=True)
+    actor: str = Field(max_length=80, index=True)
+    action: str = Field(max_length=48, index=True)
+    target: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=512)
+    address: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

@@ -1,0 +1,103 @@
+"""Sign-in and sign-out pages."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from contact_center import audit, keys
+from contact_center.auth import (
+    STAFF_HOME,
+    LoginThrottle,
+    csrf_token,
+    current_identity,
+    sign_in,
+)
+from contact_center.db import transaction
+from contact_center.passwords import verify_password
+from contact_center.users import get_user_by_username
+
+THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+
+
+def _safe_next(value: str | None) -> str | None:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+async def _render(
+    request: web.Request, *, error: str | None = None, status: int = 200, username: str = ""
+) -> web.Response:
+    context = {
+        "csrf_token": await csrf_token(request),
+        "error": error,
+        "username": username,
+        "next": _safe_next(request.query.get("next")) or "",
+        "identity": await current_identity(request),
+    }
+    response = aiohttp_jinja2.render_template("login.html", request, context)
+    response.set_status(status)
+    return response
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return await _render(request)
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    username = str(form.get("username", "")).strip()[:64]
+    password = str(form.get("password", ""))[:256]
+    address = request.remote or "unknown"
+    throttle = request.app[THROTTLE]
+    db = request.app[keys.DB]
+    if not username or not password:
+        return await _render(
+            request, error="Enter your username and password.", status=400, username=username
+        )
+    wait = await throttle.blocked_for(username, address)
+    if wait:
+        await audit.record(
+            db, actor=f"anon:{address}", action="login.throttled", target=username, address=address
+        )
+        return await _render(
+            request,
+            error=f"Too many failed sign-ins for this account. Try again in {wait} seconds.",
+            status=429,
+            username=username,
+        )
+    async with transaction(db) as session:
+        user = await get_user_by_username(session, username=username)
+    if user is None or user.disabled or not verify_password(user.password_hash if user else None, password):
+        await throttle.failed(username, address)
+        await audit.record(
+            db, actor=f"anon:{address}", action="login.failed", target=username, address=address
+        )
+        return await _render(
+            request, error="Wrong username or password.", status=401, username=username
+        )
+    await throttle.succeeded(username, address)
+    identity = await sign_in(request, user)
+    await audit.record(db, actor=identity.ref, action="login", address=address)
+    target = _safe_next(str(form.get("next", ""))) or STAFF_HOME[identity.role]
+    raise web.HTTPSeeOther(target)
+
+
+async def logout(request: web.Request) -> web.Response:
+    identity = await current_identity(request)
+    session = await get_session(request)
+    session.invalidate()
+    if identity is not None:
+        await audit.record(
+            request.app[keys.DB], actor=identity.ref, action="logout", address=request.remote
+        )
+    raise web.HTTPSeeOther("/login")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

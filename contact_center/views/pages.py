@@ -1,0 +1,55 @@
+"""The pages of each role."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from contact_center import keys
+from contact_center.auth import csrf_token, require_role
+from contact_center.models import Role
+
+
+async def _page(request: web.Request, template: str, **extra: object) -> web.Response:
+    identity = request[keys.IDENTITY]
+    context = {"identity": identity, "csrf_token": await csrf_token(request), **extra}
+    return aiohttp_jinja2.render_template(template, request, context)
+
+
+@require_role(Role.CUSTOMER, allow_guest=True)
+async def customer(request: web.Request) -> web.Response:
+    return await _page(request, "customer.html")
+
+
+@require_role(Role.ADVISOR)
+async def advisor(request: web.Request) -> web.Response:
+    return await _page(request, "advisor.html")
+
+
+@require_role(Role.SUPERVISOR, Role.ADMIN)
+async def supervisor(request: web.Request) -> web.Response:
+    return await _page(request, "supervisor.html")
+
+
+@require_role(Role.COMPLIANCE)
+async def compliance(request: web.Request) -> web.Response:
+    return await _page(request, "compliance.html")
+
+
+@require_role(Role.ADMIN)
+async def admin(request: web.Request) -> web.Response:
+    return await _page(request, "admin.html")
+
+
+ROLE_PAGES = {
+    "/": customer,
+    "/advisor": advisor,
+    "/supervisor": supervisor,
+    "/compliance": compliance,
+    "/admin": admin,
+}
+
+
+def setup(app: web.Application) -> None:
+    for path, handler in ROLE_PAGES.items():
+        app.router.add_get(path, handler)

@@ -1,0 +1,96 @@
+"""Small helpers shared by tests: accounts, sign-in, a server process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from contact_center.config import Settings
+from contact_center.db import create_engine, session_factory, transaction
+from contact_center.models import Role, User
+from contact_center.users import UserCreate, create_user
+
+PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def make_user(settings: Settings, role: Role | str, **fields: object) -> User:
+    """Create an account with a unique username in the test database."""
+    fields.setdefault("username", f"{Role(role).value}-{uuid.uuid4().hex[:8]}")
+    data = UserCreate(password=PASSWORD, role=Role(role), **fields)  # type: ignore[arg-type]
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            return await create_user(session, data=data)
+    finally:
+        await engine.dispose()
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def login(client, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    """Sign in through the real form (GET for the CSRF token, then POST)."""
+    page = await client.get("/login")
+    token = csrf_from(await page.text())
+    return await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        allow_redirects=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CC_") or k.startswith("CC_TEST_")}
+    env.update(overrides)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60):
+    return subprocess.run(
+        [sys.executable, "-m", "contact_center", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def wait_ready(url: str, timeout: float = 30, process: subprocess.Popen | None = None) -> None:
+    import asyncio
+
+    async def poll() -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if process is not None and process.poll() is not None:
+                    raise AssertionError(f"server exited with {process.returncode}")
+                try:
+                    async with http.get(url + "/readyz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{url} not ready within {timeout} s")
+
+    asyncio.run(poll())
