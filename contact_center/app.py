@@ -15,11 +15,12 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from contact_center import keys
+from contact_center import keys, signalling
 from contact_center.auth import Handler, LoginThrottle, csrf_middleware
 from contact_center.config import Settings
 from contact_center.logs import request_id_var
 from contact_center.resources import database_ctx, redis_ctx, valkey_ctx
+from contact_center.runtime import sessions_ctx
 from contact_center.views import auth as auth_views
 from contact_center.views import health, pages
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"
-    app.cleanup_ctx.extend([valkey_ctx, redis_ctx, database_ctx, _throttle_ctx])
+    app.cleanup_ctx.extend([database_ctx, valkey_ctx, redis_ctx, _throttle_ctx, sessions_ctx])
 
     aiohttp_jinja2.setup(
         app,
@@ -103,4 +104,5 @@ def create_app(settings: Settings) -> web.Application:
     health.setup(app)
     auth_views.setup(app)
     pages.setup(app)
+    signalling.setup(app)
     return app

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
-from contact_center import keys
+from contact_center import keys, rkeys
 from contact_center.models import Role, User
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -163,24 +163,20 @@ class LoginThrottle:
         self.max_failures = max_failures
         self.window_s = window_s
 
-    @staticmethod
-    def _key(username: str, address: str) -> str:
-        return f"cc:login-fail:{username.lower()}:{address}"
-
     async def blocked_for(self, username: str, address: str) -> int:
         """Seconds until another attempt is allowed; 0 when it is allowed now."""
-        key = self._key(username, address)
+        key = rkeys.login_failures(username, address)
         failures = int(await self._redis.get(key) or 0)
         if failures < self.max_failures:
             return 0
         return max(1, int(await self._redis.ttl(key)))
 
     async def failed(self, username: str, address: str) -> None:
-        key = self._key(username, address)
+        key = rkeys.login_failures(username, address)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.window_s, nx=True)
             await pipe.execute()
 
     async def succeeded(self, username: str, address: str) -> None:
-        await self._redis.delete(self._key(username, address))
+        await self._redis.delete(rkeys.login_failures(username, address))

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     log_json: bool = True
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_window_s: int = Field(default=60, ge=1, le=86400)
+    ws_rate_per_s: float = Field(default=20.0, gt=0, le=10_000)
+    ws_burst: int = Field(default=40, ge=1, le=100_000)
+    ws_send_queue: int = Field(default=256, ge=8, le=100_000)
+    customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

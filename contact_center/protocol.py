@@ -44,6 +44,9 @@ class Hello(_Request):
 
     type: Literal["hello"]
     token: str | None = Field(default=None, max_length=512)
+    media_only: bool = False
+    """A second connection that only carries ``rtc.*`` to the instance holding the media:
+    it does not count as the person being present (no presence, no grace period)."""
 
 
 class SessionStart(_Request):
@@ -223,6 +226,8 @@ class Offer(_Message):
     topic: str | None = None
     transcript: list[dict[str, Any]] = Field(default_factory=list)
     explanation: dict[str, Any] = Field(default_factory=dict)
+    media_url: str | None = None
+    """WebSocket URL of the instance that holds this contact's media: send ``rtc.offer`` there."""
 
 
 class RtcAnswer(_Message):
@@ -236,6 +241,14 @@ class UpgradeRequest(_Message):
     contact_id: str
     channel: Channel
     by: Literal["customer", "advisor"]
+
+
+class AgentStateNotice(_Message):
+    """The advisor's routing state as the router sees it (busy, wrap_up, away...)."""
+
+    type: Literal["agent.state"] = "agent.state"
+    state: str
+    reason: str | None = None
 
 
 class PeerEvent(_Message):
@@ -259,6 +272,7 @@ ServerMessage = Annotated[
     | Offer
     | RtcAnswer
     | UpgradeRequest
+    | AgentStateNotice
     | PeerEvent,
     Field(discriminator="type"),
 ]

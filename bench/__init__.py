@@ -1,0 +1,1 @@
+"""Benchmarks whose results go to BENCHMARKS.md."""

@@ -1,0 +1,155 @@
+"""Tell English, Mandarin and Cantonese apart, and simplified from traditional script.
+
+Pure Python without third-party imports and compatible with Python 3.10, because the Rasa action
+server (its own 3.10 environment) imports this module too.
+
+Script alone does not decide the language: Hong Kong customers write Cantonese in traditional
+characters, but Taiwanese customers write Mandarin in the same script. So we score words and
+characters that only written Cantonese uses (係, 唔, 嘅, 咗, 冇, 點樣, 幾多, 搵, 港紙...) against
+their Mandarin counterparts (是, 不, 的, 了, 没有, 怎么, 多少, 找, 港币...).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chatbot._hanzi import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
+
+LANGUAGES = ("en", "zh", "yue")
+SCRIPTS = ("latin", "hans", "hant")
+
+# Longest markers first so that a word is not also counted as its single characters
+# (each match is blanked out before shorter markers are searched).
+_CANTONESE_MARKERS: dict[str, int] = {
+    # words (traditional and simplified spellings)
+    "點樣": 3, "点样": 3, "點解": 3, "点解": 3, "幾多": 3, "几多": 3, "邊度": 3, "边度": 3,
+    "邊個": 3, "边个": 3, "而家": 3, "宜家": 3, "聽日": 3, "听日": 3, "琴日": 3, "尋日": 3,
+    "寻日": 3, "今日": 1, "唔該": 3, "唔该": 3, "多謝": 1, "多谢": 1, "港紙": 3, "港纸": 3,
+    "人仔": 3, "銀紙": 3, "银纸": 3, "乜嘢": 3, "咩嘢": 3, "乜野": 3, "係咪": 3, "系咪": 3,
+    "唔係": 3, "唔系": 3, "係唔係": 3, "有冇": 3, "傾偈": 3, "倾偈": 3, "揾人": 2,
+    "我哋": 3, "你哋": 3, "佢哋": 3, "我地": 2, "你地": 2, "佢地": 2, "咁樣": 2, "咁样": 2,
+    "幾時": 2, "几时": 2, "幾耐": 3, "几耐": 3, "啱啱": 3, "張卡": 1, "张卡": 1, "睇吓": 3,
+    "睇下": 3, "搞掂": 3, "咪住": 2, "冇用": 2, "好似": 1, "嘅": 3,
+    "聽朝": 3, "听朝": 3, "聽晚": 3, "听晚": 3, "今朝": 2, "琴晚": 3, "尋晚": 3, "寻晚": 3,
+    "早晨": 2, "截數": 2, "截数": 2, "戶口": 1, "买楼": 2, "買樓": 2, "幾高": 3, "几高": 3,
+    "幾遠": 3, "几远": 3, "幾貴": 3, "几贵": 3, "幾快": 3, "几快": 3, "幾大": 2, "几大": 2,
+    "閂": 3, "闩": 3, "朝早": 3, "話我知": 3, "话我知": 3, "邊間": 3, "边间": 3, "邊位": 3,
+    "边位": 3, "邊張": 3, "边张": 3, "轉駁": 3, "转驳": 3, "駁去": 3, "驳去": 3, "哈佬": 2,
+    "搵笨": 3, "收工": 2, "返大陸": 2, "返大陆": 2, "返內地": 2, "返内地": 2, "返工": 2,
+    # 點 + verb is Cantonese "how to ..." (Mandarin 怎么); 幾點 / 一點 stay neutral
+    "點申請": 3, "点申请": 3, "點收費": 3, "点收费": 3, "點整": 3, "点整": 3, "點算": 3,
+    "点算": 3, "點處理": 3, "点处理": 3, "點用": 3, "点用": 3, "點做": 3, "点做": 3,
+    "點搞": 3, "点搞": 3, "點辦": 3, "点办": 3, "點去": 3, "点去": 3, "點買": 3, "点买": 3,
+    # characters that are (almost) only written in Cantonese
+    "係": 2, "唔": 3, "咗": 3, "冇": 3, "啲": 3, "佢": 3, "嚟": 3, "喺": 3, "嘢": 3, "哋": 3,
+    "睇": 3, "咩": 3, "啱": 3, "攞": 3, "諗": 3, "谂": 3, "畀": 3, "俾": 2, "嘞": 3, "喎": 3,
+    "吖": 2, "啩": 3, "晒": 2, "嗮": 3, "搵": 3, "揾": 3, "傾": 2, "倾": 1,
+    "咁": 2, "嗰": 3, "噉": 3, "乜": 2, "咪": 1, "㗎": 3, "喇": 1, "嚿": 3, "仲": 1, "冚": 3,
+    "啫": 3,
+}
+_MANDARIN_MARKERS: dict[str, int] = {
+    "什么": 3, "什麼": 3, "甚麼": 2, "怎么": 3, "怎麼": 3, "怎样": 3, "怎樣": 3, "为什么": 3,
+    "為什麼": 3, "多少": 3, "哪里": 3, "哪裡": 3, "哪裏": 3, "哪儿": 3, "哪兒": 3, "这里": 2,
+    "這裡": 2, "这个": 2, "這個": 2, "那个": 2, "那個": 2, "现在": 3, "現在": 3, "今天": 3,
+    "明天": 3, "昨天": 3, "谢谢": 3, "謝謝": 3, "没有": 3, "沒有": 3, "不是": 3, "是不是": 3,
+    "有没有": 3, "有沒有": 3, "我们": 3, "我們": 3, "你们": 3, "你們": 3, "他们": 3, "他們": 3,
+    "港币": 2, "港幣": 2, "一下": 1, "聊聊": 3, "知道": 1, "时候": 1, "時候": 1, "怎么办": 3,
+    "东西": 2, "東西": 2, "给我": 2, "給我": 2, "想要": 1, "找人": 2,
+    "的": 2, "是": 2, "了": 2, "吗": 3, "嗎": 3, "不": 1, "这": 2, "這": 2, "那": 1, "他": 1,
+    "她": 1, "找": 2, "看": 2, "给": 2, "給": 2, "在": 1, "吧": 1, "哪": 2, "谁": 2, "誰": 2,
+    "说": 1, "說": 1, "掰掰": 2, "喔": 1, "呢": 1, "啊": 1, "丢": 2, "丟": 2, "怎": 2, "么": 1,
+    "麼": 1, "儿": 1,
+}
+
+# Shared by both languages although one table would claim them ("哈囉" is Taiwan's hello too,
+# "幾點" asks the time in both): removed before scoring.
+_NEUTRAL = ("哈囉", "哈啰", "幾點", "几点", "一點", "一点")
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What one message is written in, and how sure we are."""
+
+    language: str  # "en" | "zh" | "yue"
+    script: str  # "latin" | "hans" | "hant"
+    cantonese_score: int = 0
+    mandarin_score: int = 0
+    decided: bool = True  # False when the text had no marker and a prior or default was used
+
+    @property
+    def tag(self) -> str:
+        """BCP 47 tag: en, zh-Hans, zh-Hant, yue-Hant, yue-Hans."""
+        if self.script == "latin":
+            return self.language
+        return f"{self.language}-{'Hans' if self.script == 'hans' else 'Hant'}"
+
+
+def _score(text: str, markers: dict[str, int]) -> int:
+    score = 0
+    for marker in sorted(markers, key=len, reverse=True):
+        count = text.count(marker)
+        if count:
+            score += count * markers[marker]
+            text = text.replace(marker, " " * len(marker))
+    return score
+
+
+def detect_script(text: str, *, prior: str | None = None) -> str:
+    """"hans" or "hant" for Chinese text (counting script-specific characters), else "latin"."""
+    han = _HAN.findall(text)
+    if not han:
+        return prior if prior in ("hans", "hant") and _LATIN.search(text) is None else "latin"
+    simplified = sum(1 for ch in han if ch in SIMPLIFIED_ONLY)
+    traditional = sum(1 for ch in han if ch in TRADITIONAL_ONLY)
+    if simplified > traditional:
+        return "hans"
+    if traditional > simplified:
+        return "hant"
+    if prior in ("hans", "hant"):
+        return prior
+    # No telling character (e.g. "你好"): the customer's writing system is unknown; simplified
+    # is the more common one, but Cantonese markers below tip it to traditional.
+    return "hant" if _score(text, _CANTONESE_MARKERS) > _score(text, _MANDARIN_MARKERS) else "hans"
+
+
+def detect(text: str, *, prior: str | None = None, prior_script: str | None = None) -> Detection:
+    """Detect the language (en, zh, yue) and script of one customer message.
+
+    ``prior`` / ``prior_script`` are the conversation's language and script so far, used when the
+    message itself cannot tell (e.g. "你好", "OK", "1234").
+    """
+    han = len(_HAN.findall(text))
+    latin = len(_LATIN.findall(text))
+    if han == 0:
+        if latin == 0 and prior in LANGUAGES:
+            # digits, emoji or punctuation only: keep the conversation's language
+            script = prior_script if prior_script in SCRIPTS else ("latin" if prior == "en" else "hans")
+            return Detection(prior, script, decided=False)
+        return Detection("en", "latin", decided=latin > 0)
+    # Chinese characters decide unless they are a stray word in an English sentence.
+    if latin > 3 * han and han <= 2:
+        return Detection("en", "latin")
+    scored = text
+    for word in _NEUTRAL:
+        scored = scored.replace(word, " ")
+    canto = _score(scored, _CANTONESE_MARKERS)
+    mando = _score(scored, _MANDARIN_MARKERS)
+    script = detect_script(text, prior=prior_script)
+    if canto > mando:
+        return Detection("yue", script, canto, mando)
+    if mando > canto:
+        return Detection("zh", script, canto, mando)
+    if prior in ("zh", "yue"):
+        return Detection(prior, script, canto, mando, decided=False)
+    # Unmarked Chinese: traditional script written in Hong Kong is more likely Cantonese, but
+    # without any spoken-Cantonese marker it is formal written Chinese, which we answer in Mandarin.
+    return Detection("zh", script, canto, mando, decided=False)
+
+
+def detect_language(text: str, *, prior: str | None = None) -> str:
+    """Shortcut for ``detect(text, prior=prior).language``."""
+    return detect(text, prior=prior).language

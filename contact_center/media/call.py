@@ -1,0 +1,324 @@
+"""The server's end of one contact's media: one peer connection per party, relayed both ways.
+
+The client always offers (sendrecv transceivers); the server answers on those same transceivers
+with forwarding tracks, so the server never has to start a renegotiation. A forwarding track for
+party P and kind K is a ``Subscription`` attached to the fan-out of the OTHER party's latest
+inbound track of kind K; until that track exists it waits and the sender sends nothing.
+Every inbound track gets a ``TrackFanout`` whose reader task drains it for its whole life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, get_args
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from contact_center.media.fanout import Subscription, TrackFanout
+from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
+
+logger = logging.getLogger(__name__)
+
+Party = Literal["customer", "advisor"]
+Kind = Literal["audio", "video"]
+PARTIES: tuple[Party, ...] = get_args(Party)
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+EventCallback = Callable[[str, str, str], None]
+"""``on_event(party, "ice" | "connection", state)``."""
+
+
+class MediaStateError(RuntimeError):
+    """An operation that the media object's current state forbids (the message names it)."""
+
+
+def other(party: Party) -> Party:
+    return "advisor" if party == "customer" else "customer"
+
+
+@dataclass
+class _PartyMedia:
+    pc: RTCPeerConnection | None = None
+    fanouts: list[TrackFanout] = field(default_factory=list)
+    current: dict[Kind, TrackFanout] = field(default_factory=dict)
+    relays: list[Subscription] = field(default_factory=list)  # outgoing, fed by the other party
+    taps: list[Subscription] = field(default_factory=list)  # subscribe(): recorder, recogniser
+
+
+class CallMedia:
+    """One contact's media on this server instance: answer offers, relay, fan out, close.
+
+    ``on_event(party, "connection", state)`` reports every ``connectionState`` change and
+    ``on_event(party, "ice", state)`` every ``iceConnectionState`` change (``failed``,
+    ``closed``...). A failed peer connection is left for the caller to act on; a new offer from
+    that party then starts a fresh one (the other party's relay follows automatically).
+    """
+
+    _live: ClassVar[set[CallMedia]] = set()
+    _open_pcs: ClassVar[set[RTCPeerConnection]] = set()
+
+    def __init__(
+        self, contact_id: str, ice: IceSettings, *, on_event: EventCallback | None = None
+    ) -> None:
+        self.contact_id = contact_id
+        self.ice = ice
+        self._on_event = on_event
+        self._parties: dict[Party, _PartyMedia] = {p: _PartyMedia() for p in PARTIES}
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._close_done: asyncio.Future[None] | None = None
+        CallMedia._live.add(self)
+        logger.info("media %s: created", contact_id)
+
+    # ------------------------------------------------------------------ counters (diagnostics)
+
+    @classmethod
+    def live_instances(cls) -> int:
+        """CallMedia objects created and not yet closed, in this process."""
+        return len(cls._live)
+
+    @classmethod
+    def open_peer_connections(cls) -> int:
+        """Peer connections created by CallMedia and not yet closed, in this process."""
+        return len(cls._open_pcs)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def peer_connection(self, party: Party) -> RTCPeerConnection | None:
+        return self._parties[party].pc
+
+    def frames_received(self) -> dict[str, int]:
+        """Frames read so far from each party's inbound tracks, keyed ``"party/kind"``."""
+        counts: dict[str, int] = {}
+        for party, media in self._parties.items():
+            for fanout in media.fanouts:
+                key = f"{party}/{fanout.kind}"
+                counts[key] = counts.get(key, 0) + fanout.frames_read
+        return counts
+
+    # ------------------------------------------------------------------ signalling
+
+    async def answer(self, party: Party, offer_sdp: str) -> str:
+        """Apply ``party``'s offer (first one or renegotiation) and return the full answer SDP."""
+        if party not in PARTIES:
+            raise ValueError(f"unknown party {party!r}")
+        async with self._lock:
+            if self._closed:
+                raise MediaStateError(f"media {self.contact_id} is closed")
+            media = self._parties[party]
+            if media.pc is not None and media.pc.connectionState in ("failed", "closed"):
+                logger.info(
+                    "media %s: %s offers again after %s; new peer connection",
+                    self.contact_id,
+                    party,
+                    media.pc.connectionState,
+                )
+                await self._close_party(party)
+            if media.pc is None:
+                media.pc = self._new_peer_connection(party)
+            pc = media.pc
+            with restricted_gathering(self.ice):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                for transceiver in pc.getTransceivers():
+                    kind = transceiver.kind
+                    if kind in KINDS and transceiver.sender.track is None:
+                        pc.addTrack(self._new_relay(party, kind))
+                await pc.setLocalDescription(await pc.createAnswer())
+            logger.info(
+                "media %s: answered %s (%s)",
+                self.contact_id,
+                party,
+                ", ".join(t.kind for t in pc.getTransceivers()),
+            )
+            return pc.localDescription.sdp
+
+    async def add_candidate(
+        self,
+        party: Party,
+        candidate: str,
+        sdp_mid: str | None = None,
+        sdp_mline_index: int | None = None,
+    ) -> None:
+        """Add a candidate trickled by ``party`` after its offer (``""``: end of candidates)."""
+        async with self._lock:
+            if self._closed:
+                raise MediaStateError(f"media {self.contact_id} is closed")
+            pc = self._parties[party].pc
+            if pc is None or pc.remoteDescription is None:
+                raise MediaStateError(f"media {self.contact_id}: no offer from {party} yet")
+            if not candidate:
+                await pc.addIceCandidate(None)
+                return
+            text = candidate.removeprefix("a=").removeprefix("candidate:")
+            if len(text.split()) < 8:
+                raise ValueError(f"malformed ICE candidate {candidate!r}")
+            parsed = candidate_from_sdp(text)
+            parsed.sdpMid, parsed.sdpMLineIndex = sdp_mid, sdp_mline_index
+            await pc.addIceCandidate(parsed)
+
+    def subscribe(self, party: Party, kind: Kind) -> Subscription:
+        """An independent, latest-frame-only feed of ``party``'s inbound ``kind`` (own copies).
+
+        It may be taken before the track exists; frames start when it does and follow
+        renegotiations. It ends (``recv`` raises ``MediaStreamError``) when the call closes;
+        ``stop()`` it to unsubscribe earlier.
+        """
+        if self._closed:
+            raise MediaStateError(f"media {self.contact_id} is closed")
+        media = self._parties[party]
+        tap = Subscription(kind, copy=True, name=f"{self.contact_id}/{party}/{kind}/tap")
+        tap.attach(media.current.get(kind))
+        media.taps.append(tap)
+        return tap
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_peer_connection(self, party: Party) -> RTCPeerConnection:
+        pc = RTCPeerConnection(configuration=rtc_configuration(self.ice))
+        CallMedia._open_pcs.add(pc)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._on_track(party, track)
+
+        @pc.on("connectionstatechange")
+        def on_connection_state() -> None:
+            self._emit(party, "connection", pc.connectionState)
+
+        @pc.on("iceconnectionstatechange")
+        def on_ice_state() -> None:
+            self._emit(party, "ice", pc.iceConnectionState)
+
+        logger.info("media %s: peer connection for %s created", self.contact_id, party)
+        return pc
+
+    def _new_relay(self, party: Party, kind: Kind) -> Subscription:
+        relay = Subscription(kind, copy=False, name=f"{self.contact_id}/{party}/{kind}/relay")
+        relay.attach(self._parties[other(party)].current.get(kind))
+        self._parties[party].relays.append(relay)
+        return relay
+
+    def _on_track(self, party: Party, track: MediaStreamTrack) -> None:
+        if track.kind not in KINDS:
+            return
+        kind: Kind = track.kind
+        media = self._parties[party]
+        fanout = TrackFanout(track, name=f"{self.contact_id}/{party}/{kind}")
+        fanout.start()
+        media.fanouts.append(fanout)
+        media.current[kind] = fanout
+        for tap in media.taps:
+            if tap.kind == kind:
+                tap.attach(fanout)
+        for relay in self._parties[other(party)].relays:
+            if relay.kind == kind:
+                relay.attach(fanout)
+        logger.info("media %s: inbound %s from %s", self.contact_id, kind, party)
+
+    def _emit(self, party: Party, what: str, state: str) -> None:
+        logger.info("media %s: %s %s state %s", self.contact_id, party, what, state)
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(party, what, state)
+        except Exception:  # a broken listener must not break the peer connection's events
+            logger.exception("media %s: on_event failed", self.contact_id)
+
+    async def _close_party(self, party: Party) -> None:
+        media = self._parties[party]
+        pc, media.pc = media.pc, None
+        if pc is not None:
+            try:
+                await pc.close()
+            except Exception:  # keep cleaning up: the fan-out tasks must still end
+                logger.exception("media %s: closing %s's peer connection", self.contact_id, party)
+            CallMedia._open_pcs.discard(pc)
+        for fanout in media.fanouts:
+            await fanout.stop()
+        media.fanouts.clear()
+        media.current.clear()
+        for relay in media.relays:
+            relay.stop()
+        media.relays.clear()
+
+    async def close(self) -> None:
+        """Close both peer connections and end every task and subscription. Idempotent."""
+        if self._close_done is not None:
+            await asyncio.shield(self._close_done)
+            return
+        self._close_done = asyncio.get_running_loop().create_future()
+        self._closed = True
+        try:
+            async with self._lock:
+                for party in PARTIES:
+                    await self._close_party(party)
+                    for tap in self._parties[party].taps:
+                        tap.stop()
+                    self._parties[party].taps.clear()
+        finally:
+            CallMedia._live.discard(self)
+            self._close_done.set_result(None)
+            logger.info("media %s: closed", self.contact_id)
+
+
+HubEventCallback = Callable[[str, str, str, str], None]
+"""``on_event(contact_id, party, "ice" | "connection", state)``."""
+
+
+class MediaHub:
+    """Every CallMedia of this process: get-or-create by contact, close one, close all."""
+
+    def __init__(self, ice: IceSettings, *, on_event: HubEventCallback | None = None) -> None:
+        self.ice = ice
+        self._on_event = on_event
+        self._calls: dict[str, CallMedia] = {}
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def get(self, contact_id: str) -> CallMedia | None:
+        return self._calls.get(contact_id)
+
+    def get_or_create(self, contact_id: str) -> CallMedia:
+        if self._closed:
+            raise MediaStateError("media hub is closed")
+        call = self._calls.get(contact_id)
+        if call is None or call.closed:
+            call = CallMedia(contact_id, self.ice, on_event=self._callback_for(contact_id))
+            self._calls[contact_id] = call
+        return call
+
+    def _callback_for(self, contact_id: str) -> EventCallback | None:
+        hub_callback = self._on_event
+        if hub_callback is None:
+            return None
+
+        def forward(party: str, what: str, state: str) -> None:
+            hub_callback(contact_id, party, what, state)
+
+        return forward
+
+    async def close_call(self, contact_id: str) -> None:
+        """Close one contact's media (no-op if unknown)."""
+        call = self._calls.pop(contact_id, None)
+        if call is not None:
+            await call.close()
+
+    async def close(self) -> None:
+        """Close every call (the app's cleanup context calls this on shutdown). Idempotent."""
+        self._closed = True
+        calls = list(self._calls.values())
+        self._calls.clear()
+        results = await asyncio.gather(*(call.close() for call in calls), return_exceptions=True)
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("media %s: close failed: %r", call.contact_id, result)
+        logger.info("media hub closed (%d calls)", len(calls))

@@ -1,0 +1,14 @@
+-- position.lua: read-only inputs of a waiting contact's position and expected wait.
+-- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id.
+local cid = ARGV[3]
+local c = get_contact(cid)
+if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
+if c.st ~= 'queued' then return done({state = c.st}) end
+local rank = redis.call('ZRANK', QK[c.lang][c.ch], cid)
+local prim, pmin = primary(reqs_at(c, ring_at(c)))
+local n = redis.call('ZLEXCOUNT', SK[c.lang], '[' .. c.ch .. '|' .. prim .. '|' .. pmin,
+                    '(' .. c.ch .. '|' .. prim .. '|6')
+local times = redis.call('LRANGE', K_AHT[c.ch], 0, -1)
+local sum = 0
+for _, t in ipairs(times) do sum = sum + tonumber(t) end
+return done({state = c.st, position = rank + 1, eligible = n, aht_sum = sum, aht_n = #times})

@@ -1,0 +1,41 @@
+-- transfer.lua: re-queue a contact with new skills (and language), keeping its enqueue time.
+-- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id,
+-- ARGV[4] required skills JSON, ARGV[5] optional skills JSON or '' (keep),
+-- ARGV[6] language or '' (keep), ARGV[7] '1' to exclude the current agent.
+local cid = ARGV[3]
+local c = get_contact(cid)
+if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
+if c.st == 'completed' or c.st == 'cancelled' then
+  return fail('invalid_state', 'contact ' .. cid .. ' is ' .. c.st, c.st)
+end
+local a, before = nil, nil
+if c.st == 'queued' then
+  redis.call('ZREM', QK[c.lang][c.ch], cid)
+else
+  a = get_agent(c.ag)
+  before = derive(a)
+  if c.st == 'offered' then
+    free_slot(a, c)
+    index(a)
+    emit('offer_released', cid, a.id, {reason = 'transferred'})
+  else
+    end_work(a, c)
+  end
+  if ARGV[7] == '1' then c.excl[a.id] = true end
+end
+c.req = cjson.decode(ARGV[4])
+if ARGV[5] ~= '' then c.opt = cjson.decode(ARGV[5]) end
+if ARGV[6] ~= '' then c.lang = ARGV[6] end
+c.rs = NOW
+redis.call('ZREM', K_DUE, 'a|' .. cid)
+to_queue(c)
+put_contact(c)
+emit('contact_transferred', cid, a and a.id or nil, {skills = c.req, language = c.lang})
+emit('contact_requeued', cid, nil, {reason = 'transfer'})
+if a then
+  put_agent(a)
+  state_changed(a, before)
+end
+match_contact(c)
+if a then match_agent(get_agent(a.id)) end
+return done({state = c.st})
