@@ -18,9 +18,11 @@ $(VENV_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.stamp-* && touch $@
 
-# Debian's Chromium drives the browser tests (Playwright does not download a browser here).
+# Debian's Chromium drives the browser tests (Playwright does not download a browser here);
+# the CJK fonts let Chinese text render in screenshots.
 browser:
-	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 run: setup
 	$(BIN)/contact-center db upgrade

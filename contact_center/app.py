@@ -21,8 +21,8 @@ from contact_center.config import Settings
 from contact_center.logs import request_id_var
 from contact_center.resources import database_ctx, redis_ctx, valkey_ctx
 from contact_center.runtime import sessions_ctx
+from contact_center.views import api, health, pages
 from contact_center.views import auth as auth_views
-from contact_center.views import health, pages
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("contact_center.access")
@@ -105,4 +105,5 @@ def create_app(settings: Settings) -> web.Application:
     auth_views.setup(app)
     pages.setup(app)
     signalling.setup(app)
+    api.setup(app)
     return app

@@ -171,6 +171,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bot_classify(settings: Settings, args: argparse.Namespace) -> int:
+    from chatbot.classify import main as classify
+
+    return classify(["--rasa-url", args.rasa_url or settings.rasa_url, "--timeout", str(args.timeout)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-center",
@@ -210,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="create the demo accounts")
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users yet")
     demo.set_defaults(func=cmd_demo)
+
+    bot = sub.add_parser("bot", help="the chatbot")
+    botsub = bot.add_subparsers(dest="bot_command", required=True)
+    classify = botsub.add_parser(
+        "classify",
+        help="read lines on stdin, print {text, language, intent, confidence} per line",
+        description="Uses CC_RASA_URL (or --rasa-url) when it answers; otherwise starts Rasa.",
+    )
+    classify.add_argument("--rasa-url", help="overrides CC_RASA_URL")
+    classify.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    classify.set_defaults(func=cmd_bot_classify)
     return parser
 
 

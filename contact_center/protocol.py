@@ -27,7 +27,7 @@ class Channel(StrEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     v: Literal[1] = 1
 

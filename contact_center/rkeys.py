@@ -38,3 +38,7 @@ def login_failures(username: str, address: str) -> str:
 def ws_token(token: str) -> str:
     """String: the identity a short-lived WebSocket token stands for."""
     return f"cc:ws-token:{token}"
+
+
+#: Hash: server instance id -> the WebSocket URL where the media of its contacts is negotiated.
+INSTANCES = "cc:instances"

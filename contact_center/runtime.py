@@ -97,9 +97,12 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     async with asyncio.timeout(10):
         await bus.wait_ready()
+    await svc.register_instance()
     try:
         yield
     finally:
+        with contextlib.suppress(Exception):
+            await svc.unregister_instance()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -711,14 +711,23 @@ class SessionService:
                 topic=contact.topic,
                 transcript=await self.history(contact_id),
                 explanation=explanation or {},
-                media_url=self._media_url_of(contact),
+                media_url=await self.media_url_of(contact),
             ),
         )
 
-    def _media_url_of(self, contact: Contact) -> str | None:
-        if contact.instance == self.instance_id:
+    async def register_instance(self) -> None:
+        """Say where this instance's media is negotiated, for offers built by other instances."""
+        await self.redis.hset(rkeys.INSTANCES, self.instance_id, self.media_url)
+
+    async def unregister_instance(self) -> None:
+        await self.redis.hdel(rkeys.INSTANCES, self.instance_id)
+
+    async def media_url_of(self, contact: Contact) -> str | None:
+        """The WebSocket URL of the instance that holds ``contact``'s media."""
+        if contact.instance is None or contact.instance == self.instance_id:
             return self.media_url
-        return None
+        url = await self.redis.hget(rkeys.INSTANCES, contact.instance)
+        return str(url) if url else None
 
     async def handle_router_event(self, event: RoutingEvent) -> None:
         """Mirror a router decision in the database and tell the people concerned."""

@@ -222,7 +222,7 @@ async def _accept(svc: SessionService, conn: Connection, msg: OfferAccept) -> di
         "channels": contact.channels,
         "language": contact.language,
         "transcript": await svc.history(contact.id),
-        "media_url": svc.media_url if contact.instance == svc.instance_id else None,
+        "media_url": await svc.media_url_of(contact),
     }
 
 

@@ -285,7 +285,7 @@ def build_snapshot(
         state = derive_state(agent).value
         totals[state] += 1
         for language in agent.languages:
-            for skill in (*agent.skills, GENERAL):
+            for skill in dict.fromkeys((*agent.skills, GENERAL)):  # general counted once
                 group(language, skill)["agents"][state] += 1
     waiting = 0
     for contact in queued:

@@ -12,7 +12,12 @@ from contact_center.models import Role
 
 async def _page(request: web.Request, template: str, **extra: object) -> web.Response:
     identity = request[keys.IDENTITY]
-    context = {"identity": identity, "csrf_token": await csrf_token(request), **extra}
+    context = {
+        "identity": identity,
+        "csrf_token": await csrf_token(request),
+        "ice_servers": request.app[keys.SETTINGS].ice_servers,
+        **extra,
+    }
     return aiohttp_jinja2.render_template(template, request, context)
 
 

@@ -178,3 +178,17 @@ def test_snapshot_groups_by_language_and_skill() -> None:
     assert groups[("en", "fx")]["agents"]["offline"] == 1
     assert groups[("zh", "general")]["waiting"] == 1
     assert snap["waiting"] == 2 and snap["agents"]["available"] == 1
+
+
+def test_snapshot_counts_an_agent_with_an_explicit_general_skill_once():
+    from routing.policy import load_policy
+    from routing.scoring import AgentView, build_snapshot
+
+    agent = AgentView(
+        id="a", languages=frozenset({"en"}), skills={"general": 3, "cards": 2},
+        capacity={"text": 3, "voice": 1, "video": 1}, presence="available", wrap_until=0.0,
+        held={}, load={}, idle=0.0, misses=0,
+    )
+    snapshot = build_snapshot(load_policy(), [agent], [], {}, 100.0)
+    rows = [g for g in snapshot["groups"] if g["language"] == "en" and g["skill"] == "general"]
+    assert rows and rows[0]["agents"]["available"] == 1

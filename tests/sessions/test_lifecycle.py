@@ -58,3 +58,73 @@ async def test_text_contact_full_lifecycle(server, clients, advisor_factory):
     states = [e.to_state for e in events if e.to_state]
     assert states == ["queued", "offered", "connected", "wrap_up", "ended"]
     assert all(e.actor for e in events)
+
+
+async def test_transfer_requeues_keeping_the_enqueue_time_for_another_skill(server, clients, advisor_factory):
+    from contact_center.runtime import ROUTER
+
+    cards = await advisor_factory(skills={"cards": 4})
+    loans_user = await advisor_factory(skills={"loans": 4}, languages=["en", "zh"])
+    first = await clients(username=cards.username)
+    await first.request("agent.status", status="available")
+    customer = await clients(guest=True)
+    contact_id = (await customer.request("session.start", channels=["text"], language="en", topic="cards", skip_bot=True))["contact_id"]
+    await first.wait_for("offer", contact_id=contact_id)
+    await first.request("offer.accept", contact_id=contact_id)
+    router = server.app[ROUTER]
+    enqueued_at = (await router.contact_status(contact_id)).enqueued_at
+    await first.request("session.transfer", contact_id=contact_id, skills={"loans": 3}, language="zh")
+    told = await customer.wait_for("session.state", contact_id=contact_id, reason="transferred")
+    assert told["state"] == "queued"
+    status = await router.contact_status(contact_id)
+    assert status.enqueued_at == enqueued_at and status.language == "zh" and status.skills == {"loans": 3}
+    second = await clients(username=loans_user.username)
+    await second.request("agent.status", status="available")
+    offer = await second.wait_for("offer", contact_id=contact_id)
+    assert offer["language"] == "zh" and offer["skills"] == {"loans": 3}
+
+
+async def test_supervisor_snapshot_needs_the_role(server, clients, advisor_factory, fast_settings):
+    from contact_center.models import Role
+    from contact_center.wsclient import SignallingClient
+    from tests.helpers import PASSWORD, make_user
+
+    customer = await clients(guest=True)
+    await customer.request("session.start", channels=["voice"], language="yue", skip_bot=True)
+    boss = await make_user(fast_settings, Role.SUPERVISOR)
+    viewer = SignallingClient(str(server.make_url("")))
+    try:
+        async with viewer.http.get(server.make_url("/api/supervisor/snapshot")) as resp:
+            assert resp.status == 401
+        await viewer.login(boss.username, PASSWORD)
+        async with viewer.http.get(server.make_url("/api/supervisor/snapshot")) as resp:
+            assert resp.status == 200
+            snapshot = await resp.json()
+        assert "yue" in str(snapshot)
+        await customer.http.get(server.make_url("/"))
+        async with customer.http.get(server.make_url("/api/supervisor/snapshot")) as resp:
+            assert resp.status == 403
+    finally:
+        await viewer.close()
+
+
+async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, clients, fast_settings):
+    import aiohttp
+
+    from contact_center.signalling import CONNECTIONS
+
+    reader = await clients(guest=True)
+    started = await reader.request("session.start", channels=["text"], language="en", skip_bot=True)
+    # a second connection of the same customer that never reads what it is sent
+    async with aiohttp.ClientSession(cookie_jar=reader.http.cookie_jar) as http:
+        ws = await http.ws_connect(server.make_url("/ws"), max_msg_size=0)
+        await ws.send_str('{"v":1,"type":"hello","id":"h"}')
+        connections = server.app[CONNECTIONS]
+        text = "x" * 3000
+        for _ in range(fast_settings.ws_send_queue * 8):
+            await reader.request("chat.send", contact_id=started["contact_id"], text=text)
+            if len(connections) < 2:
+                break
+        assert len(connections) == 1, "the stuck connection should have been dropped"
+        await ws.close()
+    assert (await reader.request("chat.typing", contact_id=started["contact_id"])) == {}

@@ -1,0 +1,150 @@
+// One RTCPeerConnection with the server (an aiortc peer that answers with complete ICE
+// candidates and does not trickle): we gather completely, send the whole offer in `rtc.offer`,
+// and apply the `rtc.answer`. Used by the customer page and the advisor console.
+
+const ICE_GATHER_TIMEOUT_MS = 8000;
+
+/** ICE servers from a `data-ice-servers` attribute: URLs or RTCIceServer objects; `[]` if absent. */
+export function iceServersFrom(element) {
+  const raw = element?.dataset?.iceServers;
+  if (!raw) return [];
+  try {
+    const parsed = JSON.parse(raw);
+    if (!Array.isArray(parsed)) return [];
+    return parsed.map((s) => (typeof s === "string" ? { urls: s } : s));
+  } catch {
+    console.warn("data-ice-servers is not JSON:", raw);
+    return [];
+  }
+}
+
+function gatheringComplete(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    // Past the timeout we send what we have: a slow STUN server must not block the call.
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function localStream(wantVideo) {
+  const devices = navigator.mediaDevices;
+  if (!devices?.getUserMedia) return { stream: null, error: "no media devices (needs https)" };
+  try {
+    return { stream: await devices.getUserMedia({ audio: true, video: wantVideo }) };
+  } catch (err) {
+    if (!wantVideo) return { stream: null, error: err.name || String(err) };
+    try {
+      // No camera (or refused): still talk, and still see the other side.
+      return { stream: await devices.getUserMedia({ audio: true }), error: err.name || String(err) };
+    } catch (err2) {
+      return { stream: null, error: err2.name || String(err2) };
+    }
+  }
+}
+
+/**
+ * The media of one contact.
+ *
+ * `signalling` is a Signalling (ws.js) on the instance holding the media; `onChange(state,
+ * detail)` hears "starting", "local" (with a device error, if any), "connected", "failed",
+ * "closed".
+ */
+export class MediaLink {
+  constructor({ signalling, contactId, channels, localEl, remoteEl, iceServers = [], onChange }) {
+    this.signalling = signalling;
+    this.contactId = contactId;
+    this.video = channels.includes("video");
+    this.localEl = localEl;
+    this.remoteEl = remoteEl;
+    this.iceServers = iceServers;
+    this.onChange = onChange ?? (() => {});
+    this.pc = null;
+    this.stream = null;
+    this.closed = false;
+  }
+
+  get active() {
+    return this.pc !== null && !["failed", "closed"].includes(this.pc.connectionState);
+  }
+
+  async start() {
+    this.onChange("starting");
+    const { stream, error } = await localStream(this.video);
+    if (this.closed) {
+      stream?.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    this.stream = stream;
+    this.onChange("local", { error });
+    if (stream && this.localEl) this.localEl.srcObject = stream;
+
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    const remote = new MediaStream();
+    if (this.remoteEl) this.remoteEl.srcObject = remote;
+    pc.addEventListener("track", (event) => {
+      remote.addTrack(event.track);
+      // Re-assign so that the element notices a track added after it started playing.
+      if (this.remoteEl) {
+        this.remoteEl.srcObject = remote;
+        this.remoteEl.play?.().catch(() => {});
+      }
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      const state = pc.connectionState;
+      if (state === "connected" || state === "failed") this.onChange(state);
+    });
+
+    const kinds = this.video ? ["audio", "video"] : ["audio"];
+    for (const kind of kinds) {
+      const track = stream?.getTracks().find((t) => t.kind === kind);
+      if (track) pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
+      else pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc, ICE_GATHER_TIMEOUT_MS);
+    if (this.closed) return;
+
+    // The server sends rtc.answer before the ack: listen first.
+    const answered = new Promise((resolve) => {
+      const off = this.signalling.on("rtc.answer", (message) => {
+        if (message.contact_id !== this.contactId) return;
+        off();
+        resolve(message.sdp);
+      });
+      this._offAnswer = off;
+    });
+    try {
+      await this.signalling.request("rtc.offer", {
+        contact_id: this.contactId,
+        sdp: pc.localDescription.sdp,
+      });
+    } catch (err) {
+      this._offAnswer?.();
+      throw err;
+    }
+    const sdp = await answered;
+    if (this.closed) return;
+    await pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  stop() {
+    if (this.closed) return;
+    this.closed = true;
+    this._offAnswer?.();
+    this.pc?.close();
+    this.stream?.getTracks().forEach((t) => t.stop());
+    if (this.localEl) this.localEl.srcObject = null;
+    if (this.remoteEl) this.remoteEl.srcObject = null;
+    this.onChange("closed");
+  }
+}
