@@ -17,6 +17,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from contact_center import keys, signalling
 from contact_center.auth import Handler, LoginThrottle, csrf_middleware
+from contact_center.botctx import bot_ctx, rasa_ctx
 from contact_center.config import Settings
 from contact_center.logs import request_id_var
 from contact_center.resources import database_ctx, redis_ctx, valkey_ctx
@@ -93,7 +94,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"
-    app.cleanup_ctx.extend([database_ctx, valkey_ctx, redis_ctx, _throttle_ctx, sessions_ctx])
+    # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
+    # as it needs the session service.
+    app.cleanup_ctx.extend(
+        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, _throttle_ctx, sessions_ctx, bot_ctx]
+    )
 
     aiohttp_jinja2.setup(
         app,

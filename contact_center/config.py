@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     recordings_dir: Path | None = None
     rasa_url: str = "http://127.0.0.1:5005"
+    bot_enabled: bool = True
+    rasa_manage: bool = False
+    rasa_actions_port: int = Field(default=5055, ge=1, le=65535)
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     routing_policy: Path | None = None

@@ -105,7 +105,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
             await svc.unregister_instance()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, stuck = await asyncio.wait(tasks, timeout=10)
+        for task in stuck:
+            log.error("task %s did not stop within 10 s of being cancelled", task.get_name())
         await media.close()

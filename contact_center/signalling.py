@@ -61,6 +61,7 @@ WS_TOKEN_TTL_S = 60
 #: make aiohttp close the connection (1009) before we could read them.
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
+CLEANUP_TIMEOUT_S = 15.0
 
 CUSTOMER = frozenset({Role.CUSTOMER})
 ADVISOR = frozenset({Role.ADVISOR})
@@ -341,11 +342,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 async def _after_close(svc: SessionService, conn: Connection) -> None:
     conn.request.app[CONNECTIONS].discard(conn)
-    if conn.identity is not None and not conn.media_only:
-        svc.bus.detach(conn.identity.ref, conn)
-        if not svc.bus.has_local(conn.identity.ref):
-            await _disconnected(svc, conn.identity)
-    await conn.close()
+    try:
+        if conn.identity is not None and not conn.media_only:
+            svc.bus.detach(conn.identity.ref, conn)
+            if not svc.bus.has_local(conn.identity.ref):
+                async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                    await _disconnected(svc, conn.identity)
+    except TimeoutError:
+        log.error("clean-up after %s took over %s s", conn.identity, CLEANUP_TIMEOUT_S)
+    finally:
+        await conn.close()
 
 
 async def _disconnected(svc: SessionService, identity: Identity) -> None:
@@ -440,7 +446,10 @@ async def close_all(app: web.Application) -> None:
             await conn.close(1001, "server shutting down")
     cleanups: set[asyncio.Task[None]] = app[CLEANUPS]
     if cleanups:
-        await asyncio.gather(*cleanups, return_exceptions=True)
+        _, pending = await asyncio.wait(list(cleanups), timeout=CLEANUP_TIMEOUT_S)
+        for task in pending:
+            log.error("a connection clean-up did not finish at shutdown: cancelling it")
+            task.cancel()
 
 
 def setup(app: web.Application) -> None:

@@ -125,6 +125,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, monkeypatch: pyt
         redis_url=redis_url,
         secret_key="test-secret-" + "x" * 40,
         log_json=False,
+        bot_enabled=False,  # tests that want the bot turn it on (tests/chatbot)
     )
 
 

@@ -12,6 +12,7 @@ from contact_center.media.call import (
 )
 from contact_center.media.fanout import Subscription, TrackFanout
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
+from contact_center.media.relay import RelayPath
 
 __all__ = [
     "CallMedia",
@@ -20,6 +21,7 @@ __all__ = [
     "MediaHub",
     "MediaStateError",
     "Party",
+    "RelayPath",
     "Subscription",
     "TrackFanout",
     "restricted_gathering",

@@ -2,9 +2,20 @@
 
 The client always offers (sendrecv transceivers); the server answers on those same transceivers
 with forwarding tracks, so the server never has to start a renegotiation. A forwarding track for
-party P and kind K is a ``Subscription`` attached to the fan-out of the OTHER party's latest
-inbound track of kind K; until that track exists it waits and the sender sends nothing.
-Every inbound track gets a ``TrackFanout`` whose reader task drains it for its whole life.
+party P and kind K follows the OTHER party's latest inbound track of kind K; until that track
+exists it waits and the sender sends nothing. Every inbound track gets a ``TrackFanout`` whose
+reader task drains it for its whole life (``subscribe()`` taps read decoded frames from it).
+
+Two relay paths (``relay=``):
+
+* ``"encoded"`` (default): the forwarding track is a ``RelayTrack`` fed with the other leg's
+  *encoded* frames (``relay.EncodedSource``); when both legs negotiated the same VP8/Opus codec
+  nothing is decoded or encoded, and keyframe requests are passed upstream. On a codec
+  mismatch that track falls back to decoded frames, re-encoded by its sender, and
+  ``on_event(party, "relay", "<kind>:transcode")`` says so (``"<kind>:encoded"`` otherwise).
+  Inbound media is decoded only while a tap or a transcoding relay needs pixels.
+* ``"transcode"``: the forwarding track is a ``Subscription`` of the other leg's fan-out, so
+  every frame is decoded and re-encoded (aiortc's own path; no private hooks).
 """
 
 from __future__ import annotations
@@ -21,6 +32,14 @@ from aiortc.sdp import candidate_from_sdp
 
 from contact_center.media.fanout import Subscription, TrackFanout
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
+from contact_center.media.relay import (
+    EncodedSource,
+    RelayMode,
+    RelayPath,
+    RelayTrack,
+    check_aiortc,
+    install_sender_hooks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +49,9 @@ PARTIES: tuple[Party, ...] = get_args(Party)
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 EventCallback = Callable[[str, str, str], None]
-"""``on_event(party, "ice" | "connection", state)``."""
+"""``on_event(party, "ice" | "connection" | "relay", state)``."""
+
+DEFAULT_RELAY_PATH: RelayPath = "encoded"
 
 
 class MediaStateError(RuntimeError):
@@ -46,7 +67,9 @@ class _PartyMedia:
     pc: RTCPeerConnection | None = None
     fanouts: list[TrackFanout] = field(default_factory=list)
     current: dict[Kind, TrackFanout] = field(default_factory=dict)
-    relays: list[Subscription] = field(default_factory=list)  # outgoing, fed by the other party
+    sources: list[EncodedSource] = field(default_factory=list)  # encoded path only
+    current_source: dict[Kind, EncodedSource] = field(default_factory=dict)
+    relays: list[Subscription | RelayTrack] = field(default_factory=list)  # outgoing
     taps: list[Subscription] = field(default_factory=list)  # subscribe(): recorder, recogniser
 
 
@@ -63,10 +86,20 @@ class CallMedia:
     _open_pcs: ClassVar[set[RTCPeerConnection]] = set()
 
     def __init__(
-        self, contact_id: str, ice: IceSettings, *, on_event: EventCallback | None = None
+        self,
+        contact_id: str,
+        ice: IceSettings,
+        *,
+        on_event: EventCallback | None = None,
+        relay: RelayPath = DEFAULT_RELAY_PATH,
     ) -> None:
+        if relay not in ("encoded", "transcode"):
+            raise ValueError(f"unknown relay path {relay!r}")
+        if relay == "encoded":
+            check_aiortc()
         self.contact_id = contact_id
         self.ice = ice
+        self.relay_path: RelayPath = relay
         self._on_event = on_event
         self._parties: dict[Party, _PartyMedia] = {p: _PartyMedia() for p in PARTIES}
         self._lock = asyncio.Lock()
@@ -95,13 +128,36 @@ class CallMedia:
         return self._parties[party].pc
 
     def frames_received(self) -> dict[str, int]:
-        """Frames read so far from each party's inbound tracks, keyed ``"party/kind"``."""
+        """Frames received so far on each party's inbound tracks, keyed ``"party/kind"``.
+
+        Encoded path: assembled encoded frames; transcode path: decoded frames.
+        """
         counts: dict[str, int] = {}
         for party, media in self._parties.items():
-            for fanout in media.fanouts:
-                key = f"{party}/{fanout.kind}"
-                counts[key] = counts.get(key, 0) + fanout.frames_read
+            inbound: list[EncodedSource] | list[TrackFanout]
+            inbound = media.sources if self.relay_path == "encoded" else media.fanouts
+            for item in inbound:
+                key = f"{party}/{item.kind}"
+                frames = item.frames if isinstance(item, EncodedSource) else item.frames_read
+                counts[key] = counts.get(key, 0) + frames
         return counts
+
+    def relay_stats(self) -> dict[str, dict[str, object]]:
+        """Each outgoing relay (encoded path), keyed ``"party/kind"`` of the party it sends to."""
+        stats: dict[str, dict[str, object]] = {}
+        for party, media in self._parties.items():
+            for relay in media.relays:
+                if isinstance(relay, RelayTrack):
+                    source = relay.encoded_source
+                    stats[f"{party}/{relay.kind}"] = {
+                        "mode": relay.mode,
+                        "packets_relayed": relay.packets_relayed,
+                        "frames_dropped": relay.frames_dropped,
+                        "keyframe_requests_forwarded": relay.keyframe_requests_forwarded,
+                        "source_keyframes": source.keyframes if source else 0,
+                        "source_keyframe_requests": source.keyframe_requests if source else 0,
+                    }
+        return stats
 
     # ------------------------------------------------------------------ signalling
 
@@ -129,7 +185,11 @@ class CallMedia:
                 for transceiver in pc.getTransceivers():
                     kind = transceiver.kind
                     if kind in KINDS and transceiver.sender.track is None:
-                        pc.addTrack(self._new_relay(party, kind))
+                        relay = self._new_relay(party, kind)
+                        sender = pc.addTrack(relay)
+                        if isinstance(relay, RelayTrack):
+                            hooked = next(t for t in pc.getTransceivers() if t.sender is sender)
+                            install_sender_hooks(hooked, relay)
                 await pc.setLocalDescription(await pc.createAnswer())
             logger.info(
                 "media %s: answered %s (%s)",
@@ -199,11 +259,24 @@ class CallMedia:
         logger.info("media %s: peer connection for %s created", self.contact_id, party)
         return pc
 
-    def _new_relay(self, party: Party, kind: Kind) -> Subscription:
-        relay = Subscription(kind, copy=False, name=f"{self.contact_id}/{party}/{kind}/relay")
-        relay.attach(self._parties[other(party)].current.get(kind))
+    def _new_relay(self, party: Party, kind: Kind) -> Subscription | RelayTrack:
+        name = f"{self.contact_id}/{party}/{kind}/relay"
+        source = self._parties[other(party)]
+        relay: Subscription | RelayTrack
+        if self.relay_path == "encoded":
+            relay = RelayTrack(kind, name=name, on_mode=self._relay_mode_callback(party))
+            relay.attach_encoded(source.current_source.get(kind))
+        else:
+            relay = Subscription(kind, copy=False, name=name)
+        relay.attach(source.current.get(kind))
         self._parties[party].relays.append(relay)
         return relay
+
+    def _relay_mode_callback(self, party: Party) -> Callable[[RelayTrack, RelayMode], None]:
+        def on_mode(relay: RelayTrack, mode: RelayMode) -> None:
+            self._emit(party, "relay", f"{relay.kind}:{mode}")
+
+        return on_mode
 
     def _on_track(self, party: Party, track: MediaStreamTrack) -> None:
         if track.kind not in KINDS:
@@ -214,13 +287,40 @@ class CallMedia:
         fanout.start()
         media.fanouts.append(fanout)
         media.current[kind] = fanout
+        source = self._new_source(party, kind, track)
         for tap in media.taps:
             if tap.kind == kind:
                 tap.attach(fanout)
         for relay in self._parties[other(party)].relays:
             if relay.kind == kind:
                 relay.attach(fanout)
+                if isinstance(relay, RelayTrack):
+                    relay.attach_encoded(source)
         logger.info("media %s: inbound %s from %s", self.contact_id, kind, party)
+
+    def _new_source(
+        self, party: Party, kind: Kind, track: MediaStreamTrack
+    ) -> EncodedSource | None:
+        """Encoded path: tap the receiver of ``track`` before its decoder."""
+        pc = self._parties[party].pc
+        if self.relay_path != "encoded" or pc is None:
+            return None
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+        source = EncodedSource(receiver, kind, name=f"{self.contact_id}/{party}/{kind}")
+        media = self._parties[party]
+        relays = self._parties[other(party)].relays
+
+        def wants_decoding() -> bool:
+            # Decode only for pixels someone reads: a live tap, or a relay that transcodes.
+            return any(tap.kind == kind and tap.readyState == "live" for tap in media.taps) or any(
+                isinstance(r, RelayTrack) and r.mode == "transcode" and r.encoded_source is source
+                for r in relays
+            )
+
+        source.wants_decoding = wants_decoding
+        media.sources.append(source)
+        media.current_source[kind] = source
+        return source
 
     def _emit(self, party: Party, what: str, state: str) -> None:
         logger.info("media %s: %s %s state %s", self.contact_id, party, what, state)
@@ -240,6 +340,10 @@ class CallMedia:
             except Exception:  # keep cleaning up: the fan-out tasks must still end
                 logger.exception("media %s: closing %s's peer connection", self.contact_id, party)
             CallMedia._open_pcs.discard(pc)
+        for source in media.sources:
+            await source.stop()
+        media.sources.clear()
+        media.current_source.clear()
         for fanout in media.fanouts:
             await fanout.stop()
         media.fanouts.clear()
@@ -269,14 +373,21 @@ class CallMedia:
 
 
 HubEventCallback = Callable[[str, str, str, str], None]
-"""``on_event(contact_id, party, "ice" | "connection", state)``."""
+"""``on_event(contact_id, party, "ice" | "connection" | "relay", state)``."""
 
 
 class MediaHub:
     """Every CallMedia of this process: get-or-create by contact, close one, close all."""
 
-    def __init__(self, ice: IceSettings, *, on_event: HubEventCallback | None = None) -> None:
+    def __init__(
+        self,
+        ice: IceSettings,
+        *,
+        on_event: HubEventCallback | None = None,
+        relay: RelayPath = DEFAULT_RELAY_PATH,
+    ) -> None:
         self.ice = ice
+        self.relay_path: RelayPath = relay
         self._on_event = on_event
         self._calls: dict[str, CallMedia] = {}
         self._closed = False
@@ -292,7 +403,12 @@ class MediaHub:
             raise MediaStateError("media hub is closed")
         call = self._calls.get(contact_id)
         if call is None or call.closed:
-            call = CallMedia(contact_id, self.ice, on_event=self._callback_for(contact_id))
+            call = CallMedia(
+                contact_id,
+                self.ice,
+                on_event=self._callback_for(contact_id),
+                relay=self.relay_path,
+            )
             self._calls[contact_id] = call
         return call
 

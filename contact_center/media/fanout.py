@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from fractions import Fraction
-from typing import cast
+from typing import Protocol, cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -68,6 +68,14 @@ async def cancel_and_wait(task: asyncio.Task[None]) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+class FrameSink(Protocol):
+    """What a fan-out hands frames to: a ``Subscription`` or an encoded relay's track."""
+
+    def _push(self, frame: Frame) -> None: ...
+
+    def attach(self, source: TrackFanout | None) -> None: ...
 
 
 class Subscription(MediaStreamTrack):
@@ -132,7 +140,7 @@ class TrackFanout:
         self.name = name
         self.kind = source.kind
         self.frames_read = 0
-        self._subscribers: set[Subscription] = set()
+        self._subscribers: set[FrameSink] = set()
         self._task: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
 

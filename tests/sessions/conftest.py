@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -36,7 +38,19 @@ async def server(fast_settings: Settings, redis_client) -> AsyncIterator[TestSer
     try:
         yield srv
     finally:
-        await srv.close()
+        await close_or_dump(srv)
+
+
+async def close_or_dump(srv: TestServer, seconds: float = 30) -> None:
+    """Close the server; if that hangs, print every task's stack and fail instead of hanging."""
+    try:
+        async with asyncio.timeout(seconds):
+            await srv.close()
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            print(f"--- task {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        raise
 
 
 @pytest.fixture
