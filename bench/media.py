@@ -1,17 +1,23 @@
 """Media server cost per concurrent video call: CPU, RSS, received frame rate, latency, loop lag.
 
     python -m bench.media --calls 1,2,4,8 --seconds 20
+    python -m bench.media --calls 1,2,4 --internal-server
 
-For each number of calls, a fresh media server process is started, and this process runs two
-``SyntheticPeer`` clients per call (customer and advisor, 640x480 @ 30 fps video plus audio, both
-ways). The server answers each client's offer and relays customer <-> advisor (aiortc decodes and
-re-encodes). Server CPU comes from ``/proc/<pid>/stat`` of the server process only.
+Default: for each number of calls, the REAL server is started (``contact-center serve`` as a
+subprocess with a temporary ``CC_VAR_DIR``, a free ``CC_PORT``, ``CC_ICE_HOST_ADDRESSES=127.0.0.1``,
+``CC_LOG_LEVEL=WARNING``, after ``db upgrade`` and with one advisor per call), and the calls are
+made through the WebSocket protocol by ``contact_center.simulate.Simulation``: a guest customer
+starts a video contact, an advisor accepts it, both negotiate ``rtc.offer``/``rtc.answer`` with
+``SyntheticPeer`` clients (640x480 @ 30 fps video plus audio, both ways), and the server relays
+customer <-> advisor (aiortc decodes and re-encodes). Server CPU comes from ``/proc/<pid>/stat`` of
+the server process only (its embedded Valkey is reported apart). The server's event-loop lag is
+estimated from outside, without touching server code: a probe subprocess times ``GET /healthz``
+every 100 ms (the handler does no I/O, so its latency is loop lag plus a loopback HTTP round
+trip of about 1 ms; the probe shares the CPUs, so read it as an upper bound).
 
-Server side: until the real ``contact-center serve`` speaks ``rtc.offer`` over the WebSocket, the
-server is this module run with ``--internal-server``: a ``MediaHub`` behind a tiny loopback
-aiohttp endpoint (``add_bench_routes``, which the real server could also mount). The clients only
-use the ``MediaServer`` protocol below, so a WebSocket-driven implementation can replace
-``InternalServer`` without touching the measurement.
+``--internal-server``: the server is this module run with ``--serve-internal`` (a ``MediaHub``
+behind a tiny loopback aiohttp endpoint, ``add_bench_routes``), with its own 50 ms-sleeper loop
+lag monitor: the media path alone, without signalling, router, database or recorder.
 
 Output: progress on stderr; on stdout one JSON line per calls-count, then a JSON list of them all.
 All media stays on 127.0.0.1; no STUN.
@@ -22,16 +28,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import http.client
 import json
 import logging
 import os
+import resource
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -40,9 +52,12 @@ from aiohttp import web
 from contact_center.media.call import MediaHub, Party
 from contact_center.media.ice import IceSettings
 from contact_center.media.synthetic import SyntheticPeer
+from contact_center.models import Role
+from contact_center.simulate import Simulation
 
 logger = logging.getLogger("bench.media")
 
+ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONNECT_SECONDS = 20.0
 WARMUP_SECONDS = 3.0
@@ -188,7 +203,7 @@ class InternalServer:
             sys.executable,
             "-m",
             "bench.media",
-            "--internal-server",
+            "--serve-internal",
             *self._extra_args,
             stdout=subprocess.PIPE,
         )
@@ -230,6 +245,175 @@ class InternalServer:
         async with self._http.get(url) as response:
             result: dict[str, Any] = await response.json()
             return result
+
+
+class RealServer:
+    """``contact-center serve`` as a subprocess on a free loopback port, with fresh advisors.
+
+    A temporary ``CC_VAR_DIR`` (SQLite, embedded Valkey, recordings), loopback-only ICE, logs at
+    WARNING. ``advisors`` accounts are created in the new database before the server starts;
+    ``env`` adds or overrides ``CC_*`` settings. The server dies with the bench (PDEATHSIG).
+    """
+
+    def __init__(
+        self,
+        advisors: int,
+        *,
+        capacity: str = "video:1,voice:1,text:3",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.advisor_count, self.capacity = advisors, capacity
+        self._extra_env = env or {}
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self.pid = 0
+        self.url = ""
+        self.var_dir = Path()
+        self.advisors: list[tuple[str, str]] = []
+
+    def _env(self, port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
+        env.update(
+            CC_VAR_DIR=str(self.var_dir),
+            CC_PORT=str(port),
+            CC_ICE_HOST_ADDRESSES="127.0.0.1",
+            CC_LOG_LEVEL="WARNING",
+        )
+        env.update(self._extra_env)
+        return env
+
+    async def _create_advisors(self) -> None:
+        from contact_center.db import create_engine, session_factory, transaction
+        from contact_center.users import UserCreate, create_user, parse_levels
+
+        password = secrets.token_urlsafe(18)
+        engine = create_engine(f"sqlite+aiosqlite:///{self.var_dir / 'contact_center.db'}")
+        try:
+            async with transaction(session_factory(engine)) as session:
+                for n in range(1, self.advisor_count + 1):
+                    data = UserCreate(
+                        username=f"bench-advisor-{n}",
+                        password=password,
+                        role=Role.ADVISOR,
+                        languages=["en"],
+                        skills={"general": 3},
+                        capacity=parse_levels(self.capacity, what="capacity"),
+                    )
+                    await create_user(session, data=data)
+                    self.advisors.append((data.username, password))
+        finally:
+            await engine.dispose()
+
+    async def __aenter__(self) -> RealServer:
+        raise_nofile_limit()
+        self._tmp = tempfile.TemporaryDirectory(prefix="cc-bench-")
+        self.var_dir = Path(self._tmp.name) / "var"
+        port = free_port()
+        env = self._env(port)
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "contact_center", "db", "upgrade",
+            env=env, stdout=subprocess.DEVNULL, cwd=ROOT,
+        )  # fmt: skip
+        if await asyncio.wait_for(migrate.wait(), 120) != 0:
+            raise RuntimeError("contact-center db upgrade failed")
+        await self._create_advisors()
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "contact_center", "serve",
+            env=env, stdout=subprocess.DEVNULL, cwd=ROOT, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        self.pid = self._proc.pid
+        self.url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+            while True:
+                if self._proc.returncode is not None:
+                    raise RuntimeError(f"contact-center serve exited with {self._proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(self.url + "/readyz") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.2)
+        return self
+
+    def valkey_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.var_dir / "valkey" / "valkey.pid").read_text())
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self._proc.wait(), 30)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the bench dies (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's soft open-files limit to the hard one (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def probe_healthz(base_url: str, seconds: float, period: float = 0.1) -> None:
+    """Time ``GET /healthz`` every ``period`` s for ``seconds``; print the ms samples as JSON.
+
+    Runs in a process of its own (``--probe``) so that the clients' busy event loop does not
+    delay the probe: what it measures is the server's loop lag plus a loopback round trip.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    samples: list[float] = []
+    failures = 0
+    deadline = time.monotonic() + seconds
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            samples.append((time.perf_counter() - start) * 1000)
+        except (OSError, http.client.HTTPException):
+            failures += 1
+            connection.close()
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        time.sleep(max(0.0, period - (time.perf_counter() - start)))
+    connection.close()
+    print(json.dumps({"samples": samples, "failures": failures}), flush=True)
+
+
+async def healthz_latency(base_url: str, seconds: float) -> dict[str, Any]:
+    """Run ``probe_healthz`` in a subprocess; p50/p99/max of the samples."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.media", "--probe", base_url, "--seconds", str(seconds),
+        stdout=subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    values = sorted(result["samples"])
+    if not values:
+        return {"healthz_p50_ms": None, "healthz_p99_ms": None, "healthz_max_ms": None}
+    return {
+        "healthz_p50_ms": round(values[len(values) // 2], 1),
+        "healthz_p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
+        "healthz_max_ms": round(values[-1], 1),
+        "healthz_failures": result["failures"],
+    }
 
 
 def cpu_seconds(pid: int, *, thread: int | None = None) -> float:
@@ -356,8 +540,87 @@ async def measure(server: MediaServer, calls: int, seconds: float) -> dict[str, 
             await peer.close()
 
 
+async def measure_real(calls: int, seconds: float) -> dict[str, Any]:
+    """``calls`` video calls through a fresh ``contact-center serve``, measured for ``seconds``."""
+    async with RealServer(advisors=calls) as server:
+        client_lag = LoopLagMonitor()
+
+        async def sample(window: float) -> dict[str, Any]:
+            """Runs during the simulation's window: server CPU, RSS, UDP backlog, /healthz."""
+            client_lag.samples.clear()
+            valkey = server.valkey_pid()
+            start, cpu_start = time.monotonic(), cpu_seconds(server.pid)
+            loop_cpu_start = cpu_seconds(server.pid, thread=server.pid)
+            valkey_start = cpu_seconds(valkey) if valkey else 0.0
+            client_cpu_start, machine_cpu_start = time.process_time(), machine_cpu_seconds()
+            peak = {"rss": rss_mb(server.pid), "backlog": udp_backlog_kb(server.pid)}
+
+            async def poll() -> None:
+                while time.monotonic() - start < window:
+                    await asyncio.sleep(min(1.0, max(0.01, window - (time.monotonic() - start))))
+                    peak["rss"] = max(peak["rss"], rss_mb(server.pid))
+                    peak["backlog"] = max(peak["backlog"], udp_backlog_kb(server.pid))
+
+            healthz, _ = await asyncio.gather(healthz_latency(server.url, window), poll())
+            wall = time.monotonic() - start
+            server_cpu = (cpu_seconds(server.pid) - cpu_start) / wall * 100
+            client_cpu = (time.process_time() - client_cpu_start) / wall * 100
+            valkey_cpu = ((cpu_seconds(valkey) - valkey_start) / wall * 100) if valkey else 0.0
+            machine_cpu = (machine_cpu_seconds() - machine_cpu_start) / wall * 100
+            return {
+                "server_cpu_pct": round(server_cpu, 1),
+                "server_loop_thread_cpu_pct": round(
+                    (cpu_seconds(server.pid, thread=server.pid) - loop_cpu_start) / wall * 100, 1
+                ),
+                "server_rss_mb": round(peak["rss"], 1),
+                "server_udp_backlog_kb_max": round(peak["backlog"], 1),
+                "valkey_cpu_pct": round(valkey_cpu, 1),
+                "client_cpu_pct": round(client_cpu, 1),
+                "other_cpu_pct": round(machine_cpu - server_cpu - client_cpu - valkey_cpu, 1),
+                **healthz,
+            }
+
+        simulation = Simulation(
+            server.url, server.advisors, calls=calls, seconds=seconds, warmup=WARMUP_SECONDS
+        )
+        client_lag.start()
+        try:
+            report = await simulation.run(measure=sample)
+        finally:
+            await client_lag.stop()
+    flows = [report.get(d, {}) for d in ("customer_to_advisor", "advisor_to_customer")]
+    server_figures = report.get("server", {})
+    latencies = [f.get("latency_p99_ms") for f in flows if f.get("latency_p99_ms") is not None]
+    p50s = [f.get("latency_p50_ms") for f in flows if f.get("latency_p50_ms") is not None]
+    cpu = server_figures.get("server_cpu_pct", 0.0)
+    return {
+        "calls": calls,
+        "server_cpu_pct_per_call": round(cpu / calls, 1),
+        "min_fps": min((f.get("min_fps", 0.0) for f in flows), default=0.0),
+        "p99_latency_ms": max(latencies) if latencies else None,
+        "p50_latency_ms": max(p50s) if p50s else None,
+        "mean_fps": round(sum(f.get("mean_fps", 0.0) for f in flows) / 2, 1),
+        "completed": report["completed"],
+        "failed": report["failed"],
+        "errors": report["errors"],
+        "out_of_order": sum(f.get("out_of_order", 0) for f in flows),
+        "missing": sum(f.get("missing", 0) for f in flows),
+        **server_figures,
+        "other_cpu_pct": server_figures.get("other_cpu_pct", 0.0),
+        "client_loop_lag_p99_ms": client_lag.summary()["lag_p99_ms"],
+        "seconds": report["seconds"],
+        "server": "contact-center serve",
+        "cpus": os.cpu_count(),
+    }
+
+
 async def run_count(
-    calls: int, seconds: float, max_other_cpu: float, retries: int, server_args: tuple[str, ...]
+    calls: int,
+    seconds: float,
+    max_other_cpu: float,
+    retries: int,
+    server_args: tuple[str, ...],
+    internal: bool = False,
 ) -> dict[str, Any]:
     """Measure ``calls``; while other jobs ate more than ``max_other_cpu`` %, measure again."""
     best: dict[str, Any] | None = None
@@ -365,10 +628,16 @@ async def run_count(
         if attempt:
             progress(f"other work used {best and best['other_cpu_pct']} % CPU; retry in 30 s")
             await asyncio.sleep(30)
-        progress(f"{calls} call(s): starting a media server")
-        async with InternalServer(server_args) as server:
-            async with asyncio.timeout(seconds + CONNECT_SECONDS + WARMUP_SECONDS + 60):
-                result = await measure(server, calls, seconds)
+        if internal:
+            progress(f"{calls} call(s): starting a bare media server (--internal-server)")
+            async with InternalServer(server_args) as server:
+                async with asyncio.timeout(seconds + CONNECT_SECONDS + WARMUP_SECONDS + 60):
+                    result = await measure(server, calls, seconds)
+                    result["server"] = "internal MediaHub"
+        else:
+            progress(f"{calls} call(s): starting contact-center serve")
+            async with asyncio.timeout(seconds * 2 + 300):
+                result = await measure_real(calls, seconds)
         if best is None or result["other_cpu_pct"] < best["other_cpu_pct"]:
             best = result
         if result["other_cpu_pct"] <= max_other_cpu:
@@ -385,10 +654,11 @@ async def run_bench(
     max_other_cpu: float,
     retries: int,
     server_args: tuple[str, ...] = (),
+    internal: bool = False,
 ) -> None:
     results: list[dict[str, Any]] = []
     for calls in call_counts:
-        result = await run_count(calls, seconds, max_other_cpu, retries, server_args)
+        result = await run_count(calls, seconds, max_other_cpu, retries, server_args, internal)
         print(json.dumps(result), flush=True)
         results.append(result)
         if result["min_fps"] < stop_below_fps:
@@ -418,13 +688,22 @@ def main() -> None:
         default=None,
         help="sys.setswitchinterval() for server and clients (GIL hand-over; Python default 0.005)",
     )
-    parser.add_argument("--internal-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--internal-server",
+        action="store_true",
+        help="measure a bare MediaHub subprocess instead of the real contact-center serve",
+    )
+    parser.add_argument("--serve-internal", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
-    if args.internal_server:
+    if args.serve_internal:
         asyncio.run(run_internal_server())
+        return
+    if args.probe:
+        probe_healthz(args.probe, args.seconds)
         return
     counts = [int(part) for part in args.calls.split(",") if part.strip()]
     if not counts or min(counts) < 1 or max(counts) > 64:
@@ -440,6 +719,7 @@ def main() -> None:
             args.max_other_cpu,
             args.retries,
             server_args,
+            args.internal_server,
         )
     )
 

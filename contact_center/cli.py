@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--rasa-url", help="overrides CC_RASA_URL")
     classify.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     classify.set_defaults(func=cmd_bot_classify)
+
+    from contact_center import simulate
+
+    simulate.add_parser(sub)
     return parser
 
 

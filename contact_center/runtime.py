@@ -17,6 +17,7 @@ from contact_center import keys
 from contact_center.bus import Bus
 from contact_center.media.call import MediaHub
 from contact_center.media.ice import IceSettings
+from contact_center.reactions import Reactions
 from contact_center.sessions import Grace, SessionService
 from contact_center.signalling import SESSIONS
 from routing.events import EventReader
@@ -40,7 +41,7 @@ async def _every(interval: float, work: Callable[[], Awaitable[object]], name: s
         await asyncio.sleep(interval)
 
 
-async def _consume_router_events(svc: SessionService, reader: EventReader) -> None:
+async def _consume_router_events(reactions: Reactions, reader: EventReader) -> None:
     """Mirror router decisions; each event is handled by one instance of the group."""
     while True:
         try:
@@ -49,7 +50,7 @@ async def _consume_router_events(svc: SessionService, reader: EventReader) -> No
                 events = await reader.claim_stale(min_idle_ms=30_000)
             for event in events:
                 try:
-                    await svc.handle_router_event(event)
+                    await reactions.handle_router_event(event)
                 except Exception:
                     log.exception("router event %s (%s) failed", event.id, event.type)
                 await reader.ack(event)
@@ -72,8 +73,8 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     ice = IceSettings(
         ice_servers=settings.ice_servers, host_addresses=settings.ice_host_addresses or None
     )
-    svc_box: list[SessionService] = []
-    media = MediaHub(ice, on_event=lambda *event: svc_box[0].media_event(*event))
+    reactions_box: list[Reactions] = []
+    media = MediaHub(ice, on_event=lambda *event: reactions_box[0].media_event(*event))
     svc = SessionService(
         db=app[keys.DB],
         redis=redis,
@@ -84,16 +85,19 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         media_url=media_url(settings.public_base_url),
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
     )
-    svc_box.append(svc)
+    reactions = Reactions(svc)
+    reactions_box.append(reactions)
     app[ROUTER], app[MEDIA], app[SESSIONS] = router, media, svc
     reader = EventReader(redis, group=EVENTS_GROUP, consumer=app[keys.INSTANCE_ID])
     tasks = [
         asyncio.create_task(bus.run(), name="bus"),
         asyncio.create_task(RouterWorker(router, interval=0.25).run(), name="router-timers"),
-        asyncio.create_task(_consume_router_events(svc, reader), name="router-events"),
-        asyncio.create_task(_every(0.5, svc.sweep_grace, "grace sweep"), name="grace"),
-        asyncio.create_task(_every(2.0, svc.push_positions, "queue positions"), name="positions"),
-        asyncio.create_task(svc.run_media_events(), name="media-events"),
+        asyncio.create_task(_consume_router_events(reactions, reader), name="router-events"),
+        asyncio.create_task(_every(0.5, reactions.sweep_grace, "grace sweep"), name="grace"),
+        asyncio.create_task(
+            _every(2.0, reactions.push_positions, "queue positions"), name="positions"
+        ),
+        asyncio.create_task(reactions.run_media_events(), name="media-events"),
     ]
     async with asyncio.timeout(10):
         await bus.wait_ready()

@@ -8,8 +8,6 @@ authenticated identity and raise ``ClientError``s that it turns into error frame
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -36,12 +34,11 @@ from contact_center.protocol import (
     ChatTypingNotice,
     Offer,
     PeerEvent,
-    QueuePosition,
     SessionState,
     UpgradeRequest,
 )
 from routing.errors import InvalidStateError, RoutingError, UnknownContactError
-from routing.models import AgentProfile, AgentState, ContactRequest, EventType, RoutingEvent
+from routing.models import AgentProfile, AgentState, ContactRequest
 from routing.models import Channel as RouterChannel
 from routing.store import RouterStore
 
@@ -74,7 +71,7 @@ def advisor_ref(agent_id: str) -> str:
     return f"user:{agent_id}"
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
@@ -83,7 +80,7 @@ def _ts(epoch: float) -> datetime:
 
 
 @dataclass
-class _Waiting:
+class Waiting:
     """A queued contact whose customer is connected here: we push its queue position."""
 
     customer_ref: str
@@ -109,10 +106,7 @@ class SessionService:
     instance_id: str
     media_url: str
     grace: Grace = field(default_factory=Grace)
-    _waiting: dict[str, _Waiting] = field(default_factory=dict)
-    _media_events: asyncio.Queue[tuple[str, str, str, str]] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=1000)
-    )
+    waiting: dict[str, Waiting] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ access
 
@@ -141,17 +135,19 @@ class SessionService:
         assert contact is not None
         return contact
 
-    def _state(self, contact: Contact, *, reason: str | None = None, **extra: Any) -> SessionState:
+    def state_message(
+        self, contact: Contact, *, reason: str | None = None, **extra: Any
+    ) -> SessionState:
         return SessionState(
             contact_id=contact.id,
             state=contact.state,
             reason=reason,
             channels=[Channel(c) for c in contact.channels],
-            at=_now(),
+            at=now_utc(),
             **extra,
         )
 
-    async def _notify_parties(self, contact: Contact, message: Any) -> None:
+    async def notify_parties(self, contact: Contact, message: Any) -> None:
         refs = [contact.customer_ref]
         if contact.advisor_id is not None:
             refs.append(advisor_ref(agent_id_of(contact.advisor_id)))
@@ -182,7 +178,9 @@ class SessionService:
             contact = Contact(
                 customer_ref=identity.ref,
                 customer_name=identity.display_name,
-                channels=sorted({c.value for c in channels}, key=lambda c: CHANNEL_RANK[Channel(c)]),
+                channels=sorted(
+                    {c.value for c in channels}, key=lambda c: CHANNEL_RANK[Channel(c)]
+                ),
                 language=language,
                 topic=topic,
                 skills=skills or skills_for_topic(topic),
@@ -204,7 +202,9 @@ class SessionService:
         token = secrets.token_urlsafe(24)
         await self.redis.set(rkeys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
         await self.redis.set(rkeys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
-        await self.bus.publish(identity.ref, self._state(contact, reason=reason, resume_token=token))
+        await self.bus.publish(
+            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
+        )
         if state is ContactState.QUEUED:
             await self._enqueue(contact)
         return contact
@@ -214,7 +214,7 @@ class SessionService:
         return str(token) if token is not None else None
 
     async def _enqueue(self, contact: Contact) -> None:
-        self._waiting[contact.id] = _Waiting(customer_ref=contact.customer_ref)
+        self.waiting[contact.id] = Waiting(customer_ref=contact.customer_ref)
         await self.router.enqueue(
             ContactRequest(
                 id=contact.id,
@@ -248,7 +248,7 @@ class SessionService:
                 data=data,
                 values={"language": language, "skills": skills, "priority": priority},
             )
-        await self.bus.publish(contact.customer_ref, self._state(contact, reason="handoff"))
+        await self.bus.publish(contact.customer_ref, self.state_message(contact, reason="handoff"))
         await self._enqueue(contact)
         return contact
 
@@ -287,10 +287,12 @@ class SessionService:
                 continue
             await self.redis.zrem(rkeys.GRACE, rkeys.grace_member("customer", contact.id))
             if contact.state == ContactState.QUEUED:
-                self._waiting[contact.id] = _Waiting(customer_ref=identity.ref)
+                self.waiting[contact.id] = Waiting(customer_ref=identity.ref)
             await self.bus.publish(
                 identity.ref,
-                self._state(contact, reason="resumed", resume_token=await self.resume_token(contact.id)),
+                self.state_message(
+                    contact, reason="resumed", resume_token=await self.resume_token(contact.id)
+                ),
             )
             await self._replay_chat(identity.ref, contact.id)
             if contact.state == ContactState.CONNECTED and contact.advisor_id is not None:
@@ -305,7 +307,7 @@ class SessionService:
             live = await contacts.live_contacts_of_customer(session, customer_ref=identity.ref)
         deadline = time.time() + self.grace.customer_s
         for contact in live:
-            self._waiting.pop(contact.id, None)
+            self.waiting.pop(contact.id, None)
             await self.redis.zadd(
                 rkeys.GRACE, {rkeys.grace_member("customer", contact.id): deadline}
             )
@@ -338,7 +340,7 @@ class SessionService:
         )
         for contact in open_contacts:
             await self.redis.zrem(rkeys.GRACE, rkeys.grace_member("advisor", contact.id))
-            await self.bus.publish(identity.ref, self._state(contact, reason="resumed"))
+            await self.bus.publish(identity.ref, self.state_message(contact, reason="resumed"))
             await self._replay_chat(identity.ref, contact.id)
             if contact.state == ContactState.CONNECTED:
                 await self.bus.publish(
@@ -348,7 +350,7 @@ class SessionService:
         status = await self.router.agent_status(agent_id)
         await self.bus.publish(identity.ref, AgentStateNotice(state=status.state.value))
         for contact_id in status.offered:
-            await self._send_offer(contact_id, agent_id)
+            await self.send_offer(contact_id, agent_id)
 
     async def advisor_disconnected(self, identity: Identity) -> None:
         """No new offers (open ones go back at once); connected customers wait a grace period."""
@@ -366,7 +368,9 @@ class SessionService:
         for contact in open_contacts:
             if contact.state != ContactState.CONNECTED:
                 continue
-            await self.redis.zadd(rkeys.GRACE, {rkeys.grace_member("advisor", contact.id): deadline})
+            await self.redis.zadd(
+                rkeys.GRACE, {rkeys.grace_member("advisor", contact.id): deadline}
+            )
             await self.bus.publish(
                 contact.customer_ref,
                 PeerEvent(contact_id=contact.id, party="advisor", state="disconnected"),
@@ -408,8 +412,8 @@ class SessionService:
                     contact = existing  # accept is idempotent
                 else:
                     raise Conflict(str(exc), code="invalid_state") from None
-        self._waiting.pop(contact_id, None)
-        await self._notify_parties(contact, self._state(contact, reason="accepted"))
+        self.waiting.pop(contact_id, None)
+        await self.notify_parties(contact, self.state_message(contact, reason="accepted"))
         return contact
 
     async def reject(self, identity: Identity, contact_id: str) -> None:
@@ -442,9 +446,11 @@ class SessionService:
                 },
             )
         await self.media.close_call(contact_id)
-        await self.bus.publish(identity.ref, self._state(contact, reason="transferred_away"))
-        await self.bus.publish(contact.customer_ref, self._state(contact, reason="transferred"))
-        self._waiting[contact_id] = _Waiting(customer_ref=contact.customer_ref)
+        await self.bus.publish(identity.ref, self.state_message(contact, reason="transferred_away"))
+        await self.bus.publish(
+            contact.customer_ref, self.state_message(contact, reason="transferred")
+        )
+        self.waiting[contact_id] = Waiting(customer_ref=contact.customer_ref)
         await self.router.transfer(contact_id, skills=skills, language=language, exclude_agent=True)
         return contact
 
@@ -454,28 +460,32 @@ class SessionService:
             open_contacts = await contacts.open_contacts_of_advisor(
                 session, advisor_id=identity.user_id
             )
-        targets = [
-            c for c in open_contacts if c.state == ContactState.WRAP_UP and c.id in (contact_id, c.id)
-        ]
+        in_wrapup = [c for c in open_contacts if c.state == ContactState.WRAP_UP]
+        targets = in_wrapup
         if contact_id is not None:
-            targets = [c for c in targets if c.id == contact_id]
+            targets = [c for c in in_wrapup if c.id == contact_id]
             if not targets:
                 await self._contact_for(identity, contact_id)  # audits a foreign id
                 raise Conflict(f"contact {contact_id} is not in wrap-up", code="invalid_state")
-        done = []
-        for contact in targets:
-            done.append(await self._finish_wrapup(contact.id, actor=identity.ref))
-        await self.router.wrapup_done(agent_id_of(identity.user_id))
+        done = [await self.finish_wrapup(c.id, actor=identity.ref) for c in targets]
+        if len(done) == len(in_wrapup):
+            # The router's wrap-up is the advisor's, not a contact's: it ends with the last one.
+            await self.router.wrapup_done(agent_id_of(identity.user_id))
         return done
 
-    async def _finish_wrapup(self, contact_id: str, *, actor: str) -> str:
+    async def finish_wrapup(self, contact_id: str, *, actor: str) -> str:
         async with transaction(self.db) as session:
             _, contact = await contacts.transition(
-                session, contact_id=contact_id, to=ContactState.ENDED, actor=actor, kind="wrapup_done"
+                session,
+                contact_id=contact_id,
+                to=ContactState.ENDED,
+                actor=actor,
+                kind="wrapup_done",
             )
         if contact.advisor_id is not None:
             await self.bus.publish(
-                advisor_ref(agent_id_of(contact.advisor_id)), self._state(contact, reason="wrapup_done")
+                advisor_ref(agent_id_of(contact.advisor_id)),
+                self.state_message(contact, reason="wrapup_done"),
             )
         return contact_id
 
@@ -484,9 +494,9 @@ class SessionService:
     async def end(self, identity: Identity, contact_id: str, *, reason: str = "ended") -> Contact:
         """Either party ends: a waiting contact is abandoned, a connected one goes to wrap-up."""
         contact = await self._contact_for(identity, contact_id)
-        return await self._end(contact, actor=identity.ref, reason=reason)
+        return await self.end_contact(contact, actor=identity.ref, reason=reason)
 
-    async def _end(self, contact: Contact, *, actor: str, reason: str) -> Contact:
+    async def end_contact(self, contact: Contact, *, actor: str, reason: str) -> Contact:
         if contact.state in WAITING_STATES:
             target = ContactState.ABANDONED
         elif contact.state == ContactState.CONNECTED:
@@ -497,7 +507,7 @@ class SessionService:
             _, contact = await contacts.transition(
                 session, contact_id=contact.id, to=target, actor=actor, kind=reason
             )
-        self._waiting.pop(contact.id, None)
+        self.waiting.pop(contact.id, None)
         await self.redis.zrem(
             rkeys.GRACE,
             rkeys.grace_member("customer", contact.id),
@@ -511,7 +521,7 @@ class SessionService:
         except UnknownContactError:
             pass  # never reached the router (the bot had it)
         await self.media.close_call(contact.id)
-        await self._notify_parties(contact, self._state(contact, reason=reason))
+        await self.notify_parties(contact, self.state_message(contact, reason=reason))
         return contact
 
     async def chat(self, identity: Identity, contact_id: str, text: str) -> int:
@@ -524,11 +534,17 @@ class SessionService:
         role = "customer" if identity.role is Role.CUSTOMER else "advisor"
         return await self.post_chat(contact, sender_ref=identity.ref, sender_role=role, text=text)
 
-    async def post_chat(self, contact: Contact, *, sender_ref: str, sender_role: str, text: str) -> int:
+    async def post_chat(
+        self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
+    ) -> int:
         """Persist a chat line (server time, next sequence number) and deliver it to both parties."""
         async with transaction(self.db) as session:
             message = await contacts.add_chat_message(
-                session, contact_id=contact.id, sender_ref=sender_ref, sender_role=sender_role, text=text
+                session,
+                contact_id=contact.id,
+                sender_ref=sender_ref,
+                sender_role=sender_role,
+                text=text,
             )
         frame = ChatMessage(
             contact_id=contact.id,
@@ -537,7 +553,7 @@ class SessionService:
             text=text,
             at=message.at,
         )
-        await self._notify_parties(contact, frame)
+        await self.notify_parties(contact, frame)
         return message.seq
 
     async def typing(self, identity: Identity, contact_id: str) -> None:
@@ -591,15 +607,19 @@ class SessionService:
             pipe.smembers(key)
             _, _, parties = await pipe.execute()
         if set(parties) != {"customer", "advisor"}:
-            other = contact.customer_ref if party == "advisor" else advisor_ref(
-                agent_id_of(contact.advisor_id or 0)
+            other = (
+                contact.customer_ref
+                if party == "advisor"
+                else advisor_ref(agent_id_of(contact.advisor_id or 0))
             )
             await self.bus.publish(
                 other, UpgradeRequest(contact_id=contact_id, channel=channel, by=party)
             )
             return False
         await self.redis.delete(key)
-        channels = sorted({*contact.channels, channel.value}, key=lambda c: CHANNEL_RANK[Channel(c)])
+        channels = sorted(
+            {*contact.channels, channel.value}, key=lambda c: CHANNEL_RANK[Channel(c)]
+        )
         try:
             # The router first: it refuses when the advisor has no room on the richer channel.
             await self.router.change_channel(
@@ -620,7 +640,7 @@ class SessionService:
                 data={"channels": channels},
             )
         contact.channels = channels
-        await self._notify_parties(contact, self._state(contact, reason="upgraded"))
+        await self.notify_parties(contact, self.state_message(contact, reason="upgraded"))
         return True
 
     async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
@@ -658,39 +678,11 @@ class SessionService:
         )
         await call.add_candidate(party, candidate, sdp_mid, sdp_mline_index)
 
-    def media_event(self, contact_id: str, party: str, what: str, state: str) -> None:
-        """Called by the media layer (synchronously); handled by ``run_media_events``."""
-        try:
-            self._media_events.put_nowait((contact_id, party, what, state))
-        except asyncio.QueueFull:
-            log.warning("media events: queue full, dropping %s %s %s", contact_id, party, state)
-
-    async def run_media_events(self) -> None:
-        while True:
-            contact_id, party, what, state = await self._media_events.get()
-            if what != "connection" or state not in ("connected", "failed", "closed"):
-                continue
-            try:
-                async with transaction(self.db) as session:
-                    contact = await contacts.get_contact(session, contact_id=contact_id)
-                    if contact is None:
-                        continue
-                    await contacts.add_event(
-                        session,
-                        contact_id=contact_id,
-                        actor="media",
-                        kind=f"peer_{state}",
-                        data={"party": party},
-                    )
-                await self._notify_parties(
-                    contact, PeerEvent(contact_id=contact_id, party=party, state=state)
-                )
-            except Exception:
-                log.exception("media event %s %s %s", contact_id, party, state)
-
     # ------------------------------------------------------------------ router events
 
-    async def _send_offer(self, contact_id: str, agent_id: str, explanation: dict[str, Any] | None = None) -> None:
+    async def send_offer(
+        self, contact_id: str, agent_id: str, explanation: dict[str, Any] | None = None
+    ) -> None:
         try:
             status = await self.router.contact_status(contact_id)
         except UnknownContactError:
@@ -728,132 +720,3 @@ class SessionService:
             return self.media_url
         url = await self.redis.hget(rkeys.INSTANCES, contact.instance)
         return str(url) if url else None
-
-    async def handle_router_event(self, event: RoutingEvent) -> None:
-        """Mirror a router decision in the database and tell the people concerned."""
-        contact_id, agent_id = event.contact_id, event.agent_id
-        explanation = event.explanation.model_dump() if event.explanation else None
-        if event.type is EventType.OFFER_CREATED and contact_id and agent_id:
-            async with transaction(self.db) as session:
-                try:
-                    _, contact = await contacts.transition(
-                        session,
-                        contact_id=contact_id,
-                        to=ContactState.OFFERED,
-                        actor="router",
-                        kind="offered",
-                        data={"agent_id": agent_id, "explanation": explanation},
-                    )
-                except InvalidTransition as exc:
-                    log.info("offer for a contact that moved on: %s", exc)
-                    return
-            await self.bus.publish(contact.customer_ref, self._state(contact, reason="offered"))
-            await self._send_offer(contact_id, agent_id, explanation)
-        elif (
-            event.type
-            in (EventType.OFFER_EXPIRED, EventType.OFFER_REJECTED, EventType.OFFER_RELEASED)
-            and contact_id
-        ):
-            async with transaction(self.db) as session:
-                try:
-                    _, contact = await contacts.transition(
-                        session,
-                        contact_id=contact_id,
-                        to=ContactState.QUEUED,
-                        actor="router",
-                        kind=event.type.value,
-                        data={"agent_id": agent_id},
-                        allowed_from=frozenset({ContactState.OFFERED}),
-                    )
-                except InvalidTransition:
-                    return  # cancelled or already re-offered: nothing to mirror
-            self._waiting.setdefault(contact_id, _Waiting(customer_ref=contact.customer_ref))
-            await self.bus.publish(contact.customer_ref, self._state(contact, reason=event.type.value))
-            if agent_id:
-                await self.bus.publish(
-                    advisor_ref(agent_id),
-                    SessionState(
-                        contact_id=contact_id, state="withdrawn", reason=event.type.value, at=_now()
-                    ),
-                )
-        elif event.type is EventType.AGENT_STATE_CHANGED and agent_id:
-            state = str(event.data.get("to") or event.data.get("state") or "")
-            if state:
-                await self.bus.publish(
-                    advisor_ref(agent_id),
-                    AgentStateNotice(state=state, reason=str(event.data.get("reason") or "") or None),
-                )
-            if state == AgentState.AVAILABLE.value:
-                await self._close_wrapups_of(int(agent_id))
-
-    async def _close_wrapups_of(self, user_id: int) -> None:
-        """The router ended the wrap-up time: contacts still in wrap-up end."""
-        async with transaction(self.db) as session:
-            open_contacts = await contacts.open_contacts_of_advisor(session, advisor_id=user_id)
-        for contact in open_contacts:
-            if contact.state == ContactState.WRAP_UP:
-                with contextlib.suppress(InvalidTransition):
-                    await self._finish_wrapup(contact.id, actor="router")
-
-    # ------------------------------------------------------------------ timers
-
-    async def sweep_grace(self, now: float | None = None) -> int:
-        """Act for parties whose grace period ran out; each entry is claimed by one instance."""
-        due = await self.redis.zrangebyscore(rkeys.GRACE, "-inf", now or time.time(), start=0, num=100)
-        handled = 0
-        for member in map(str, due):
-            if not await self.redis.zrem(rkeys.GRACE, member):
-                continue  # another instance took it
-            party, contact_id = rkeys.parse_grace_member(member)
-            try:
-                await self._grace_expired(party, contact_id)
-                handled += 1
-            except (InvalidTransition, Conflict) as exc:
-                log.info("grace expiry of %s: %s", contact_id, exc)
-            except Exception:
-                log.exception("grace expiry of %s failed", contact_id)
-        return handled
-
-    async def _grace_expired(self, party: str, contact_id: str) -> None:
-        async with transaction(self.db) as session:
-            contact = await contacts.get_contact(session, contact_id=contact_id)
-        if contact is None:
-            return
-        if party == "customer":
-            await self._end(contact, actor="system", reason="customer_gone")
-        elif party == "advisor" and contact.state == ContactState.CONNECTED:
-            async with transaction(self.db) as session:
-                _, contact = await contacts.transition(
-                    session,
-                    contact_id=contact_id,
-                    to=ContactState.QUEUED,
-                    actor="system",
-                    kind="advisor_gone",
-                    data={"advisor_id": contact.advisor_id},
-                    values={"advisor_id": None},
-                )
-            await self.media.close_call(contact_id)
-            await self.bus.publish(contact.customer_ref, self._state(contact, reason="advisor_gone"))
-            self._waiting[contact_id] = _Waiting(customer_ref=contact.customer_ref)
-            await self.router.requeue_front(contact_id)
-
-    async def push_positions(self) -> None:
-        """Push queue position and expected wait to local waiting customers on change or every 10 s."""
-        now = time.monotonic()
-        for contact_id, waiting in list(self._waiting.items()):
-            try:
-                position = await self.router.position(contact_id)
-            except UnknownContactError:
-                self._waiting.pop(contact_id, None)
-                continue
-            if position.position == 0:
-                continue  # offered or assigned: not in the queue right now
-            key = (position.position, round(position.ewt_s))
-            if key != waiting.last or now - waiting.pushed_at >= POSITION_PUSH_EVERY_S:
-                waiting.last, waiting.pushed_at = key, now
-                await self.bus.publish(
-                    waiting.customer_ref,
-                    QueuePosition(
-                        contact_id=contact_id, position=position.position, ewt_s=round(position.ewt_s, 1)
-                    ),
-                )
