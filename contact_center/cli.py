@@ -44,29 +44,46 @@ def _listen(host: str, port: int) -> socket.socket:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from contact_center import workers
     from contact_center.app import create_app
     from contact_center.db import DatabaseNotMigrated
     from contact_center.valkey import EmbeddedValkeyError
 
-    try:
-        sock = _listen(settings.host, settings.port)
-    except OSError as exc:
-        return _fail(exc.strerror or str(exc))
-    log.info("serving", extra={"url": settings.public_base_url, "mode": settings.mode.value})
-    try:
-        web.run_app(
-            create_app(settings),
-            sock=sock,
-            print=None,
-            access_log=None,
-            shutdown_timeout=10,
+    shared = workers.inherited_socket()
+    if shared is None:
+        try:
+            sock = _listen(settings.host, settings.port)
+        except OSError as exc:
+            return _fail(exc.strerror or str(exc))
+        log.info(
+            "serving",
+            extra={
+                "url": settings.public_base_url,
+                "mode": settings.mode.value,
+                "workers": settings.workers,
+            },
         )
-    except DatabaseNotMigrated as exc:
+        if settings.workers > 1:
+            try:
+                return workers.supervise(settings, sock)
+            finally:
+                sock.close()
+    try:
+        if shared is not None:
+            assert settings.media_port is not None
+            asyncio.run(
+                workers.run_worker(create_app(settings), shared, settings.host, settings.media_port)
+            )
+        else:
+            web.run_app(
+                create_app(settings), sock=sock, print=None, access_log=None, shutdown_timeout=10
+            )
+    except (DatabaseNotMigrated, EmbeddedValkeyError) as exc:
         return _fail(str(exc))
-    except EmbeddedValkeyError as exc:
-        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen: {exc.strerror or exc}")
     finally:
-        sock.close()
+        (shared or sock).close()
     return 0
 
 
@@ -121,7 +138,9 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        return _fail(f"--{field.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}", EXIT_USAGE)
+        return _fail(
+            f"--{field.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}", EXIT_USAGE
+        )
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
@@ -136,7 +155,9 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if user is None:
         return _fail(f"a user named {args.username!r} already exists")
-    print(f"created {user.role.value if hasattr(user.role, 'value') else user.role} {user.username} (id {user.id})")
+    print(
+        f"created {user.role.value if hasattr(user.role, 'value') else user.role} {user.username} (id {user.id})"
+    )
     return 0
 
 
@@ -174,7 +195,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bot_classify(settings: Settings, args: argparse.Namespace) -> int:
     from chatbot.classify import main as classify
 
-    return classify(["--rasa-url", args.rasa_url or settings.rasa_url, "--timeout", str(args.timeout)])
+    return classify(
+        ["--rasa-url", args.rasa_url or settings.rasa_url, "--timeout", str(args.timeout)]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web server")
     serve.add_argument("--host", help="overrides CC_HOST")
     serve.add_argument("--port", type=int, help="overrides CC_PORT")
+    serve.add_argument("--workers", type=int, help="server processes (overrides CC_WORKERS)")
     serve.set_defaults(func=cmd_serve)
 
     dbp = sub.add_parser("db", help="database migrations")
@@ -202,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     usub = users.add_subparsers(dest="users_command", required=True)
     create = usub.add_parser("create", help="create an account")
     create.add_argument("username")
-    create.add_argument("--role", required=True, choices=["customer", "advisor", "supervisor", "compliance", "admin"])
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["customer", "advisor", "supervisor", "compliance", "admin"],
+    )
     create.add_argument("--languages", default="en", help="comma-separated among en, zh, yue")
     create.add_argument("--skills", default="", help="e.g. cards:4,fx:3 (proficiency 1-5)")
     create.add_argument("--capacity", default="", help="e.g. text:3,voice:1,video:1")
@@ -243,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:

@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     routing_policy: Path | None = None
+    media_relay: Literal["encoded", "transcode"] = "encoded"
+    workers: int = Field(default=1, ge=1, le=64)
+    media_port: int | None = Field(default=None, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     log_level: str = "INFO"
     log_json: bool = True

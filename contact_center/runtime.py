@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
 from contact_center import keys
 from contact_center.bus import Bus
+from contact_center.config import Settings
 from contact_center.media.call import MediaHub
 from contact_center.media.ice import IceSettings
 from contact_center.reactions import Reactions
@@ -61,6 +63,15 @@ async def _consume_router_events(reactions: Reactions, reader: EventReader) -> N
             await asyncio.sleep(1.0)
 
 
+def media_base_url(settings: Settings) -> str:
+    """Where clients reach this very process: its own port when several workers share one."""
+    if settings.media_port is None:
+        return settings.public_base_url
+    url = urlsplit(settings.public_base_url)
+    host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
+    return urlunsplit((url.scheme, f"{host}:{settings.media_port}", url.path, "", ""))
+
+
 def media_url(public_base_url: str) -> str:
     return public_base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
 
@@ -74,7 +85,11 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         ice_servers=settings.ice_servers, host_addresses=settings.ice_host_addresses or None
     )
     reactions_box: list[Reactions] = []
-    media = MediaHub(ice, on_event=lambda *event: reactions_box[0].media_event(*event))
+    media = MediaHub(
+        ice,
+        relay=settings.media_relay,
+        on_event=lambda *event: reactions_box[0].media_event(*event),
+    )
     svc = SessionService(
         db=app[keys.DB],
         redis=redis,
@@ -82,7 +97,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         bus=bus,
         media=media,
         instance_id=app[keys.INSTANCE_ID],
-        media_url=media_url(settings.public_base_url),
+        media_url=media_url(media_base_url(settings)),
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
     )
     reactions = Reactions(svc)
