@@ -128,3 +128,30 @@ async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, 
         assert len(connections) == 1, "the stuck connection should have been dropped"
         await ws.close()
     assert (await reader.request("chat.typing", contact_id=started["contact_id"])) == {}
+
+
+async def test_queue_position_is_pushed_and_illegal_moves_name_the_current_state(server, clients):
+    from contact_center.wsclient import RequestFailed
+
+    first = await clients(guest=True)
+    second = await clients(guest=True)
+    a = (await first.request("session.start", channels=["voice"], language="yue", skip_bot=True))["contact_id"]
+    b = (await second.request("session.start", channels=["voice"], language="yue", skip_bot=True))["contact_id"]
+    assert (await first.wait_for("queue.position", contact_id=a, timeout=15))["position"] == 1
+    pushed = await second.wait_for("queue.position", contact_id=b, timeout=15)
+    assert pushed["position"] == 2 and pushed["ewt_s"] > 0
+    await first.request("session.end", contact_id=a)
+    # the one ahead left: the second moves up
+    assert (await second.wait_for("queue.position", contact_id=b, position=1, timeout=15))["ewt_s"] > 0
+    try:
+        await first.request("session.end", contact_id=a)
+    except RequestFailed as exc:
+        assert exc.code == "invalid_state" and "abandoned" in exc.message
+    else:
+        raise AssertionError("ending an abandoned contact was accepted")
+    try:
+        await second.request("session.upgrade", contact_id=b, channel="video")
+    except RequestFailed as exc:
+        assert "queued" in exc.message
+    else:
+        raise AssertionError("upgrading a queued contact was accepted")
