@@ -10,11 +10,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from contact_center import contacts, rkeys
 from contact_center.db import transaction
 from contact_center.errors import Conflict
 from contact_center.lifecycle import ContactState, InvalidTransition
+from contact_center.models import Contact
 from contact_center.protocol import AgentStateNotice, PeerEvent, QueuePosition, SessionState
 from contact_center.sessions import (
     POSITION_PUSH_EVERY_S,
@@ -25,6 +27,7 @@ from contact_center.sessions import (
 )
 from routing.errors import UnknownContactError
 from routing.models import AgentState, EventType, RoutingEvent
+from routing.models import ContactState as RouterState
 
 log = logging.getLogger(__name__)
 
@@ -69,49 +72,33 @@ class Reactions:
                 log.exception("media event %s %s %s", contact_id, party, state)
 
     async def handle_router_event(self, event: RoutingEvent) -> None:
-        """Mirror a router decision in the database and tell the people concerned."""
+        """Mirror a router decision in the database and tell the people concerned.
+
+        Instances of the consumer group may handle a contact's events out of order (an expiry
+        on one, the next offer on another), so the database is brought to what the router holds
+        now rather than to what the event says, and offers go out only while still open.
+        """
         contact_id, agent_id = event.contact_id, event.agent_id
         explanation = event.explanation.model_dump() if event.explanation else None
+        offer_events = (EventType.OFFER_EXPIRED, EventType.OFFER_REJECTED, EventType.OFFER_RELEASED)
         if event.type is EventType.OFFER_CREATED and contact_id and agent_id:
-            async with transaction(self.svc.db) as session:
-                try:
-                    _, contact = await contacts.transition(
-                        session,
-                        contact_id=contact_id,
-                        to=ContactState.OFFERED,
-                        actor="router",
-                        kind="offered",
-                        data={"agent_id": agent_id, "explanation": explanation},
-                    )
-                except InvalidTransition as exc:
-                    log.info("offer for a contact that moved on: %s", exc)
-                    return
-            await self.svc.bus.publish(
-                contact.customer_ref, self.svc.state_message(contact, reason="offered")
+            contact = await self._mirror(
+                contact_id, kind="offered", data={"agent_id": agent_id, "explanation": explanation}
             )
+            if contact is not None and contact.state == ContactState.OFFERED:
+                await self.svc.bus.publish(
+                    contact.customer_ref, self.svc.state_message(contact, reason="offered")
+                )
             await self.svc.send_offer(contact_id, agent_id, explanation)
-        elif (
-            event.type
-            in (EventType.OFFER_EXPIRED, EventType.OFFER_REJECTED, EventType.OFFER_RELEASED)
-            and contact_id
-        ):
-            async with transaction(self.svc.db) as session:
-                try:
-                    _, contact = await contacts.transition(
-                        session,
-                        contact_id=contact_id,
-                        to=ContactState.QUEUED,
-                        actor="router",
-                        kind=event.type.value,
-                        data={"agent_id": agent_id},
-                        allowed_from=frozenset({ContactState.OFFERED}),
-                    )
-                except InvalidTransition:
-                    return  # cancelled or already re-offered: nothing to mirror
-            self.svc.waiting.setdefault(contact_id, Waiting(customer_ref=contact.customer_ref))
-            await self.svc.bus.publish(
-                contact.customer_ref, self.svc.state_message(contact, reason=event.type.value)
+        elif event.type in offer_events and contact_id:
+            contact = await self._mirror(
+                contact_id, kind=event.type.value, data={"agent_id": agent_id}
             )
+            if contact is not None and contact.state == ContactState.QUEUED:
+                self.svc.waiting.setdefault(contact_id, Waiting(customer_ref=contact.customer_ref))
+                await self.svc.bus.publish(
+                    contact.customer_ref, self.svc.state_message(contact, reason=event.type.value)
+                )
             if agent_id:
                 await self.svc.bus.publish(
                     advisor_ref(agent_id),
@@ -133,6 +120,34 @@ class Reactions:
                 )
             if state == AgentState.AVAILABLE.value:
                 await self._close_wrapups_of(int(agent_id))
+
+    async def _mirror(self, contact_id: str, *, kind: str, data: dict[str, Any]) -> Contact | None:
+        """Bring a waiting contact's database state to the router's (queued or offered)."""
+        try:
+            status = await self.svc.router.contact_status(contact_id)
+        except UnknownContactError:
+            return None
+        target = {
+            RouterState.QUEUED: ContactState.QUEUED,
+            RouterState.OFFERED: ContactState.OFFERED,
+        }.get(status.state)
+        async with transaction(self.svc.db) as session:
+            contact = await contacts.get_contact(session, contact_id=contact_id)
+            if contact is None or target is None or contact.state == target:
+                return contact
+            try:
+                _, contact = await contacts.transition(
+                    session,
+                    contact_id=contact_id,
+                    to=target,
+                    actor="router",
+                    kind=kind,
+                    data=data,
+                    allowed_from=frozenset({ContactState.QUEUED, ContactState.OFFERED}),
+                )
+            except InvalidTransition as exc:
+                log.info("router event for a contact that moved on: %s", exc)
+        return contact
 
     async def _close_wrapups_of(self, user_id: int) -> None:
         """The router ended the wrap-up time: contacts still in wrap-up end."""

@@ -99,6 +99,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         instance_id=app[keys.INSTANCE_ID],
         media_url=media_url(media_base_url(settings)),
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
+        recordings_dir=settings.recordings_dir,
     )
     reactions = Reactions(svc)
     reactions_box.append(reactions)

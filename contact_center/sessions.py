@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
@@ -40,6 +41,7 @@ from contact_center.protocol import (
 from routing.errors import InvalidStateError, RoutingError, UnknownContactError
 from routing.models import AgentProfile, AgentState, ContactRequest
 from routing.models import Channel as RouterChannel
+from routing.models import ContactState as RouterContactState
 from routing.store import RouterStore
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ class SessionService:
     instance_id: str
     media_url: str
     grace: Grace = field(default_factory=Grace)
+    recordings_dir: Path | None = None
     waiting: dict[str, Waiting] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ access
@@ -659,6 +662,12 @@ class SessionService:
             "customer" if identity.role is Role.CUSTOMER else "advisor"
         )
         call = self.media.get_or_create(contact_id)
+        if self.recordings_dir is not None and call.recorder is None:
+            if call.relay_path == "encoded":
+                # Every inbound track, as received: no decoding (see contact_center/media).
+                call.start_recording(self.recordings_dir / contact_id)
+            else:
+                log.warning("contact %s: the transcoding relay does not record", contact_id)
         return await call.answer(party, sdp)
 
     async def rtc_candidate(
@@ -687,6 +696,8 @@ class SessionService:
             status = await self.router.contact_status(contact_id)
         except UnknownContactError:
             return
+        if status.state is not RouterContactState.OFFERED or status.agent_id != agent_id:
+            return  # taken back (expired, rejected, cancelled) before we got to it
         async with transaction(self.db) as session:
             contact = await contacts.get_contact(session, contact_id=contact_id)
         if contact is None or status.deadline is None:

@@ -10,12 +10,15 @@ from contact_center.media.call import (
     MediaStateError,
     Party,
 )
+from contact_center.media.encoded import EncodedFrame, EncodedTap
 from contact_center.media.fanout import Subscription, TrackFanout
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
 from contact_center.media.relay import RelayPath
 
 __all__ = [
     "CallMedia",
+    "EncodedFrame",
+    "EncodedTap",
     "IceSettings",
     "Kind",
     "MediaHub",

@@ -24,14 +24,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal, get_args
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from contact_center.media.encoded import EncodedTap
 from contact_center.media.fanout import Subscription, TrackFanout
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
+from contact_center.media.recording import CallRecorder
 from contact_center.media.relay import (
     EncodedSource,
     RelayMode,
@@ -71,6 +74,7 @@ class _PartyMedia:
     current_source: dict[Kind, EncodedSource] = field(default_factory=dict)
     relays: list[Subscription | RelayTrack] = field(default_factory=list)  # outgoing
     taps: list[Subscription] = field(default_factory=list)  # subscribe(): recorder, recogniser
+    encoded_taps: list[EncodedTap] = field(default_factory=list)  # subscribe_encoded()
 
 
 class CallMedia:
@@ -105,6 +109,7 @@ class CallMedia:
         self._lock = asyncio.Lock()
         self._closed = False
         self._close_done: asyncio.Future[None] | None = None
+        self._recorder: CallRecorder | None = None
         CallMedia._live.add(self)
         logger.info("media %s: created", contact_id)
 
@@ -238,6 +243,52 @@ class CallMedia:
         media.taps.append(tap)
         return tap
 
+    def subscribe_encoded(
+        self, party: Party, kind: Kind, *, max_queued: int | None = None
+    ) -> EncodedTap:
+        """A bounded feed of ``party``'s inbound ``kind`` as received: ``EncodedFrame``s.
+
+        Encoded relay path only. Nothing is decoded for it; a video tap starts at a keyframe
+        (requested upstream). Like ``subscribe()`` it may be taken before the track exists and
+        follows renegotiations (``EncodedFrame.track_id`` changes); it ends when the call
+        closes (queued frames are still delivered) or on ``stop()``.
+        """
+        if self._closed:
+            raise MediaStateError(f"media {self.contact_id} is closed")
+        if self.relay_path != "encoded":
+            raise MediaStateError(
+                f"media {self.contact_id}: encoded taps need relay path 'encoded', "
+                f"not {self.relay_path!r}"
+            )
+        media = self._parties[party]
+        tap = EncodedTap(
+            kind, name=f"{self.contact_id}/{party}/{kind}/encoded", max_queued=max_queued
+        )
+        tap.attach(media.current_source.get(kind))
+        media.encoded_taps.append(tap)
+        return tap
+
+    def start_recording(self, directory: Path) -> list[Path]:
+        """Record every inbound track of both parties into ``directory``, until ``close()``.
+
+        One file per inbound track, written as received (no decoding): see ``recording.py``.
+        Returns the recorder's list of files, which grows as tracks send their first frames.
+        """
+        if self._recorder is not None:
+            raise MediaStateError(f"media {self.contact_id} is already recording")
+        recorder = CallRecorder(directory, contact_id=self.contact_id)
+        taps = [(p, k, self.subscribe_encoded(p, k)) for p in PARTIES for k in KINDS]
+        self._recorder = recorder
+        for party, kind, tap in taps:
+            recorder.record(party, kind, tap)
+        logger.info("media %s: recording into %s", self.contact_id, directory)
+        return recorder.files
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        """The recorder started by ``start_recording`` (files and per-file counters)."""
+        return self._recorder
+
     # ------------------------------------------------------------------ internals
 
     def _new_peer_connection(self, party: Party) -> RTCPeerConnection:
@@ -306,7 +357,9 @@ class CallMedia:
         if self.relay_path != "encoded" or pc is None:
             return None
         receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-        source = EncodedSource(receiver, kind, name=f"{self.contact_id}/{party}/{kind}")
+        source = EncodedSource(
+            receiver, kind, name=f"{self.contact_id}/{party}/{kind}", track_id=track.id
+        )
         media = self._parties[party]
         relays = self._parties[other(party)].relays
 
@@ -320,6 +373,9 @@ class CallMedia:
         source.wants_decoding = wants_decoding
         media.sources.append(source)
         media.current_source[kind] = source
+        for tap in media.encoded_taps:
+            if tap.kind == kind:
+                tap.attach(source)
         return source
 
     def _emit(self, party: Party, what: str, state: str) -> None:
@@ -366,6 +422,11 @@ class CallMedia:
                     for tap in self._parties[party].taps:
                         tap.stop()
                     self._parties[party].taps.clear()
+                    for encoded in self._parties[party].encoded_taps:
+                        encoded.stop()
+                    self._parties[party].encoded_taps.clear()
+                if self._recorder is not None:
+                    await self._recorder.wait()  # every file gets its trailer
         finally:
             CallMedia._live.discard(self)
             self._close_done.set_result(None)

@@ -47,9 +47,11 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
+from contact_center.media.encoded import EncodedFrame
 from contact_center.media.fanout import Frame
 
 if TYPE_CHECKING:
+    from contact_center.media.encoded import EncodedTap
     from contact_center.media.fanout import TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -156,12 +158,16 @@ class _DecoderGate:
 
 
 class EncodedSource:
-    """One inbound receiver's encoded frames, handed to the relays attached to it."""
+    """One inbound receiver's encoded frames, handed to the relays and taps attached to it."""
 
-    def __init__(self, receiver: RTCRtpReceiver, kind: str, *, name: str) -> None:
+    def __init__(
+        self, receiver: RTCRtpReceiver, kind: str, *, name: str, track_id: str = ""
+    ) -> None:
         self.receiver = receiver
         self.kind = kind
         self.name = name
+        self.track_id = track_id or name
+        self.taps: set[EncodedTap] = set()  # encoded.EncodedTap: recorders, fed before relays
         self.codec: RTCRtpCodecParameters | None = None
         self.frames = 0
         self.keyframes = 0
@@ -184,6 +190,17 @@ class EncodedSource:
             self.keyframes += 1
         for relay in tuple(self._relays):
             relay._push_encoded(self, codec, frame, keyframe)
+        if self.taps:  # after the relays: a recorder must not delay the other party
+            encoded = EncodedFrame(
+                payload=bytes(frame.data),
+                timestamp=frame.timestamp,
+                keyframe=keyframe,
+                codec=codec.mimeType,
+                clock_rate=codec.clockRate,
+                track_id=self.track_id,
+            )
+            for tap in tuple(self.taps):
+                tap._push(encoded)
         return keyframe
 
     def request_keyframe(self, *, force: bool = False) -> bool:
@@ -209,6 +226,8 @@ class EncodedSource:
         self._stopped = True
         for relay in tuple(self._relays):
             relay.attach_encoded(None)
+        for tap in tuple(self.taps):
+            tap.attach(None)
         for task in tuple(self._tasks):
             task.cancel()
         if self._tasks:

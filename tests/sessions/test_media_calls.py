@@ -60,6 +60,19 @@ async def test_video_and_audio_flow_both_ways_in_order(server, clients, advisor_
         await customer.request("session.end", contact_id=contact_id)
         await advisor.wait_for("session.state", contact_id=contact_id, state="wrap_up")
         assert server.app[MEDIA].get(contact_id) is None
+        # the call was recorded as received: one playable file per inbound track
+        import av
+
+        from contact_center import keys
+
+        folder = server.app[keys.SETTINGS].recordings_dir / contact_id
+        files = sorted(p.name for p in folder.iterdir())
+        assert files == [
+            "advisor-audio-1.webm", "advisor-video-1.webm", "customer-audio-1.webm", "customer-video-1.webm",
+        ]
+        for name in files:
+            with av.open(str(folder / name)) as container:
+                assert sum(1 for _ in container.demux()) > 10
     finally:
         await customer_peer.close()
         await advisor_peer.close()
