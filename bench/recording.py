@@ -1,4 +1,4 @@
-"""CPU cost of recording on the encoded path: ``python -m tests.recordings.bench_recording``.
+"""CPU cost of recording on the encoded path: ``python -m bench.recording``.
 
 1. ``TrackWriter`` alone: 10 s of 640x480 VP8 at 30 fps and of 20 ms Opus packets (encoded
    once beforehand) muxed REPS times; CPU per frame and per track-second.
