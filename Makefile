@@ -45,7 +45,8 @@ bench: setup
 	$(BIN)/python -m bench.routing --agents 10000 --contacts 10000
 	$(BIN)/python -m bench.bot_nlu
 	$(BIN)/python -m bench.bot
-	$(BIN)/python -m bench.media --calls 1,2,4 --seconds 20
+	$(BIN)/python -m bench.media --calls 1,2,4,8,16,32 --seconds 15
+	$(BIN)/python -m bench.media --real-server --calls 1,2,4 --seconds 20
 	$(BIN)/python -m bench.signalling --connections 10000
 
 clean:

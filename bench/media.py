@@ -1,25 +1,36 @@
 """Media server cost per concurrent video call: CPU, RSS, received frame rate, latency, loop lag.
 
-    python -m bench.media --calls 1,2,4,8 --seconds 20
-    python -m bench.media --calls 1,2,4 --internal-server
+    python -m bench.media --calls 1,2,4,8,16,32 --seconds 15
+    python -m bench.media --real-server --calls 1,2,4,8 --seconds 20
+    python -m bench.media --internal-server --relay transcode --calls 1,2,4
 
-Default: for each number of calls, the REAL server is started (``contact-center serve`` as a
-subprocess with a temporary ``CC_VAR_DIR``, a free ``CC_PORT``, ``CC_ICE_HOST_ADDRESSES=127.0.0.1``,
-``CC_LOG_LEVEL=WARNING``, after ``db upgrade`` and with one advisor per call), and the calls are
-made through the WebSocket protocol by ``contact_center.simulate.Simulation``: a guest customer
-starts a video contact, an advisor accepts it, both negotiate ``rtc.offer``/``rtc.answer`` with
-``SyntheticPeer`` clients (640x480 @ 30 fps video plus audio, both ways), and the server relays
-customer <-> advisor (aiortc decodes and re-encodes). Server CPU comes from ``/proc/<pid>/stat`` of
-the server process only (its embedded Valkey is reported apart). The server's event-loop lag is
-estimated from outside, without touching server code: a probe subprocess times ``GET /healthz``
-every 100 ms (the handler does no I/O, so its latency is loop lag plus a loopback HTTP round
-trip of about 1 ms; the probe shares the CPUs, so read it as an upper bound).
+Default: the relay paths compared (``bench/media_paths.py``): for each count, ``encoded`` then
+``transcode``, each on a fresh bare ``MediaHub(relay=path)`` subprocess (``--serve-internal``),
+with light clients (``bench/media_clients.py``) that send a clip encoded once at start and count
+received frames without decoding them; a path stops growing below 29 fps. Last line: a JSON
+summary (``encoded_cpu_pct_per_call``, ``transcode_cpu_pct_per_call``, ``ratio``,
+``max_calls_at_29fps``).
 
-``--internal-server``: the server is this module run with ``--serve-internal`` (a ``MediaHub``
-behind a tiny loopback aiohttp endpoint, ``add_bench_routes``), with its own 50 ms-sleeper loop
-lag monitor: the media path alone, without signalling, router, database or recorder.
+``--real-server``: for each number of calls, the REAL server is started (``contact-center
+serve`` as a subprocess with a temporary ``CC_VAR_DIR``, a free ``CC_PORT``,
+``CC_ICE_HOST_ADDRESSES=127.0.0.1``, ``CC_LOG_LEVEL=WARNING``, after ``db upgrade`` and with one
+advisor per call), and the calls are made through the WebSocket protocol by
+``contact_center.simulate.Simulation``: a guest customer starts a video contact, an advisor
+accepts it, both negotiate ``rtc.offer``/``rtc.answer`` with ``SyntheticPeer`` clients (640x480
+@ 30 fps video plus audio, both ways, painted, encoded and decoded in the bench process), and
+the server relays customer <-> advisor on its default relay path (encoded; it has no setting
+for another yet). Server CPU comes from ``/proc/<pid>/stat`` of the server process only (its
+embedded Valkey is reported apart). The server's event-loop lag is estimated from outside,
+without touching server code: a probe subprocess times ``GET /healthz`` every 100 ms (the
+handler does no I/O, so its latency is loop lag plus a loopback HTTP round trip of about 1 ms;
+the probe shares the CPUs, so read it as an upper bound).
 
-Output: progress on stderr; on stdout one JSON line per calls-count, then a JSON list of them all.
+``--internal-server``: the same ``SyntheticPeer`` clients, but the server is this module run
+with ``--serve-internal --relay PATH`` (a ``MediaHub`` behind a tiny loopback aiohttp endpoint,
+``add_bench_routes``), with its own 50 ms-sleeper loop lag monitor: the media path alone,
+without signalling, router, database or recorder.
+
+Output: progress on stderr; on stdout one JSON line per step, then a summary line (JSON).
 All media stays on 127.0.0.1; no STUN.
 """
 
@@ -49,8 +60,9 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from contact_center.media.call import MediaHub, Party
+from contact_center.media.call import DEFAULT_RELAY_PATH, MediaHub, Party
 from contact_center.media.ice import IceSettings
+from contact_center.media.relay import RelayPath
 from contact_center.media.synthetic import SyntheticPeer
 from contact_center.models import Role
 from contact_center.simulate import Simulation
@@ -124,17 +136,34 @@ def add_bench_routes(app: web.Application) -> None:
         summary = lag.summary()
         if request.query.get("reset"):
             lag.samples.clear()
-        return web.json_response({"calls": len(request.app[HUB_KEY]), **summary})
+        hub = request.app[HUB_KEY]
+        relays = [
+            stats
+            for call in list(hub._calls.values())  # the bench's own hub: no public iterator
+            for stats in call.relay_stats().values()
+        ]
+        return web.json_response(
+            {
+                "calls": len(hub),
+                "relay_path": hub.relay_path,
+                "relay_modes": sorted({str(r["mode"]) for r in relays}),
+                "relay_frames_dropped": sum(int(str(r["frames_dropped"])) for r in relays),
+                **summary,
+            }
+        )
 
     app.router.add_post("/bench/offer", offer)
     app.router.add_post("/bench/close", close)
     app.router.add_get("/bench/stats", stats)
 
 
-async def _hub_context(app: web.Application) -> AsyncIterator[None]:
-    app[HUB_KEY] = MediaHub(IceSettings.loopback())
-    yield
-    await app[HUB_KEY].close()
+def _hub_context(relay: RelayPath) -> Any:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[HUB_KEY] = MediaHub(IceSettings.loopback(), relay=relay)
+        yield
+        await app[HUB_KEY].close()
+
+    return context
 
 
 def _lag_context(parent_pid: int) -> Any:
@@ -151,10 +180,10 @@ def _lag_context(parent_pid: int) -> Any:
     return context
 
 
-async def run_internal_server() -> None:
+async def run_internal_server(relay: RelayPath = DEFAULT_RELAY_PATH) -> None:
     """Serve the bench endpoint on a free loopback port; print ``{"port": N}``; stop on SIGTERM."""
     app = web.Application()
-    app.cleanup_ctx.append(_hub_context)
+    app.cleanup_ctx.append(_hub_context(relay))
     app.cleanup_ctx.append(_lag_context(os.getppid()))
     add_bench_routes(app)
     runner = web.AppRunner(app, handle_signals=False)
@@ -672,14 +701,31 @@ async def run_bench(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", default="1,2,4", help="comma-separated concurrent call counts")
+    parser.add_argument(
+        "--calls",
+        default=None,
+        help="comma-separated concurrent call counts (default 1,2,4,8,16,32; 1,2,4 with "
+        "--real-server or --internal-server)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per count")
-    parser.add_argument("--stop-below-fps", type=float, default=10.0)
+    parser.add_argument(
+        "--stop-below-fps",
+        type=float,
+        default=None,
+        help="stop increasing calls (per path) below this min fps (default 29; 10 with "
+        "--real-server or --internal-server)",
+    )
+    parser.add_argument(
+        "--paths",
+        default="encoded,transcode",
+        help="relay paths to compare (default mode), in this order for each count",
+    )
     parser.add_argument(
         "--max-other-cpu",
         type=float,
         default=15.0,
-        help="re-measure a count when other processes used more CPU (%% of one core) than this",
+        help="re-measure a count when other processes used more CPU (%% of one core) than this "
+        "(--real-server/--internal-server only)",
     )
     parser.add_argument("--retries", type=int, default=2, choices=range(0, 6))
     parser.add_argument(
@@ -688,10 +734,22 @@ def main() -> None:
         default=None,
         help="sys.setswitchinterval() for server and clients (GIL hand-over; Python default 0.005)",
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--real-server",
+        action="store_true",
+        help="SyntheticPeer calls through contact-center serve (encoded relay only)",
+    )
+    mode.add_argument(
         "--internal-server",
         action="store_true",
-        help="measure a bare MediaHub subprocess instead of the real contact-center serve",
+        help="SyntheticPeer calls through a bare MediaHub subprocess (relay: --relay)",
+    )
+    parser.add_argument(
+        "--relay",
+        choices=["encoded", "transcode"],
+        default=DEFAULT_RELAY_PATH,
+        help="the bare MediaHub's relay path (--internal-server)",
     )
     parser.add_argument("--serve-internal", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
@@ -700,25 +758,36 @@ def main() -> None:
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     if args.serve_internal:
-        asyncio.run(run_internal_server())
+        asyncio.run(run_internal_server(args.relay))
         return
     if args.probe:
         probe_healthz(args.probe, args.seconds)
         return
-    counts = [int(part) for part in args.calls.split(",") if part.strip()]
+    legacy = args.real_server or args.internal_server
+    calls = args.calls or ("1,2,4" if legacy else "1,2,4,8,16,32")
+    counts = [int(part) for part in calls.split(",") if part.strip()]
     if not counts or min(counts) < 1 or max(counts) > 64:
         parser.error("--calls takes counts between 1 and 64")
     server_args: tuple[str, ...] = ()
     if args.switch_interval is not None:
         server_args = ("--switch-interval", str(args.switch_interval))
+    if not legacy:
+        from bench.media_paths import compare_paths  # it imports this module
+
+        paths = [p for p in args.paths.split(",") if p.strip()]
+        if not paths or not set(paths) <= {"encoded", "transcode"}:
+            parser.error("--paths takes encoded and/or transcode")
+        stop = 29.0 if args.stop_below_fps is None else args.stop_below_fps
+        asyncio.run(compare_paths(paths, counts, args.seconds, stop, server_args))
+        return
     asyncio.run(
         run_bench(
             counts,
             args.seconds,
-            args.stop_below_fps,
+            10.0 if args.stop_below_fps is None else args.stop_below_fps,
             args.max_other_cpu,
             args.retries,
-            server_args,
+            ("--relay", args.relay, *server_args),
             args.internal_server,
         )
     )
