@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import DateTime, Text, func, insert, literal, update
+from sqlalchemy import select as sa_select  # sqlmodel's select takes at most 4 columns
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,36 +92,55 @@ async def transition(
 
 
 async def add_chat_message(
-    session: AsyncSession, *, contact_id: str, sender_ref: str, sender_role: str, text: str
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    contact_id: str,
+    sender_ref: str,
+    sender_role: str,
+    text: str,
 ) -> ChatMessage:
-    """Append a chat line with the next sequence number of its contact."""
-    for _attempt in range(5):
-        result = await session.exec(
-            select(func.coalesce(func.max(ChatMessage.seq), 0)).where(
-                ChatMessage.contact_id == contact_id
-            )
+    """Append a chat line numbered after the contact's last, in one statement of its own.
+
+    Two instances writing to one contact at once may pick the same number: the unique
+    constraint refuses the second, which takes the next number.
+    """
+    for _attempt in range(10):
+        at = utcnow()
+        next_seq = sa_select(
+            literal(contact_id),
+            func.coalesce(func.max(ChatMessage.seq), 0) + 1,
+            literal(at, type_=DateTime(timezone=True)),
+            literal(sender_ref),
+            literal(sender_role),
+            literal(text, type_=Text()),
+        ).where(col(ChatMessage.contact_id) == contact_id)
+        statement = (
+            insert(ChatMessage)
+            .from_select(["contact_id", "seq", "at", "sender_ref", "sender_role", "text"], next_seq)
+            .returning(col(ChatMessage.id), col(ChatMessage.seq))
         )
-        seq = int(result.one()) + 1
-        message = ChatMessage(
+        try:
+            async with factory() as session, session.begin():
+                row = (await session.exec(statement)).one()
+        except IntegrityError:
+            continue  # another instance took this number: take the next
+        return ChatMessage(
+            id=row[0],
             contact_id=contact_id,
-            seq=seq,
+            seq=row[1],
+            at=at,
             sender_ref=sender_ref,
             sender_role=sender_role,
             text=text,
         )
-        try:
-            async with session.begin_nested():
-                session.add(message)
-                await session.flush()
-        except IntegrityError:
-            continue  # another instance took this number: take the next
-        return message
     raise RuntimeError(f"could not number a chat message of contact {contact_id}")
 
 
 async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:
     result = await session.exec(
-        select(ChatMessage).where(ChatMessage.contact_id == contact_id).order_by(col(ChatMessage.seq))
+        select(ChatMessage)
+        .where(ChatMessage.contact_id == contact_id)
+        .order_by(col(ChatMessage.seq))
     )
     return list(result.all())
 
@@ -147,9 +168,7 @@ async def open_contacts_of_advisor(session: AsyncSession, *, advisor_id: int) ->
     result = await session.exec(
         select(Contact).where(
             Contact.advisor_id == advisor_id,
-            col(Contact.state).in_(
-                [ContactState.CONNECTED.value, ContactState.WRAP_UP.value]
-            ),
+            col(Contact.state).in_([ContactState.CONNECTED.value, ContactState.WRAP_UP.value]),
         )
     )
     return list(result.all())

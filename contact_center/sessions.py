@@ -113,7 +113,7 @@ class SessionService:
 
     # ------------------------------------------------------------------ access
 
-    async def _contact_for(self, identity: Identity, contact_id: str) -> Contact:
+    async def contact_for(self, identity: Identity, contact_id: str) -> Contact:
         """The contact, if ``identity`` is one of its parties; otherwise refuse and audit."""
         async with transaction(self.db) as session:
             contact = await contacts.get_contact(session, contact_id=contact_id)
@@ -431,7 +431,7 @@ class SessionService:
     async def transfer(
         self, identity: Identity, contact_id: str, *, skills: dict[str, int], language: str | None
     ) -> Contact:
-        contact = await self._contact_for(identity, contact_id)
+        contact = await self.contact_for(identity, contact_id)
         if contact.state != ContactState.CONNECTED:
             raise Conflict(f"contact {contact_id} is {contact.state}; only a connected one moves")
         async with transaction(self.db) as session:
@@ -468,7 +468,7 @@ class SessionService:
         if contact_id is not None:
             targets = [c for c in in_wrapup if c.id == contact_id]
             if not targets:
-                await self._contact_for(identity, contact_id)  # audits a foreign id
+                await self.contact_for(identity, contact_id)  # audits a foreign id
                 raise Conflict(f"contact {contact_id} is not in wrap-up", code="invalid_state")
         done = [await self.finish_wrapup(c.id, actor=identity.ref) for c in targets]
         if len(done) == len(in_wrapup):
@@ -496,7 +496,7 @@ class SessionService:
 
     async def end(self, identity: Identity, contact_id: str, *, reason: str = "ended") -> Contact:
         """Either party ends: a waiting contact is abandoned, a connected one goes to wrap-up."""
-        contact = await self._contact_for(identity, contact_id)
+        contact = await self.contact_for(identity, contact_id)
         return await self.end_contact(contact, actor=identity.ref, reason=reason)
 
     async def end_contact(self, contact: Contact, *, actor: str, reason: str) -> Contact:
@@ -528,10 +528,13 @@ class SessionService:
         return contact
 
     async def chat(self, identity: Identity, contact_id: str, text: str) -> int:
-        contact = await self._contact_for(identity, contact_id)
+        return await self.chat_on(identity, await self.contact_for(identity, contact_id), text)
+
+    async def chat_on(self, identity: Identity, contact: Contact, text: str) -> int:
+        """A chat line of one of ``contact``'s parties (already checked by ``contact_for``)."""
         if contact.state not in (ContactState.CONNECTED, ContactState.QUEUED, ContactState.OFFERED):
             raise Conflict(
-                f"contact {contact_id} is {contact.state}; chat is open while queued or connected",
+                f"contact {contact.id} is {contact.state}; chat is open while queued or connected",
                 code="invalid_state",
             )
         role = "customer" if identity.role is Role.CUSTOMER else "advisor"
@@ -541,14 +544,13 @@ class SessionService:
         self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
     ) -> int:
         """Persist a chat line (server time, next sequence number) and deliver it to both parties."""
-        async with transaction(self.db) as session:
-            message = await contacts.add_chat_message(
-                session,
-                contact_id=contact.id,
-                sender_ref=sender_ref,
-                sender_role=sender_role,
-                text=text,
-            )
+        message = await contacts.add_chat_message(
+            self.db,
+            contact_id=contact.id,
+            sender_ref=sender_ref,
+            sender_role=sender_role,
+            text=text,
+        )
         frame = ChatMessage(
             contact_id=contact.id,
             seq=message.seq,
@@ -560,7 +562,7 @@ class SessionService:
         return message.seq
 
     async def typing(self, identity: Identity, contact_id: str) -> None:
-        contact = await self._contact_for(identity, contact_id)
+        contact = await self.contact_for(identity, contact_id)
         if identity.role is Role.CUSTOMER:
             if contact.advisor_id is not None:
                 await self.bus.publish(
@@ -597,7 +599,7 @@ class SessionService:
 
     async def upgrade(self, identity: Identity, contact_id: str, channel: Channel) -> bool:
         """Ask for (or agree to) a richer medium; both parties must ask. True once agreed."""
-        contact = await self._contact_for(identity, contact_id)
+        contact = await self.contact_for(identity, contact_id)
         if contact.state != ContactState.CONNECTED:
             raise Conflict(f"contact {contact_id} is {contact.state}; upgrade needs connected")
         if channel.value in contact.channels:
@@ -647,7 +649,7 @@ class SessionService:
         return True
 
     async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
-        contact = await self._contact_for(identity, contact_id)
+        contact = await self.contact_for(identity, contact_id)
         if contact.state != ContactState.CONNECTED:
             raise Conflict(
                 f"contact {contact_id} is {contact.state}; media starts once connected",
@@ -678,7 +680,7 @@ class SessionService:
         sdp_mid: str | None,
         sdp_mline_index: int | None,
     ) -> None:
-        await self._contact_for(identity, contact_id)
+        await self.contact_for(identity, contact_id)
         call = self.media.get(contact_id)
         if call is None:
             raise Conflict("send rtc.offer before candidates", code="invalid_state")

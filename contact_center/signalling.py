@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from contact_center import keys, rkeys
 from contact_center.auth import Identity, current_identity, identity_from_session, require_role
 from contact_center.errors import ClientError, Forbidden, RateLimited, to_error
+from contact_center.lifecycle import ContactState
 from contact_center.models import Role
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
@@ -110,7 +111,9 @@ class Connection:
         except asyncio.QueueFull:
             self.overflowed = True
             who = self.identity.ref if self.identity else "anonymous"
-            log.warning("websocket send queue full: disconnecting a slow client", extra={"who": who})
+            log.warning(
+                "websocket send queue full: disconnecting a slow client", extra={"who": who}
+            )
             transport = self.request.transport
             if transport is not None:
                 transport.abort()
@@ -168,12 +171,14 @@ async def _resume(svc: SessionService, conn: Connection, msg: SessionResume) -> 
 
 async def _chat(svc: SessionService, conn: Connection, msg: ChatSend) -> dict[str, Any]:
     assert conn.identity is not None
+    contact = await svc.contact_for(conn.identity, msg.contact_id)  # refuses and audits
     bot = conn.request.app.get(BOT)
-    if bot is not None and conn.identity.role is Role.CUSTOMER:
+    if bot is not None and contact.state == ContactState.BOT:
         handled = await bot.customer_message(conn.identity, msg.contact_id, msg.text)
         if handled is not None:
             return {"seq": handled}
-    return {"seq": await svc.chat(conn.identity, msg.contact_id, msg.text)}
+        contact = await svc.contact_for(conn.identity, msg.contact_id)  # handed off meanwhile
+    return {"seq": await svc.chat_on(conn.identity, contact, msg.text)}
 
 
 async def _typing(svc: SessionService, conn: Connection, msg: ChatTyping) -> dict[str, Any]:
@@ -189,7 +194,9 @@ async def _rtc_offer(svc: SessionService, conn: Connection, msg: RtcOffer) -> di
     return {}
 
 
-async def _rtc_candidate(svc: SessionService, conn: Connection, msg: RtcCandidate) -> dict[str, Any]:
+async def _rtc_candidate(
+    svc: SessionService, conn: Connection, msg: RtcCandidate
+) -> dict[str, Any]:
     """A trickled candidate of the client (the server itself answers with all of its own)."""
     assert conn.identity is not None
     await svc.rtc_candidate(
@@ -320,7 +327,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             conn.send(Error(ref=_request_id(first.data), code=exc.code, message=str(exc)))
             return ws
         conn.identity = identity
-        conn.send(Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name))
+        conn.send(
+            Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
+        )
         if not conn.media_only:
             first_here = not bus.has_local(identity.ref)
             bus.attach(identity.ref, conn)
@@ -382,7 +391,13 @@ async def _serve(svc: SessionService, conn: Connection, rate: float, burst: int)
                 await conn.close(1008, "flood")
                 return
             if refused % 10 == 1:
-                conn.send(Error(ref=_request_id(raw), code=RateLimited.code, message="slow down: message dropped"))
+                conn.send(
+                    Error(
+                        ref=_request_id(raw),
+                        code=RateLimited.code,
+                        message="slow down: message dropped",
+                    )
+                )
             continue
         if len(raw.encode()) > MAX_FRAME_BYTES:
             conn.send(
@@ -428,13 +443,17 @@ async def _handle(svc: SessionService, conn: Connection, raw: str) -> None:
         conn.send(Error(ref=ref, code=code, message=text))
 
 
-@require_role(Role.CUSTOMER, Role.ADVISOR, Role.SUPERVISOR, Role.COMPLIANCE, Role.ADMIN, allow_guest=True)
+@require_role(
+    Role.CUSTOMER, Role.ADVISOR, Role.SUPERVISOR, Role.COMPLIANCE, Role.ADMIN, allow_guest=True
+)
 async def ws_token(request: web.Request) -> web.Response:
     """A single-use token valid for a minute, for clients that cannot send the cookie."""
     session = await get_session(request)
     token = secrets.token_urlsafe(32)
     snapshot = {k: session.get(k) for k in ("ref", "uid", "role", "name", "vip")}
-    await request.app[keys.REDIS].set(rkeys.ws_token(token), json.dumps(snapshot), ex=WS_TOKEN_TTL_S)
+    await request.app[keys.REDIS].set(
+        rkeys.ws_token(token), json.dumps(snapshot), ex=WS_TOKEN_TTL_S
+    )
     return web.json_response({"token": token, "expires_in": WS_TOKEN_TTL_S})
 
 

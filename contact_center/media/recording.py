@@ -2,8 +2,10 @@
 
 One task per (party, kind) reads an ``EncodedTap`` and writes each inbound track to its own
 file, ``<party>-<kind>-<n>.webm`` (``.mkv`` for H.264), starting a new file when the party's
-track is replaced (renegotiation, reconnection). ``TrackWriter.write`` only queues, so the event
-loop never waits on the disk; closing a file (trailer) runs in a worker thread.
+track is replaced (renegotiation, reconnection). A video file's frame size comes from its
+first keyframe (VP8 key frame header, or H.264 SPS: ``recordings.mux.frame_dimensions``).
+``TrackWriter.write`` only queues, so the event loop never waits on the disk; closing a file
+(trailer) runs in a worker thread.
 """
 
 from __future__ import annotations

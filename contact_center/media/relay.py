@@ -1,4 +1,4 @@
-"""Encoded relay: forward VP8/Opus frames from one leg to the other without decoding them.
+"""Encoded relay: forward VP8/H.264/Opus frames from one leg to the other without decoding them.
 
 aiortc decodes every inbound frame and encodes every outbound one; a relay between two legs that
 negotiated the same codec needs neither. Two taps on aiortc 1.16.0, both behind this module:
@@ -15,8 +15,12 @@ negotiated the same codec needs neither. Two taps on aiortc 1.16.0, both behind 
   with ``get_encoder`` only while ``_RTCRtpSender__encoder`` is None and packs ``av.Packet``s
   (``encoder.pack``) instead of encoding them, the path ``MediaPlayer(decode=False)`` uses.
   ``PacketEncoder`` is preset there: it packetizes packets and creates a real encoder only if
-  decoded frames arrive (codec mismatch). PLI/FIR from the far end call
-  ``RTCRtpSender._send_keyframe``, wrapped per instance to forward the request upstream.
+  decoded frames arrive (codec mismatch). VP8 goes through ``Vp8Encoder._packetize``; H.264
+  frames, which aiortc's depacketizer (``h264_depayload``) assembles as Annex B NAL units with
+  4-byte start codes, through ``H264Encoder._split_bitstream`` and ``_packetize`` (STAP-A /
+  FU-A, packetization-mode 1), as ``H264Encoder.pack`` does. H.264 is relayed only between
+  legs with the same packetization mode and profile (``same_format``). PLI/FIR from the far
+  end call ``RTCRtpSender._send_keyframe``, wrapped per instance to forward the request upstream.
   The negotiated send codec is ``RTCRtpTransceiver._codecs[0]`` (what ``send`` is given).
 
 ``check_aiortc`` refuses any other aiortc version and checks that these attributes still exist;
@@ -39,6 +43,7 @@ import aiortc
 import av
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -62,7 +67,7 @@ RelayPath = Literal["encoded", "transcode"]
 """``encoded``: forward same-codec media as is; ``transcode``: always decode and re-encode."""
 RelayMode = Literal["encoded", "transcode"]
 
-RELAYABLE = frozenset({"video/vp8", "audio/opus"})
+RELAYABLE = frozenset({"video/vp8", "video/h264", "audio/opus"})
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs sent upstream for one source
 MAX_QUEUED = {"video": 60, "audio": 25}  # about 2 s of video, 0.5 s of audio
 
@@ -90,6 +95,8 @@ def check_aiortc() -> None:
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_next_encoded_frame"),
         (Vp8Encoder, "_packetize"),
+        (H264Encoder, "_packetize"),
+        (H264Encoder, "_split_bitstream"),
     ):
         if not callable(getattr(owner, name, None)):
             raise AiortcMismatch(f"aiortc {owner.__name__}.{name} is gone; review relay.py")
@@ -97,6 +104,42 @@ def check_aiortc() -> None:
 
 def codec_key(codec: RTCRtpCodecParameters) -> str:
     return codec.mimeType.lower()
+
+
+def _h264_format(codec: RTCRtpCodecParameters) -> tuple[str, str, int]:
+    """(packetization-mode, profile_idc+profile-iop as hex, level_idc) from the fmtp line."""
+    params = codec.parameters or {}
+    mode = str(params.get("packetization-mode", "0"))
+    profile_level = str(params.get("profile-level-id", "42001f")).lower()  # RFC 6184 default
+    try:
+        level = int(profile_level[4:6], 16)
+    except ValueError:
+        level = -1
+    return mode, profile_level[:4], level
+
+
+def _format_key(codec: RTCRtpCodecParameters) -> str:
+    """What ``same_format`` looks at, as one string (the relay re-decides when it changes)."""
+    key = codec_key(codec)
+    if key == "video/h264":
+        return f"{key};{_h264_format(codec)}"
+    return key
+
+
+def same_format(received: RTCRtpCodecParameters, send: RTCRtpCodecParameters) -> bool:
+    """Frames received as ``received`` can be sent as is on a sender negotiated as ``send``.
+
+    Same mime type; for H.264 also the same packetization mode and profile (profile_idc and
+    constraint flags of ``profile-level-id``), at a level the far end accepts (not above its
+    own). Other fmtp parameters (Opus stereo/FEC...) do not change how frames are packed.
+    """
+    if codec_key(received) != codec_key(send):
+        return False
+    if codec_key(send) == "video/h264":
+        r_mode, r_profile, r_level = _h264_format(received)
+        s_mode, s_profile, s_level = _h264_format(send)
+        return r_mode == s_mode == "1" and r_profile == s_profile and 0 <= r_level <= s_level
+    return True
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -309,11 +352,11 @@ class RelayTrack(MediaStreamTrack):
 
     def _decide(self, source: EncodedSource, codec: RTCRtpCodecParameters) -> None:
         send = self.send_codec
-        key = (id(source), codec_key(codec), "" if send is None else codec_key(send))
+        key = (id(source), _format_key(codec), "" if send is None else _format_key(send))
         if self._decided == key:
             return
         self._decided = key
-        same = send is not None and codec_key(send) == codec_key(codec)
+        same = send is not None and same_format(codec, send)
         mode: RelayMode = "encoded" if same and codec_key(codec) in RELAYABLE else "transcode"
         if mode != self.mode:
             logger.info(
@@ -427,10 +470,14 @@ class PacketEncoder(Encoder):
     def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
         # The relay stamps packets in this codec's clock: no time base conversion.
         timestamp = int(packet.pts or 0)
-        if codec_key(self.codec) == "video/vp8":
+        key = codec_key(self.codec)
+        if key == "video/vp8":
             payloads = Vp8Encoder._packetize(bytes(packet), self._picture_id)
             self._picture_id = (self._picture_id + 1) % (1 << 15)
             return payloads, timestamp
+        if key == "video/h264":
+            # Annex B -> NAL units -> single NAL / STAP-A / FU-A payloads (packetization-mode 1).
+            return H264Encoder._packetize(H264Encoder._split_bitstream(bytes(packet))), timestamp
         return [bytes(packet)], timestamp
 
     @property
