@@ -9,7 +9,8 @@ reader task drains it for its whole life (``subscribe()`` taps read decoded fram
 Two relay paths (``relay=``):
 
 * ``"encoded"`` (default): the forwarding track is a ``RelayTrack`` fed with the other leg's
-  *encoded* frames (``relay.EncodedSource``); when both legs negotiated the same VP8/Opus codec
+  *encoded* frames (``relay.EncodedSource``); when both legs negotiated the same VP8, H.264 or
+  Opus format (``relay.same_format``)
   nothing is decoded or encoded, and keyframe requests are passed upstream. On a codec
   mismatch that track falls back to decoded frames, re-encoded by its sender, and
   ``on_event(party, "relay", "<kind>:transcode")`` says so (``"<kind>:encoded"`` otherwise).
