@@ -78,6 +78,23 @@ class _PartyMedia:
     encoded_taps: list[EncodedTap] = field(default_factory=list)  # subscribe_encoded()
 
 
+def _fingerprints(sdp: str) -> frozenset[str]:
+    """The DTLS certificate fingerprints of an SDP: they identify the peer connection."""
+    return frozenset(
+        line.split(":", 1)[1].strip().lower()
+        for line in sdp.splitlines()
+        if line.startswith("a=fingerprint:")
+    )
+
+
+def _from_another_peer(pc: RTCPeerConnection, offer_sdp: str) -> bool:
+    current = pc.remoteDescription
+    if current is None:
+        return False
+    before, now = _fingerprints(current.sdp), _fingerprints(offer_sdp)
+    return bool(before and now) and not (before & now)
+
+
 class CallMedia:
     """One contact's media on this server instance: answer offers, relay, fan out, close.
 
@@ -181,6 +198,15 @@ class CallMedia:
                     self.contact_id,
                     party,
                     media.pc.connectionState,
+                )
+                await self._close_party(party)
+            elif media.pc is not None and _from_another_peer(media.pc, offer_sdp):
+                # A reloaded page or restarted app offers from a new peer connection while the
+                # old one still looks alive: it cannot be renegotiated, it is replaced.
+                logger.info(
+                    "media %s: %s offers from a new peer connection; replacing its own",
+                    self.contact_id,
+                    party,
                 )
                 await self._close_party(party)
             if media.pc is None:

@@ -285,3 +285,31 @@ async def test_party_reconnects_with_a_new_peer_connection(
         await advisor.close()
         if second is not None:
             await second.close()
+
+
+async def test_a_new_client_peer_connection_replaces_a_live_one(
+    ice: IceSettings, negotiate: Negotiate, until: Until
+) -> None:
+    """A page reloaded mid-call offers from a new peer connection while the old one is up."""
+    call = CallMedia("reload", ice)
+    customer = SyntheticPeer(ice, name="customer")
+    advisor = SyntheticPeer(ice, name="advisor")
+    second: SyntheticPeer | None = None
+    try:
+        await negotiate(call, "customer", customer)
+        await negotiate(call, "advisor", advisor)
+        await until(lambda: advisor.stats.stamped >= 30)
+        first_pc = call.peer_connection("customer")
+        second = SyntheticPeer(ice, name="customer-reloaded")
+        await negotiate(call, "customer", second)  # the old client is still connected
+        assert call.peer_connection("customer") is not first_pc
+        assert first_pc is not None and first_pc.connectionState == "closed"
+        await until(lambda: second is not None and second.stats.stamped >= 10)
+        before = advisor.stats.stamped
+        await until(lambda: advisor.stats.stamped >= before + 10)
+    finally:
+        await call.close()
+        await customer.close()
+        await advisor.close()
+        if second is not None:
+            await second.close()
