@@ -37,6 +37,7 @@ import aiohttp
 from chatbot.classify import rasa_server
 from chatbot.client import RasaClient
 from chatbot.services import free_port
+from contact_center.media.synthetic import quantile
 from contact_center.wsclient import SignallingClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,18 +62,13 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     return {
-        "p50_ms": round(percentile(values, 0.50), 1),
-        "p90_ms": round(percentile(values, 0.90), 1),
-        "p99_ms": round(percentile(values, 0.99), 1),
+        "p50_ms": round(quantile(values, 0.50) or 0.0, 1),
+        "p90_ms": round(quantile(values, 0.90) or 0.0, 1),
+        "p99_ms": round(quantile(values, 0.99) or 0.0, 1),
         "max_ms": round(max(values), 1),
         "mean_ms": round(statistics.fmean(values), 1),
     }
@@ -122,7 +118,7 @@ async def measure_ws(url: str, turns: int, deadline: float, language: str,
                     await customer.request("session.end", contact_id=contact_id)
                 contact_id = await _start(customer, language)
             if i >= 0 and (i + 1) % 20 == 0:
-                _log(f"{i + 1} turns, p50 {percentile(latencies, 0.5):.1f} ms")
+                _log(f"{i + 1} turns, p50 {quantile(latencies, 0.5) or 0.0:.1f} ms")
     finally:
         await customer.close()
     return {"turns": len(latencies), "handoffs": handoffs, **summary(latencies)}

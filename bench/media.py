@@ -70,7 +70,7 @@ from bench.media_clients import ClipPeer, make_clip, video_figures
 from contact_center.media.call import DEFAULT_RELAY_PATH, MediaHub, Party
 from contact_center.media.ice import IceSettings
 from contact_center.media.relay import RelayPath
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.media.synthetic import SyntheticPeer, quantile
 from contact_center.models import Role
 from contact_center.wsclient import RequestFailed, SignallingClient
 
@@ -108,12 +108,11 @@ class LoopLagMonitor:
                 self._on_tick()
 
     def summary(self) -> dict[str, float]:
-        values = sorted(self.samples)
-        if not values:
+        if not self.samples:
             return {"lag_p99_ms": 0.0, "lag_max_ms": 0.0}
         return {
-            "lag_p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
-            "lag_max_ms": round(values[-1], 1),
+            "lag_p99_ms": round(quantile(self.samples, 0.99) or 0.0, 1),
+            "lag_max_ms": round(max(self.samples), 1),
         }
 
     async def stop(self) -> None:
@@ -441,13 +440,13 @@ async def healthz_latency(base_url: str, seconds: float) -> dict[str, Any]:
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
     result = json.loads(out.decode().strip().splitlines()[-1])
-    values = sorted(result["samples"])
+    values = result["samples"]
     if not values:
         return {"healthz_p50_ms": None, "healthz_p99_ms": None, "healthz_max_ms": None}
     return {
-        "healthz_p50_ms": round(values[len(values) // 2], 1),
-        "healthz_p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
-        "healthz_max_ms": round(values[-1], 1),
+        "healthz_p50_ms": round(quantile(values, 0.5) or 0.0, 1),
+        "healthz_p99_ms": round(quantile(values, 0.99) or 0.0, 1),
+        "healthz_max_ms": round(max(values), 1),
         "healthz_failures": result["failures"],
     }
 
@@ -541,11 +540,10 @@ async def measure(server: MediaServer, calls: int, seconds: float) -> dict[str, 
         server_stats = await server.stats()
 
         fps = [peer.stats.fps("video", since=start) for peer in peers]
-        latencies = sorted(
+        latencies = [
             ms for peer in peers for t, ms in peer.stats.latencies if start <= t <= start + wall
-        )
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None
-        p50 = latencies[len(latencies) // 2] if latencies else None
+        ]
+        p99, p50 = quantile(latencies, 0.99), quantile(latencies, 0.5)
         return {
             "calls": calls,
             "server_cpu_pct_per_call": round(server_cpu_pct / calls, 1),

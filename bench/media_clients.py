@@ -36,7 +36,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
-from contact_center.media.synthetic import AUDIO_RATE, VIDEO_CLOCK, PaintedVideoTrack
+from contact_center.media.synthetic import AUDIO_RATE, VIDEO_CLOCK, PaintedVideoTrack, quantile
 
 logger = logging.getLogger("bench.media_clients")
 
@@ -200,13 +200,6 @@ class ClipPeer:
 # ---------------------------------------------------------------------- figures
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def video_figures(peers: list[ClipPeer], start: float, end: float) -> dict[str, Any]:
     """Received video over [start, end]: min/mean fps, frame interval and delay variation.
 
@@ -224,7 +217,7 @@ def video_figures(peers: list[ClipPeer], start: float, end: float) -> dict[str, 
             delays = [t - rtp for t, rtp in frames]
             best = min(delays)
             variation += [(d - best) * 1000 for d in delays]
-    rounded = {k: percentile(v, q) for k, v, q in (
+    rounded = {k: quantile(v, q) for k, v, q in (
         ("interval_p50_ms", intervals, 0.5),
         ("interval_p99_ms", intervals, 0.99),
         ("delay_variation_p50_ms", variation, 0.5),

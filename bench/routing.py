@@ -27,6 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from contact_center.media.synthetic import quantile
 from routing.models import AgentProfile, AgentState, Channel, ContactRequest
 from routing.policy import load_policy, parse_policy
 from routing.store import RouterStore
@@ -90,13 +91,6 @@ async def run_pool(
         for _ in range(concurrency):
             tg.create_task(worker())
     return done
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @asynccontextmanager
@@ -197,8 +191,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "concurrency": args.concurrency,
                 "decisions_per_s": round(rate, 1),
                 "p50_ms": round(statistics.median(latencies) * 1000, 3) if latencies else 0.0,
-                "p90_ms": round(percentile(latencies, 0.90) * 1000, 3),
-                "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+                "p90_ms": round((quantile(latencies, 0.90) or 0.0) * 1000, 3),
+                "p99_ms": round((quantile(latencies, 0.99) or 0.0) * 1000, 3),
                 "max_ms": round(max(latencies, default=0.0) * 1000, 3),
                 "offered": offered,
                 "queued": decided - offered,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from contact_center.lifecycle import InvalidTransition
+from routing.errors import RoutingError
 
 
 class ClientError(Exception):
@@ -55,12 +56,18 @@ def describe_validation(error: ValidationError) -> tuple[str, str]:
     return "bad_field", f"{field or 'message'}: {first.get('msg', 'invalid')}"
 
 
+#: What a client may cause; anything else is our fault (logged, answered ``internal``).
+CLIENT_CAUSED = (ClientError, InvalidTransition, RoutingError, ValidationError)
+
+
 def to_error(exc: Exception) -> tuple[str, str]:
     """Map any exception a handler raised to (code, message) for the client."""
     if isinstance(exc, ClientError):
         return exc.code, str(exc)
     if isinstance(exc, InvalidTransition):
         return "invalid_state", str(exc)
+    if isinstance(exc, RoutingError):
+        return exc.code, str(exc)
     if isinstance(exc, ValidationError):
         return describe_validation(exc)
     return "internal", "something went wrong on our side; the session is unaffected"

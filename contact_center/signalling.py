@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from contact_center import keys, rkeys
 from contact_center.auth import Identity, current_identity, identity_from_session, require_role
-from contact_center.errors import ClientError, Forbidden, RateLimited, to_error
+from contact_center.errors import CLIENT_CAUSED, ClientError, Forbidden, RateLimited, to_error
 from contact_center.lifecycle import ContactState
 from contact_center.models import Role
 from contact_center.protocol import (
@@ -426,20 +426,10 @@ async def _handle(svc: SessionService, conn: Connection, raw: str) -> None:
             )
         data = await handler(svc, conn, message)
         conn.send(Ack(ref=message.id, data=data))
-    except (ClientError, ValidationError) as exc:
-        code, text = to_error(exc)
-        conn.send(Error(ref=ref, code=code, message=text))
     except Exception as exc:  # one bad request must not end the connection or the server
-        from contact_center.lifecycle import InvalidTransition
-        from routing.errors import RoutingError
-
-        if isinstance(exc, InvalidTransition):
-            code, text = to_error(exc)
-        elif isinstance(exc, RoutingError):
-            code, text = exc.code, str(exc)
-        else:
+        if not isinstance(exc, CLIENT_CAUSED):
             log.exception("handling %s", raw[:200])
-            code, text = to_error(exc)
+        code, text = to_error(exc)
         conn.send(Error(ref=ref, code=code, message=text))
 
 

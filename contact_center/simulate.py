@@ -26,7 +26,7 @@ from typing import Any
 
 from contact_center.media.fanout import cancel_and_wait
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.media.synthetic import SyntheticPeer, quantile
 from contact_center.wsclient import RequestFailed, SignallingClient
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,10 @@ def progress(message: str) -> None:
     print(f"[simulate {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def quantile(values: list[float], q: float) -> float | None:
-    """The ``q`` quantile (nearest rank) of ``values``, or None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+def _ms(values: list[float], q: float) -> float | None:
+    """A quantile for the report, in ms to two decimals."""
+    value = quantile(values, q)
+    return None if value is None else round(value, 2)
 
 
 @dataclass
@@ -458,10 +456,10 @@ class Simulation:
                 "replies": sum(s.replies for s in lines),
                 "out_of_order": sum(s.out_of_order for s in lines),
                 "rate_per_s": round(sum(s.sent for s in lines) / self.seconds, 1),
-                "relay_p50_ms": quantile(relay, 0.5),
-                "relay_p99_ms": quantile(relay, 0.99),
-                "round_trip_p50_ms": quantile(rtt, 0.5),
-                "round_trip_p99_ms": quantile(rtt, 0.99),
+                "relay_p50_ms": _ms(relay, 0.5),
+                "relay_p99_ms": _ms(relay, 0.99),
+                "round_trip_p50_ms": _ms(rtt, 0.5),
+                "round_trip_p99_ms": _ms(rtt, 0.99),
             }
             return report
         for direction in ("customer_to_advisor", "advisor_to_customer"):
@@ -478,8 +476,8 @@ class Simulation:
                 "min_audio_fps": round(min((p["audio_fps"] for p in parts), default=0.0), 1),
                 "out_of_order": sum(p["out_of_order"] for p in parts),
                 "missing": sum(p["missing"] for p in parts),
-                "latency_p50_ms": quantile(latencies, 0.5),
-                "latency_p99_ms": quantile(latencies, 0.99),
+                "latency_p50_ms": _ms(latencies, 0.5),
+                "latency_p99_ms": _ms(latencies, 0.99),
             }
         return report
 

@@ -18,6 +18,7 @@ import random
 import time
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -92,6 +93,14 @@ def read_stamp(frame: object) -> Stamp | None:
     if _check_byte(counter, sent_ms) != check:
         return None
     return Stamp(counter=counter, sent_ms=sent_ms)
+
+
+def quantile(values: Iterable[float], q: float) -> float | None:
+    """The ``q`` (0..1) quantile of ``values`` by nearest rank, or None when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def latency_ms(stamp: Stamp, received_ms: int | None = None) -> int:
@@ -271,12 +280,9 @@ class ReceiveStats:
         elapsed = time.monotonic() - start
         return count / elapsed if elapsed > 0 else 0.0
 
-    def latency_ms(self, quantile: float, since: float | None = None) -> float | None:
-        """The ``quantile`` (0..1) of end-to-end video latency, or None without samples."""
-        values = sorted(ms for t, ms in self.latencies if since is None or t >= since)
-        if not values:
-            return None
-        return float(values[min(len(values) - 1, int(quantile * len(values)))])
+    def latency_ms(self, q: float, since: float | None = None) -> float | None:
+        """The ``q`` (0..1) quantile of end-to-end video latency, or None without samples."""
+        return quantile((ms for t, ms in self.latencies if since is None or t >= since), q)
 
 
 class SyntheticPeer:
