@@ -4,20 +4,7 @@ local cid = ARGV[3]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st == 'completed' or c.st == 'cancelled' then return done({state = c.st}) end
-local a, before = nil, nil
-if c.st == 'queued' then
-  redis.call('ZREM', QK[c.lang][c.ch], cid)
-else
-  a = get_agent(c.ag)
-  before = derive(a)
-  if c.st == 'offered' then
-    free_slot(a, c)
-    index(a)
-    emit('offer_released', cid, a.id, {reason = 'cancelled'})
-  else
-    end_work(a, c)
-  end
-end
+local a, before = detach(c, 'cancelled')
 local was = c.st
 finish(c, 'cancelled')
 put_contact(c)

@@ -477,6 +477,25 @@ local function finish(c, st)
   redis.call('ZADD', K_DUE, NOW + P.retain, 'x|' .. c.id)
 end
 
+-- Take a contact out of wherever it is: its queue, an open offer (released, with ``reason``)
+-- or an agent's work. Returns the agent that held it and that agent's state before, or nil.
+local function detach(c, reason)
+  if c.st == 'queued' then
+    redis.call('ZREM', QK[c.lang][c.ch], c.id)
+    return nil, nil
+  end
+  local a = get_agent(c.ag)
+  local before = derive(a)
+  if c.st == 'offered' then
+    free_slot(a, c)
+    index(a)
+    emit('offer_released', c.id, a.id, {reason = reason})
+  else
+    end_work(a, c)
+  end
+  return a, before
+end
+
 local function offer_of(c)
   return {contact_id = c.id, agent_id = c.ag, channel = c.ch, offered_at = c.of,
           deadline = c.dl, accepted_at = c.ac, explanation = c.ex}

@@ -8,21 +8,8 @@ if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st == 'completed' or c.st == 'cancelled' then
   return fail('invalid_state', 'contact ' .. cid .. ' is ' .. c.st, c.st)
 end
-local a, before = nil, nil
-if c.st == 'queued' then
-  redis.call('ZREM', QK[c.lang][c.ch], cid)
-else
-  a = get_agent(c.ag)
-  before = derive(a)
-  if c.st == 'offered' then
-    free_slot(a, c)
-    index(a)
-    emit('offer_released', cid, a.id, {reason = 'transferred'})
-  else
-    end_work(a, c)
-  end
-  if ARGV[7] == '1' then c.excl[a.id] = true end
-end
+local a, before = detach(c, 'transferred')
+if a and ARGV[7] == '1' then c.excl[a.id] = true end
 c.req = cjson.decode(ARGV[4])
 if ARGV[5] ~= '' then c.opt = cjson.decode(ARGV[5]) end
 if ARGV[6] ~= '' then c.lang = ARGV[6] end
