@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 SESSIONS: web.AppKey[SessionService] = web.AppKey("sessions")
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")
 CLEANUPS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("ws_cleanups")
+PRESENCE: web.AppKey[PresenceLocks] = web.AppKey("presence_locks")
 BOT: web.AppKey[Any] = web.AppKey("bot")
 
 HELLO_TIMEOUT_S = 10.0
@@ -67,6 +68,28 @@ CLEANUP_TIMEOUT_S = 15.0
 CUSTOMER = frozenset({Role.CUSTOMER})
 ADVISOR = frozenset({Role.ADVISOR})
 PARTIES = CUSTOMER | ADVISOR
+
+
+class PresenceLocks:
+    """One lock per person: a quick reconnect waits until the old socket's clean-up is done,
+    so that the grace period it starts is seen (and cancelled) by the new connection."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, ref: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(ref, (asyncio.Lock(), 0))
+        self._locks[ref] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[ref]
+            if users == 1:
+                del self._locks[ref]
+            else:
+                self._locks[ref] = (lock, users - 1)
 
 
 class TokenBucket:
@@ -331,12 +354,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
         )
         if not conn.media_only:
-            first_here = not bus.has_local(identity.ref)
-            bus.attach(identity.ref, conn)
-            if identity.role is Role.CUSTOMER:
-                await svc.customer_connected(identity)
-            elif identity.role is Role.ADVISOR and first_here:
-                await svc.advisor_connected(identity)
+            async with app[PRESENCE].hold(identity.ref):
+                first_here = not bus.has_local(identity.ref)
+                bus.attach(identity.ref, conn)
+                if identity.role is Role.CUSTOMER:
+                    await svc.customer_connected(identity)
+                elif identity.role is Role.ADVISOR and first_here:
+                    await svc.advisor_connected(identity)
         await _serve(svc, conn, settings.ws_rate_per_s, settings.ws_burst)
     finally:
         # aiohttp cancels the handler when the peer vanishes: the clean-up runs in a task of
@@ -353,10 +377,12 @@ async def _after_close(svc: SessionService, conn: Connection) -> None:
     conn.request.app[CONNECTIONS].discard(conn)
     try:
         if conn.identity is not None and not conn.media_only:
-            svc.bus.detach(conn.identity.ref, conn)
-            if not svc.bus.has_local(conn.identity.ref):
-                async with asyncio.timeout(CLEANUP_TIMEOUT_S):
-                    await _disconnected(svc, conn.identity)
+            ref = conn.identity.ref
+            async with conn.request.app[PRESENCE].hold(ref):
+                svc.bus.detach(ref, conn)
+                if not svc.bus.has_local(ref):
+                    async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                        await _disconnected(svc, conn.identity)
     except TimeoutError:
         log.error("clean-up after %s took over %s s", conn.identity, CLEANUP_TIMEOUT_S)
     finally:
@@ -464,6 +490,7 @@ async def close_all(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     app[CONNECTIONS] = set()
     app[CLEANUPS] = set()
+    app[PRESENCE] = PresenceLocks()
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/ws-token", ws_token)
     app.on_shutdown.append(close_all)
