@@ -69,9 +69,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime: the ledger stores timezone-aware times")
         return value.astimezone(UTC)
 
-    def process_result_value(
-        self, value: datetime | None, dialect: sa.Dialect
-    ) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -216,9 +214,7 @@ async def _append(
         session.add(entry)
         await session.flush()
         table = ChainHead.__table__  # type: ignore[attr-defined]
-        await session.execute(
-            sa.update(table).where(table.c.id == 1).values(entry_hash=entry_hash)
-        )
+        await session.execute(sa.update(table).where(table.c.id == 1).values(entry_hash=entry_hash))
     return entry
 
 

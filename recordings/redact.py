@@ -62,15 +62,15 @@ def _mask_run(run: str) -> str:
     for first in range(len(groups)):
         for last in range(len(groups) - 1, first - 1, -1):
             start, end = groups[first][0], groups[last][1]
-            if _is_card(run[start:end]) and (
-                best is None or end - start > best[1] - best[0]
-            ):
+            if _is_card(run[start:end]) and (best is None or end - start > best[1] - best[0]):
                 best = (start, end)
     if best is None:
         return run
     start, end = best
-    return run[:start] + _mask(run[start:end]) + _mask_run(run[end:]) if end < len(run) else (
-        run[:start] + _mask(run[start:end])
+    return (
+        run[:start] + _mask(run[start:end]) + _mask_run(run[end:])
+        if end < len(run)
+        else (run[:start] + _mask(run[start:end]))
     )
 
 

@@ -98,7 +98,9 @@ class RetentionPolicy:
     topics: dict[str, Period] = field(default_factory=dict)
 
     @classmethod
-    def from_strings(cls, default: str = "7y", topics: dict[str, str] | None = None) -> RetentionPolicy:
+    def from_strings(
+        cls, default: str = "7y", topics: dict[str, str] | None = None
+    ) -> RetentionPolicy:
         return cls(
             default=parse_period(default),
             topics={topic: parse_period(value) for topic, value in (topics or {}).items()},

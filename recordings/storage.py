@@ -287,7 +287,10 @@ class S3Storage:
                 reply = self.client.get_object_lock_configuration(Bucket=self.settings.bucket)
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
-                if code not in ("ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"):
+                if code not in (
+                    "ObjectLockConfigurationNotFoundError",
+                    "NoSuchObjectLockConfiguration",
+                ):
                     raise
                 self._locking = False
             else:
@@ -392,9 +395,7 @@ class S3Storage:
         prefix = f"{self.settings.prefix}/" if self.settings.prefix else ""
         names: set[str] = set()
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(
-            Bucket=self.settings.bucket, Prefix=prefix, Delimiter="/"
-        ):
+        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix, Delimiter="/"):
             for item in page.get("CommonPrefixes", []):
                 names.add(item["Prefix"][len(prefix) :].rstrip("/"))
         return sorted(names)
@@ -406,9 +407,7 @@ class S3Storage:
         bucket = self.settings.bucket
         reply = self.client.list_object_versions(Bucket=bucket, Prefix=key)
         versions = [
-            v
-            for v in reply.get("Versions", []) + reply.get("DeleteMarkers", [])
-            if v["Key"] == key
+            v for v in reply.get("Versions", []) + reply.get("DeleteMarkers", []) if v["Key"] == key
         ]
         if not versions:
             raise FileNotFoundError(self.location(contact_id, name))

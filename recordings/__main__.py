@@ -1,0 +1,7 @@
+"""``python -m recordings``: see ``recordings.cli``."""
+
+import sys
+
+from recordings.cli import main
+
+sys.exit(main())
