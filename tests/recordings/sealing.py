@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recordings.ledger import ChainHead, LedgerEntry
 from recordings.mux import TrackWriter
 
+ROOT = Path(__file__).resolve().parents[2]
 TABLES = [LedgerEntry.__table__, ChainHead.__table__]  # type: ignore[attr-defined]
 
 
