@@ -113,3 +113,8 @@ class AuditLog(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=512)
     address: str | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+# The recordings ledger lives in this database too (its tables are defined by ``recordings``).
+from recordings.ledger import ChainHead, LedgerEntry  # noqa: E402
+
+__all__ = ["AuditLog", "ChainHead", "ChatMessage", "Contact", "ContactEvent", "LedgerEntry", "User"]

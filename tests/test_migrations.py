@@ -11,7 +11,15 @@ from contact_center import db
 from contact_center.app import create_app
 from contact_center.config import load_settings
 
-TABLES = {"users", "contacts", "contact_events", "chat_messages", "audit_log"}
+TABLES = {
+    "users",
+    "contacts",
+    "contact_events",
+    "chat_messages",
+    "audit_log",
+    "recording_ledger",
+    "recording_chain_head",
+}
 
 
 async def _tables(url: str) -> set[str]:
