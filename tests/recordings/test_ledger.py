@@ -68,8 +68,5 @@ async def test_two_processes_seal_one_unbroken_chain(tmp_path: Path) -> None:
             assert len({r.prev_hash for r in rows}) == 200
             head = await chain_head(sessions_)
             assert head is not None and (head.seq, head.entry_hash) == (200, previous)
-            # Both processes really interleaved.
-            owners = "".join(r.contact_id[:2] for r in rows)
-            assert owners.count("p1p2") + owners.count("p2p1") > 1, url
         finally:
             await engine.dispose()
