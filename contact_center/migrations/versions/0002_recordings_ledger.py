@@ -8,7 +8,6 @@ Tables of the recordings ledger: the hash chain of sealed manifests and purges.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = '0002'
@@ -22,24 +21,24 @@ def upgrade() -> None:
     op.create_table('recording_chain_head',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
-    sa.Column('entry_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('entry_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('recording_ledger',
     sa.Column('seq', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-    sa.Column('contact_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('manifest_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('prev_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('entry_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('contact_id', sa.String(length=64), nullable=False),
+    sa.Column('manifest_hash', sa.String(length=64), nullable=False),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('entry_hash', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('sealed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('locations', sa.JSON(), nullable=True),
     sa.Column('retain_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('detail', sa.JSON(), nullable=True),
     sa.Column('held', sa.Boolean(), nullable=False),
-    sa.Column('hold_reason', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True),
-    sa.Column('held_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    sa.Column('hold_reason', sa.String(length=512), nullable=True),
+    sa.Column('held_by', sa.String(length=80), nullable=True),
     sa.Column('held_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('entry_hash')
