@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import av
 import av.error
@@ -46,20 +46,20 @@ class ManifestExists(FileExistsError):
     """A sealed manifest is never overwritten."""
 
 
-def hash_file(path: str | os.PathLike[str], block: int = BLOCK) -> tuple[str, int]:
-    """(SHA-256 hex digest, size in bytes) of a file, read in ``block``-byte pieces."""
+def hash_stream(stream: IO[bytes], block: int = BLOCK) -> tuple[str, int]:
+    """(SHA-256 hex digest, size in bytes) of what ``stream`` holds, read in ``block``-byte pieces."""
     digest = hashlib.sha256()
     size = 0
-    buffer = bytearray(block)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as file:
-        while True:
-            count = file.readinto(view)
-            if not count:
-                break
-            digest.update(view[:count])
-            size += count
+    while chunk := stream.read(block):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
+
+
+def hash_file(path: str | os.PathLike[str], block: int = BLOCK) -> tuple[str, int]:
+    """(SHA-256 hex digest, size in bytes) of a file, read in ``block``-byte pieces."""
+    with open(path, "rb", buffering=0) as file:
+        return hash_stream(file, block)
 
 
 def describe_media(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from typing import Any
 
 from recordings import ledger
 from recordings.ledger import GENESIS, Db, LedgerEntry
-from recordings.manifest import BLOCK, MANIFEST, manifest_hash, read_manifest
+from recordings.manifest import (
+    BLOCK,
+    MANIFEST,
+    hash_file,
+    hash_stream,
+    manifest_hash,
+    read_manifest,
+)
 from recordings.storage import LocalStorage, Storage
 
 __all__ = ["Problem", "VerifyReport", "hash_stored", "verify"]
@@ -83,16 +90,9 @@ def hash_stored(
 ) -> tuple[str, int]:
     """(SHA-256, size) of a stored file, read in ``block``-byte pieces."""
     if isinstance(storage, LocalStorage):
-        from recordings.manifest import hash_file
-
         return hash_file(storage.path(contact_id, name), block)
-    digest = hashlib.sha256()
-    size = 0
     with storage.open(contact_id, name) as body:
-        while chunk := body.read(block):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        return hash_stream(body, block)
 
 
 def _hash_job(
