@@ -10,7 +10,7 @@ what the contact center adds.
 Without ``--url`` it runs everything itself on loopback: the Rasa servers (chatbot.services, or
 ``--rasa-url`` when one answers), ``contact-center db upgrade`` and ``contact-center serve`` with a
 temporary CC_VAR_DIR and CC_RASA_URL pointing at them. Until ``create_app`` wires the bot gateway
-(contact_center.botctx.bot_ctx), the server is this module with ``--serve-child``: the same app
+(contact_center.server.contexts.bot_ctx), the server is this module with ``--serve-child``: the same app
 plus that cleanup context. Progress on stderr; the last line is one JSON object.
 """
 
@@ -37,8 +37,8 @@ import aiohttp
 from chatbot.classify import rasa_server
 from chatbot.client import RasaClient
 from chatbot.services import free_port
-from contact_center.media.synthetic import quantile
-from contact_center.wsclient import SignallingClient
+from contact_center.tools.synthetic import quantile
+from contact_center.tools.wsclient import SignallingClient
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Turns sent before measuring: Rasa's first webhook calls load lazily (up to ~1 s).
@@ -147,9 +147,9 @@ async def measure_direct(rasa_url: str, turns: int, deadline: float,
 
 def _bot_wired() -> bool:
     """True when create_app itself puts the bot gateway in (no --serve-child needed)."""
-    from contact_center.app import create_app
-    from contact_center.botctx import bot_ctx
     from contact_center.config import load_settings
+    from contact_center.server.app import create_app
+    from contact_center.server.contexts import bot_ctx
 
     with tempfile.TemporaryDirectory() as var:
         app = create_app(load_settings(var_dir=var, secret_key="x" * 40))
@@ -160,10 +160,10 @@ def serve_child() -> int:
     """The real app plus the bot gateway, for as long as create_app does not add it itself."""
     from aiohttp import web
 
-    from contact_center.app import create_app
-    from contact_center.botctx import bot_ctx
     from contact_center.config import load_settings
-    from contact_center.logs import configure_logging
+    from contact_center.server.app import create_app
+    from contact_center.server.contexts import bot_ctx
+    from contact_center.server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)

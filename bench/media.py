@@ -15,7 +15,7 @@ summary (``encoded_cpu_pct_per_call``, ``transcode_cpu_pct_per_call``, ``ratio``
 step, ``encoded`` then ``transcode``, a fresh ``contact-center serve`` subprocess (temporary
 ``CC_VAR_DIR``, free ``CC_PORT``, ``CC_ICE_HOST_ADDRESSES=127.0.0.1``, ``CC_LOG_LEVEL=WARNING``,
 ``CC_MEDIA_RELAY=<path>``, ``CC_BOT_ENABLED=false``, after ``db upgrade`` and with one advisor
-per call). Each call goes through the WebSocket protocol (``contact_center.wsclient``): the
+per call). Each call goes through the WebSocket protocol (``contact_center.tools.wsclient``): the
 advisor signs in and goes ``available``, a guest customer sends ``session.start`` (video,
 ``skip_bot``), the advisor ``offer.accept``s, then each side ``rtc.offer``s a
 ``bench.media_clients.ClipPeer`` (the light clients of the default mode: a pre-encoded clip
@@ -67,12 +67,12 @@ import aiohttp
 from aiohttp import web
 
 from bench.media_clients import ClipPeer, make_clip, video_figures
+from contact_center.db.models import Role
 from contact_center.media.call import DEFAULT_RELAY_PATH, MediaHub, Party
 from contact_center.media.ice import IceSettings
 from contact_center.media.relay import RelayPath
-from contact_center.media.synthetic import SyntheticPeer, quantile
-from contact_center.models import Role
-from contact_center.wsclient import RequestFailed, SignallingClient
+from contact_center.tools.synthetic import SyntheticPeer, quantile
+from contact_center.tools.wsclient import RequestFailed, SignallingClient
 
 logger = logging.getLogger("bench.media")
 
@@ -318,8 +318,8 @@ class RealServer:
         return env
 
     async def _create_advisors(self) -> None:
-        from contact_center.db import create_engine, session_factory, transaction
-        from contact_center.users import UserCreate, create_user, parse_levels
+        from contact_center.db.engine import create_engine, session_factory, transaction
+        from contact_center.identity.users import UserCreate, create_user, parse_levels
 
         password = secrets.token_urlsafe(18)
         engine = create_engine(f"sqlite+aiosqlite:///{self.var_dir / 'contact_center.db'}")

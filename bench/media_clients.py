@@ -6,21 +6,17 @@ encoded once at bench start (``make_clip``: ``PaintedVideoTrack`` frames in VP8 
 Opus, WebM) through aiortc's ``MediaPlayer(path, decode=False)``, so its sender only packetizes,
 and counts what it receives as encoded frames, never decoding them.
 
-Receive side, one private attribute of aiortc 1.16.0 (the one ``contact_center/media/relay.py``
-already hooks): ``RTCRtpReceiver._handle_rtp_packet`` hands each frame its jitter buffer
-assembled to ``self.__decoder_queue.put((codec, JitterFrame))``. ``_FrameCounter`` replaces
-``_RTCRtpReceiver__decoder_queue``: it records the frame (arrival time, RTP timestamp, keyframe
-flag) and drops it; only the ``None`` that stops the decoder thread reaches the real queue, so
-the thread never gets a frame and never creates a decoder. The painted counters therefore cannot
+Receive side: ``contact_center.media.relay.receive_undecoded`` (the one module that holds
+aiortc's private hooks) hands each assembled frame to ``KindStats.add`` instead of the decoder,
+which records it (arrival time, RTP timestamp, keyframe flag) and drops it; the receiver's
+decoder thread never gets a frame and never creates a decoder. The painted counters therefore cannot
 be read (that needs decoding): latency is not measured, only arrival timing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import queue
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,18 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpSender
 from aiortc.contrib.media import MediaPlayer
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
-from contact_center.media.synthetic import AUDIO_RATE, VIDEO_CLOCK, PaintedVideoTrack, quantile
+from contact_center.media.ice import IceSettings
+from contact_center.media.relay import is_keyframe, receive_undecoded
+from contact_center.tools.synthetic import (
+    AUDIO_RATE,
+    VIDEO_CLOCK,
+    LoopbackPeer,
+    PaintedVideoTrack,
+    quantile,
+)
 
 logger = logging.getLogger("bench.media_clients")
 
-_RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"  # aiortc 1.16.0, see the module docstring
 CLIP_FPS = 30
 CLIP_KEYFRAME_INTERVAL = 30  # frames: the encoded relay starts (and restarts) at a keyframe
 CLIP_BITRATE = 1_000_000  # about what aiortc's own VP8 encoder settles at for this picture
@@ -117,29 +119,14 @@ class KindStats:
     keyframes: int = 0
     bytes: int = 0
 
+    def add(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        self.arrivals.append((time.monotonic(), frame.timestamp / codec.clockRate))
+        self.bytes += len(frame.data)
+        if is_keyframe(codec, frame.data) and codec.mimeType.lower().startswith("video/"):
+            self.keyframes += 1
+
     def window(self, start: float, end: float) -> list[tuple[float, float]]:
         return [(t, rtp) for t, rtp in self.arrivals if start <= t <= end]
-
-
-class _FrameCounter:
-    """Stands in for a client receiver's decoder queue: counts frames, decodes nothing."""
-
-    def __init__(self, stats: KindStats, real: queue.Queue[Any]) -> None:
-        self._stats = stats
-        self._real = real
-
-    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
-        if item is None:  # the receiver stops its decoder thread
-            self._real.put(None)
-            return
-        codec, frame = item
-        self._stats.arrivals.append((time.monotonic(), frame.timestamp / codec.clockRate))
-        self._stats.bytes += len(frame.data)
-        if codec.mimeType.lower() == "video/vp8" and frame.data and not frame.data[0] & 0x01:
-            self._stats.keyframes += 1
-
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        return self._real.get(*args, **kwargs)
 
 
 def _only(kind: str, mime: str) -> list[Any]:
@@ -148,13 +135,11 @@ def _only(kind: str, mime: str) -> list[Any]:
     return [c for c in codecs if c.mimeType.lower() in (mime, f"{kind}/rtx")]
 
 
-class ClipPeer:
+class ClipPeer(LoopbackPeer):
     """An aiortc client sending the clip as is (VP8 + Opus only) and counting what it receives."""
 
     def __init__(self, ice: IceSettings, clip: Path, *, name: str) -> None:
-        self.ice = ice
-        self.name = name
-        self.pc = RTCPeerConnection(configuration=rtc_configuration(ice))
+        super().__init__(ice, name=name)
         self.player = MediaPlayer(str(clip), decode=False)
         self.received = {"video": KindStats(VIDEO_CLOCK), "audio": KindStats(AUDIO_RATE)}
         self.pc.on("track", self._on_track)
@@ -167,27 +152,9 @@ class ClipPeer:
             transceiver = self.pc.addTransceiver(track, direction="sendrecv")
             transceiver.setCodecPreferences(_only(kind, mime))
 
-    async def offer(self) -> str:
-        with restricted_gathering(self.ice):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
-
-    async def accept_answer(self, sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-
-    async def wait_connected(self) -> None:
-        """Wait until ``connected`` (bound it with ``asyncio.timeout``)."""
-        while self.pc.connectionState != "connected":
-            if self.pc.connectionState in ("failed", "closed"):
-                raise ConnectionError(f"{self.name}: connection {self.pc.connectionState}")
-            await asyncio.sleep(0.02)
-
     def _on_track(self, track: MediaStreamTrack) -> None:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        real = getattr(receiver, _RECEIVER_QUEUE, None)
-        if not isinstance(real, queue.Queue):
-            raise RuntimeError(f"RTCRtpReceiver has no {_RECEIVER_QUEUE} queue: aiortc changed")
-        setattr(receiver, _RECEIVER_QUEUE, _FrameCounter(self.received[track.kind], real))
+        receive_undecoded(receiver, self.received[track.kind].add)
 
     async def close(self) -> None:
         """Close the peer connection and stop the player's thread. Idempotent."""

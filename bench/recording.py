@@ -16,9 +16,9 @@ from pathlib import Path
 
 from contact_center.media.call import CallMedia
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 from recordings.mux import TrackWriter
-from tests.recordings.conftest import negotiate
+from tests.helpers import negotiate
 from tests.recordings.test_recording_mux import encode_opus, encode_video
 
 REPS = 10

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from contact_center.media.synthetic import quantile
+from contact_center.tools.synthetic import quantile
 from routing.models import AgentProfile, AgentState, Channel, ContactRequest
 from routing.policy import load_policy, parse_policy
 from routing.store import RouterStore
@@ -99,7 +99,7 @@ async def redis_at(url: str | None) -> AsyncIterator[tuple[str, str]]:
     if url:
         yield url, "external"
         return
-    from contact_center.valkey import EmbeddedValkey  # bench/ may use the app's Valkey
+    from contact_center.server.valkey import EmbeddedValkey  # bench/ may use the app's Valkey
 
     with tempfile.TemporaryDirectory(prefix="bench-routing-") as tmp:
         server = EmbeddedValkey(Path(tmp), persist=False)

@@ -13,7 +13,7 @@ Valkey), with ``ceil(pairs / 3)`` advisors of text capacity 3. Then:
    ``--checkpoint`` connections and once all are open; ``rss_kb_per_connection`` is the delta
    divided by the number held.
 2. **Chat relay**: with those sessions still open, ``--pairs`` text contacts (guest customer and
-   advisor, made by ``contact_center.simulate.Simulation``) exchange chat lines at ``--rate``
+   advisor, made by ``contact_center.tools.simulate.Simulation``) exchange chat lines at ``--rate``
    customer lines/s in total for ``--chat-seconds``; the latency of a line is from ``chat.send``
    on the customer's socket to its ``chat.message`` on the advisor's (one clock: one process).
    Each line is also persisted (SQLite) and echoed to the sender, as the server always does.
@@ -45,7 +45,7 @@ from bench.media import (
     raise_nofile_limit,
     rss_mb,
 )
-from contact_center.simulate import Simulation
+from contact_center.tools.simulate import Simulation
 
 MAX_CONNECTIONS = 20_000
 OPEN_CONCURRENCY = 32  # per worker: connections being opened at once

@@ -2,6 +2,6 @@
 
 import sys
 
-from contact_center.cli import main
+from contact_center.server.cli import main
 
 sys.exit(main())

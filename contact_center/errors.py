@@ -1,17 +1,90 @@
-"""Errors a client can cause, each with a stable code, and the one mapper to error frames."""
+"""Errors a client can cause, each with a stable code, and the one mapper to error frames.
+
+``ErrorCode`` is the list of every code a client may receive; the protocol document is written
+from it (``ws.protocol_doc``), so a new code is added here or it does not exist.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import ValidationError
 
-from contact_center.lifecycle import InvalidTransition
-from routing.errors import RoutingError
+from routing.errors import (
+    ContactExistsError,
+    InvalidStateError,
+    OfferExpiredError,
+    UnknownAgentError,
+    UnknownContactError,
+    UnsupportedLanguageError,
+)
+
+
+class ErrorCode(StrEnum):
+    """Every ``code`` of an ``error`` frame (the docstring of each is its meaning)."""
+
+    BAD_JSON = "bad_json"
+    """The frame is not valid JSON."""
+    BAD_FRAME = "bad_frame"
+    """A binary frame: frames are JSON text."""
+    BAD_REQUEST = "bad_request"
+    """Not a JSON object, or no ``type``."""
+    BAD_FIELD = "bad_field"
+    """A field is missing or invalid; the message names it."""
+    UNKNOWN_TYPE = "unknown_type"
+    """No message has this ``type``."""
+    FRAME_TOO_LARGE = "frame_too_large"
+    """Over the frame size limit."""
+    UNAUTHENTICATED = "unauthenticated"
+    """No ``hello`` first, or no valid cookie session or token."""
+    FORBIDDEN = "forbidden"
+    """Wrong role, or a contact that is not yours (audited)."""
+    NOT_FOUND = "not_found"
+    """No such offer or object for you."""
+    CONFLICT = "conflict"
+    """The request contradicts the contact's current situation."""
+    INVALID_STATE = "invalid_state"
+    """The contact or advisor is not in a state that allows this; the message names it."""
+    ALREADY_STARTED = "already_started"
+    """The customer already has a conversation in progress."""
+    RESUME_EXPIRED = "resume_expired"
+    """The resume token is unknown or expired."""
+    WRONG_INSTANCE = "wrong_instance"
+    """The contact's media lives on another instance: use the offer's ``media_url``."""
+    NO_CAPACITY = "no_capacity"
+    """The advisor has no room on the richer channel."""
+    RATE_LIMITED = "rate_limited"
+    """Too many messages: this one was dropped (a flood is disconnected)."""
+    UNAVAILABLE = "unavailable"
+    """A service this needs is down; try again."""
+    OFFER_EXPIRED = OfferExpiredError.code
+    """The offer's deadline passed; the contact went back to the queue."""
+    CONTACT_EXISTS = ContactExistsError.code
+    """The contact is already queued, offered or assigned."""
+    UNKNOWN_CONTACT = UnknownContactError.code
+    """The router does not know this contact."""
+    UNKNOWN_AGENT = UnknownAgentError.code
+    """The router does not know this advisor."""
+    UNSUPPORTED_LANGUAGE = UnsupportedLanguageError.code
+    """A language the routing policy does not list."""
+    INTERNAL = "internal"
+    """Our fault (logged); the session is unaffected."""
+
+
+#: Router errors a client's request can cause; any other is a server error.
+CLIENT_ROUTING_ERRORS = (
+    InvalidStateError,
+    UnknownContactError,
+    UnknownAgentError,
+    UnsupportedLanguageError,
+)
+INTERNAL_MESSAGE = "something went wrong on our side; the session is unaffected"
 
 
 class ClientError(Exception):
     """Something the client asked for cannot be done; ``code`` is stable, the message human."""
 
-    code = "bad_request"
+    code: str = ErrorCode.BAD_REQUEST
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -20,54 +93,58 @@ class ClientError(Exception):
 
 
 class Forbidden(ClientError):
-    code = "forbidden"
+    code = ErrorCode.FORBIDDEN
 
 
 class NotFound(ClientError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
 
 
 class Conflict(ClientError):
-    code = "conflict"
+    code = ErrorCode.CONFLICT
 
 
 class RateLimited(ClientError):
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
 
 
 class Unavailable(ClientError):
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
 
 
-def describe_validation(error: ValidationError) -> tuple[str, str]:
+def describe_validation(error: ValidationError) -> tuple[ErrorCode, str]:
     """(code, message) for a frame that does not match any message model."""
     first = error.errors()[0]
-    loc = ".".join(str(part) for part in first.get("loc", ()))
+    loc = [str(part) for part in first.get("loc", ())]
     kind = first.get("type", "")
     if kind == "union_tag_invalid":
-        return "unknown_type", f"unknown message type; {first.get('msg', '')}"
+        return ErrorCode.UNKNOWN_TYPE, f"unknown message type; {first.get('msg', '')}"
     if kind == "union_tag_not_found":
-        return "bad_request", "every message needs a 'type' field"
+        return ErrorCode.BAD_REQUEST, "every message needs a 'type' field"
     if kind == "json_invalid":
-        return "bad_json", "the frame is not valid JSON"
-    if kind == "model_attributes_type":
-        return "bad_request", "a message must be a JSON object"
-    field = loc.split(".", 1)[1] if "." in loc else loc
-    return "bad_field", f"{field or 'message'}: {first.get('msg', 'invalid')}"
+        return ErrorCode.BAD_JSON, "the frame is not valid JSON"
+    if kind in ("model_attributes_type", "dict_type"):
+        return ErrorCode.BAD_REQUEST, "a message must be a JSON object"
+    # The first part of the location is the message type (the union's tag): not a field.
+    field = ".".join(loc[1:]) if len(loc) > 1 else "".join(loc)
+    return ErrorCode.BAD_FIELD, f"{field or 'message'}: {first.get('msg', 'invalid')}"
 
 
-#: What a client may cause; anything else is our fault (logged, answered ``internal``).
-CLIENT_CAUSED = (ClientError, InvalidTransition, RoutingError, ValidationError)
+def is_client_caused(exc: Exception) -> bool:
+    """True when the client's request explains the error; otherwise it is ours and is logged."""
+    return isinstance(exc, (ClientError, ValidationError, *CLIENT_ROUTING_ERRORS))
 
 
 def to_error(exc: Exception) -> tuple[str, str]:
-    """Map any exception a handler raised to (code, message) for the client."""
+    """Map any exception a handler raised to (code, message) for the client.
+
+    Anything not caused by the client, an unexpected router error included, is answered
+    ``internal`` with a generic message: its text is for the log, not for the client.
+    """
     if isinstance(exc, ClientError):
         return exc.code, str(exc)
-    if isinstance(exc, InvalidTransition):
-        return "invalid_state", str(exc)
-    if isinstance(exc, RoutingError):
+    if isinstance(exc, CLIENT_ROUTING_ERRORS):
         return exc.code, str(exc)
     if isinstance(exc, ValidationError):
         return describe_validation(exc)
-    return "internal", "something went wrong on our side; the session is unaffected"
+    return ErrorCode.INTERNAL, INTERNAL_MESSAGE

@@ -1,16 +1,21 @@
 """The WebSocket signalling protocol: one pydantic model per message, tagged by ``type``.
 
-Every client request carries an ``id``; the server answers it with ``ack`` or ``error`` whose
-``ref`` is that id. Server pushes (``session.state``, ``offer``...) carry no ``ref``.
+Every client request carries an ``id``; the server answers it with ``ack`` (whose ``data`` is
+the request's ``result_model``) or ``error`` whose ``ref`` is that id. Each request model says
+which roles may send it (``roles``) and what its answer holds (``result_model``); the handlers in
+``ws.handlers`` are keyed by the request class. Server pushes (``session.state``, ``offer``...)
+carry no ``ref``. To add a message: a model here (and in the union below), a handler there.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from contact_center.db.models import Role
+from routing.models import Channel
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -20,20 +25,72 @@ ContactId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 SkillName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 
 
-class Channel(StrEnum):
-    TEXT = "text"
-    VOICE = "voice"
-    VIDEO = "video"
-
-
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     v: Literal[1] = 1
 
 
+CUSTOMER = frozenset({Role.CUSTOMER})
+ADVISOR = frozenset({Role.ADVISOR})
+PARTIES = CUSTOMER | ADVISOR
+
+
+class Result(BaseModel):
+    """What an ``ack`` carries in ``data`` for a request (nothing, unless a request says more)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class _Request(_Message):
     id: Annotated[str, Field(min_length=1, max_length=64)]
+
+    roles: ClassVar[frozenset[Role]] = PARTIES
+    """Who may send it; anyone else gets ``forbidden``."""
+    result_model: ClassVar[type[Result]] = Result
+    """What the ``ack`` carries in ``data``."""
+
+
+# ---------------------------------------------------------------- results
+
+
+class StartResult(Result):
+    contact_id: str
+    state: str
+    resume_token: str | None
+
+
+class ResumeResult(Result):
+    contact_id: str
+    state: str
+
+
+class ChatResult(Result):
+    seq: int
+    """The line's place in the contact's chat, given by the server."""
+
+
+class UpgradeResult(Result):
+    agreed: bool
+    """True once both parties asked: the channel is added."""
+
+
+class StateResult(Result):
+    state: str
+
+
+class AcceptResult(Result):
+    contact_id: str
+    state: str
+    channels: list[str]
+    language: str
+    transcript: list[dict[str, Any]]
+    media_url: str | None
+
+
+class WrapupResult(Result):
+    ended: list[str]
+    """The contacts that left wrap-up."""
 
 
 # ---------------------------------------------------------------- client -> server
@@ -43,6 +100,7 @@ class Hello(_Request):
     """First frame: authenticates with a short-lived token when there is no cookie session."""
 
     type: Literal["hello"]
+    roles = frozenset(Role)
     token: str | None = Field(default=None, max_length=512)
     media_only: bool = False
     """A second connection that only carries ``rtc.*`` to the instance holding the media:
@@ -53,6 +111,8 @@ class SessionStart(_Request):
     """Customer starts a contact."""
 
     type: Literal["session.start"]
+    roles = CUSTOMER
+    result_model = StartResult
     channels: list[Channel] = Field(min_length=1, max_length=3)
     language: Language = "en"
     topic: str | None = Field(default=None, max_length=64)
@@ -63,11 +123,14 @@ class SessionResume(_Request):
     """Customer reconnects to a contact after a dropped WebSocket."""
 
     type: Literal["session.resume"]
+    roles = CUSTOMER
+    result_model = ResumeResult
     resume_token: str = Field(min_length=16, max_length=256)
 
 
 class ChatSend(_Request):
     type: Literal["chat.send"]
+    result_model = ChatResult
     contact_id: ContactId
     text: str = Field(min_length=1, max_length=4000)
 
@@ -97,32 +160,41 @@ class SessionUpgrade(_Request):
     """Ask (or agree) to add a media channel to a connected contact."""
 
     type: Literal["session.upgrade"]
+    result_model = UpgradeResult
     contact_id: ContactId
     channel: Channel
 
 
 class SessionEnd(_Request):
     type: Literal["session.end"]
+    result_model = StateResult
     contact_id: ContactId
 
 
-class AgentStatus(_Request):
+class AgentStatusRequest(_Request):
     type: Literal["agent.status"]
+    roles = ADVISOR
+    result_model = StateResult
     status: Literal["available", "away", "offline"]
 
 
 class OfferAccept(_Request):
     type: Literal["offer.accept"]
+    roles = ADVISOR
+    result_model = AcceptResult
     contact_id: ContactId
 
 
 class OfferReject(_Request):
     type: Literal["offer.reject"]
+    roles = ADVISOR
     contact_id: ContactId
 
 
 class SessionTransfer(_Request):
     type: Literal["session.transfer"]
+    roles = ADVISOR
+    result_model = StateResult
     contact_id: ContactId
     skills: dict[SkillName, Annotated[int, Field(ge=1, le=5)]] = Field(max_length=8)
     language: Language | None = None
@@ -130,6 +202,8 @@ class SessionTransfer(_Request):
 
 class WrapupDone(_Request):
     type: Literal["wrapup.done"]
+    roles = ADVISOR
+    result_model = WrapupResult
     contact_id: ContactId | None = None
 
 
@@ -143,7 +217,7 @@ ClientMessage = Annotated[
     | RtcCandidate
     | SessionUpgrade
     | SessionEnd
-    | AgentStatus
+    | AgentStatusRequest
     | OfferAccept
     | OfferReject
     | SessionTransfer
@@ -186,7 +260,7 @@ class SessionState(_Message):
     at: datetime
 
 
-class QueuePosition(_Message):
+class QueuePositionPush(_Message):
     type: Literal["queue.position"] = "queue.position"
     contact_id: str
     position: int
@@ -215,7 +289,7 @@ class BotMessage(_Message):
     at: datetime
 
 
-class Offer(_Message):
+class OfferPush(_Message):
     type: Literal["offer"] = "offer"
     contact_id: str
     channels: list[Channel]
@@ -265,11 +339,11 @@ ServerMessage = Annotated[
     | Error
     | Welcome
     | SessionState
-    | QueuePosition
+    | QueuePositionPush
     | ChatMessage
     | ChatTypingNotice
     | BotMessage
-    | Offer
+    | OfferPush
     | RtcAnswer
     | UpgradeRequest
     | AgentStateNotice

@@ -1,16 +1,26 @@
 """Shared fixtures: a real Redis (the machine's when CC_TEST_REDIS_URL is set, else an embedded
-Valkey) and a real database (PostgreSQL when CC_TEST_DATABASE_URL is set, else SQLite)."""
+Valkey), a real database (PostgreSQL when CC_TEST_DATABASE_URL is set, else SQLite), a real
+server with signalling clients and advisors, and loopback-only ICE for aiortc peers. Plain
+helpers (accounts, sign-in, polling, SDP exchange) are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
 
-from contact_center.valkey import EmbeddedValkey
+from contact_center.config import Settings
+from contact_center.db.models import Role
+from contact_center.media.ice import IceSettings
+from contact_center.server.valkey import EmbeddedValkey
+from contact_center.tools.wsclient import SignallingClient
+from tests.helpers import PASSWORD, free_port, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +105,7 @@ def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database shared by the test session."""
-    from contact_center import db
+    from contact_center.db import engine as db
 
     base = os.environ.get("CC_TEST_DATABASE_URL")
     if not base:
@@ -132,6 +142,87 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, monkeypatch: pyt
 @pytest.fixture
 async def client(aiohttp_client, settings, redis_client):  # type: ignore[no-untyped-def]
     """A test client on the real app (real DB, real Redis flushed around the test)."""
-    from contact_center.app import create_app
+    from contact_center.server.app import create_app
 
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def ice() -> IceSettings:
+    """Host candidates on 127.0.0.1 only, no STUN or TURN."""
+    return IceSettings.loopback()
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """Loopback-only media, short grace periods and a generous rate limit, on a port known in
+    advance so that the public URL, and with it each offer's ``media_url``, is this server's."""
+    port = free_port()
+    return settings.model_copy(
+        update={
+            "ice_host_addresses": ["127.0.0.1"],
+            "customer_grace_s": 1.0,
+            "advisor_grace_s": 1.0,
+            "ws_rate_per_s": 500.0,
+            "ws_burst": 500,
+            "port": port,
+            "public_base_url": f"http://127.0.0.1:{port}",
+        }
+    )
+
+
+@pytest.fixture
+async def server(fast_settings: Settings, redis_client) -> AsyncIterator[TestServer]:  # type: ignore[no-untyped-def]
+    """The real app on ``fast_settings``' port (real database, real Redis)."""
+    from contact_center.server.app import create_app
+
+    srv = TestServer(create_app(fast_settings), host="127.0.0.1", port=fast_settings.port)
+    await srv.start_server()
+    try:
+        yield srv
+    finally:
+        await close_or_dump(srv)
+
+
+async def close_or_dump(srv: TestServer, seconds: float = 30) -> None:
+    """Close the server; if that hangs, print every task's stack and fail instead of hanging."""
+    try:
+        async with asyncio.timeout(seconds):
+            await srv.close()
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            print(f"--- task {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        raise
+
+
+@pytest.fixture
+async def clients(server: TestServer) -> AsyncIterator[Callable[..., object]]:
+    """Connected signalling clients: ``await clients(guest=True)`` or ``clients(username=...)``."""
+    made: list[SignallingClient] = []
+
+    async def make(*, username: str | None = None, guest: bool = False) -> SignallingClient:
+        client = SignallingClient(str(server.make_url("")))
+        if guest:
+            await client.as_guest()
+        elif username:
+            await client.login(username, PASSWORD)
+        await client.connect()
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture
+def advisor_factory(fast_settings: Settings):  # type: ignore[no-untyped-def]
+    """``await advisor_factory(**fields)``: an advisor account (English, general and cards)."""
+
+    async def make(**fields: object):  # type: ignore[no-untyped-def]
+        fields.setdefault("languages", ["en"])
+        fields.setdefault("skills", {"general": 3, "cards": 4})
+        return await make_user(fast_settings, Role.ADVISOR, **fields)
+
+    return make

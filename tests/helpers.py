@@ -1,7 +1,8 @@
-"""Small helpers shared by tests: accounts, sign-in, a server process."""
+"""Small helpers shared by tests: accounts, sign-in, a server process, polling, SDP exchange."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -9,14 +10,17 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from contact_center.config import Settings
-from contact_center.db import create_engine, session_factory, transaction
-from contact_center.models import Role, User
-from contact_center.users import UserCreate, create_user
+from contact_center.db.engine import create_engine, session_factory, transaction
+from contact_center.db.models import Role, User
+from contact_center.identity.users import UserCreate, create_user
+from contact_center.media.call import CallMedia, Party
+from contact_center.tools.synthetic import SyntheticPeer
 
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +98,16 @@ def wait_ready(url: str, timeout: float = 30, process: subprocess.Popen | None =
         raise AssertionError(f"{url} not ready within {timeout} s")
 
     asyncio.run(poll())
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``predicate`` every 20 ms until true; fail the test after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        # Polling on purpose: the conditions are plain counters updated by media tasks.
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def negotiate(call: CallMedia, party: Party, peer: SyntheticPeer) -> None:
+    """Offer from ``peer``, answer through ``call`` as ``party``, apply the answer."""
+    await peer.accept_answer(await call.answer(party, await peer.offer()))

@@ -35,7 +35,6 @@ from aiortc.sdp import candidate_from_sdp
 from contact_center.media.encoded import EncodedTap
 from contact_center.media.fanout import Subscription, TrackFanout
 from contact_center.media.ice import IceSettings, restricted_gathering, rtc_configuration
-from contact_center.media.recording import CallRecorder
 from contact_center.media.relay import (
     EncodedSource,
     RelayMode,
@@ -44,6 +43,7 @@ from contact_center.media.relay import (
     check_aiortc,
     install_sender_hooks,
 )
+from recordings.recorder import CallRecorder
 
 logger = logging.getLogger(__name__)
 

@@ -54,6 +54,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from contact_center.media.encoded import EncodedFrame
 from contact_center.media.fanout import Frame
+from recordings import bitstream
 
 if TYPE_CHECKING:
     from contact_center.media.encoded import EncodedTap
@@ -143,20 +144,38 @@ def same_format(received: RTCRtpCodecParameters, send: RTCRtpCodecParameters) ->
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
-    """True for a frame a decoder can start at: audio, VP8 key frames, H.264 IDR/SPS."""
-    key = codec_key(codec)
-    if key == "video/vp8":
-        # RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame.
-        return bool(data) and not data[0] & 0x01
-    if key == "video/h264":
-        # aiortc's depayloader emits Annex B: look for an IDR slice (5) or an SPS (7).
-        start = data.find(b"\x00\x00\x01")
-        while 0 <= start < len(data) - 3:
-            if data[start + 3] & 0x1F in (5, 7):
-                return True
-            start = data.find(b"\x00\x00\x01", start + 3)
-        return False
-    return True  # audio, or a codec whose frames we cannot classify: let the decoder try
+    """True for a frame a decoder can start at (audio, or a codec we cannot classify, too)."""
+    return bitstream.is_keyframe(codec.mimeType, data)
+
+
+EncodedSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+class _UndecodedSink:
+    """Stands in for a receiver's decoder queue: hands each frame to ``sink``, decodes nothing.
+    Only the ``None`` that stops the decoder thread reaches the real queue."""
+
+    def __init__(self, sink: EncodedSink, real: queue.Queue[Any]) -> None:
+        self._sink = sink
+        self._real = real
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self._real.put(None)
+        else:
+            self._sink(*item)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._real.get(*args, **kwargs)
+
+
+def receive_undecoded(receiver: RTCRtpReceiver, sink: EncodedSink) -> None:
+    """Give every assembled inbound frame of ``receiver`` to ``sink`` instead of its decoder
+    (light load clients count frames this way; the server's own taps use ``EncodedSource``)."""
+    real = getattr(receiver, _RECEIVER_QUEUE, None)
+    if not isinstance(real, queue.Queue):
+        raise AiortcMismatch(f"RTCRtpReceiver has no {_RECEIVER_QUEUE} queue; review relay.py")
+    setattr(receiver, _RECEIVER_QUEUE, _UndecodedSink(sink, real))
 
 
 def _media_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from contact_center.auth import require_role
-from contact_center.models import Role
-from contact_center.runtime import ROUTER
+from contact_center import appkeys
+from contact_center.db.models import Role
+from contact_center.identity.auth import require_role
 
 
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def supervisor_snapshot(request: web.Request) -> web.Response:
     """Queues per language and skill: waiting, longest wait, advisors by state, service level."""
-    return web.json_response(await request.app[ROUTER].snapshot())
+    return web.json_response(await request.app[appkeys.ROUTER].snapshot())
 
 
 def setup(app: web.Application) -> None:

@@ -6,19 +6,17 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from contact_center import audit, keys
-from contact_center.auth import (
+from contact_center import appkeys
+from contact_center.db.engine import transaction
+from contact_center.identity import audit
+from contact_center.identity.auth import (
     STAFF_HOME,
-    LoginThrottle,
     csrf_token,
     current_identity,
     sign_in,
 )
-from contact_center.db import transaction
-from contact_center.passwords import verify_password
-from contact_center.users import get_user_by_username
-
-THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+from contact_center.identity.passwords import verify_password
+from contact_center.identity.users import get_user_by_username
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -52,8 +50,8 @@ async def login(request: web.Request) -> web.Response:
     username = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))[:256]
     address = request.remote or "unknown"
-    throttle = request.app[THROTTLE]
-    db = request.app[keys.DB]
+    throttle = request.app[appkeys.THROTTLE]
+    db = request.app[appkeys.DB]
     if not username or not password:
         return await _render(
             request, error="Enter your username and password.", status=400, username=username
@@ -92,7 +90,7 @@ async def logout(request: web.Request) -> web.Response:
     session.invalidate()
     if identity is not None:
         await audit.record(
-            request.app[keys.DB], actor=identity.ref, action="logout", address=request.remote
+            request.app[appkeys.DB], actor=identity.ref, action="logout", address=request.remote
         )
     raise web.HTTPSeeOther("/login")
 

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import logging
 
-from contact_center.resources import readiness
+from aiohttp import web
+from sqlalchemy import text
+
+from contact_center import appkeys
+
+log = logging.getLogger(__name__)
+
+
+async def ping_database(app: web.Application) -> None:
+    async with app[appkeys.ENGINE].connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def ping_redis(app: web.Application) -> None:
+    await app[appkeys.REDIS].ping()
+
+
+async def readiness(app: web.Application, limit_s: float = 2.0) -> dict[str, str]:
+    """Ask each backing service to answer; report ``ok`` or the failure per service."""
+    report: dict[str, str] = {}
+    for name, probe in (("database", ping_database), ("redis", ping_redis)):
+        try:
+            await asyncio.wait_for(probe(app), limit_s)
+            report[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a probe reports any failure
+            log.warning("readiness probe failed", extra={"service": name, "error": repr(exc)})
+            report[name] = f"error: {type(exc).__name__}"
+    return report
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from contact_center import keys
-from contact_center.auth import csrf_token, require_role
-from contact_center.models import Role
+from contact_center import appkeys
+from contact_center.db.models import Role
+from contact_center.identity.auth import csrf_token, require_role
 
 
 async def _page(request: web.Request, template: str, **extra: object) -> web.Response:
-    identity = request[keys.IDENTITY]
+    identity = request[appkeys.IDENTITY]
     context = {
         "identity": identity,
         "csrf_token": await csrf_token(request),
-        "ice_servers": request.app[keys.SETTINGS].ice_servers,
+        "ice_servers": request.app[appkeys.SETTINGS].ice_servers,
         **extra,
     }
     return aiohttp_jinja2.render_template(template, request, context)

@@ -1,4 +1,4 @@
-"""Fixtures for browser tests: a real server (the session tests' fixtures) and headless Chromium.
+"""Fixtures for browser tests: headless Chromium (the server and clients are tests/conftest.py's).
 
 Playwright's async API runs on the test's event loop, next to the aiohttp test server, so one
 loop drives the browser, the server and the Python signalling clients.
@@ -12,14 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
-
-from contact_center.app import create_app
-from contact_center.config import Settings
-from tests.helpers import free_port
-
-# The client factories are those of the session tests: one definition.
-from tests.sessions.conftest import advisor_factory, clients  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,32 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    """As the session tests' (loopback media, short grace), on a port known in advance so that
-    the public URL, and with it each offer's ``media_url``, is this server's own."""
-    port = free_port()
-    return settings.model_copy(
-        update={
-            "ice_host_addresses": ["127.0.0.1"],
-            "customer_grace_s": 1.0,
-            "advisor_grace_s": 1.0,
-            "port": port,
-            "public_base_url": f"http://127.0.0.1:{port}",
-        }
-    )
-
-
-@pytest.fixture
-async def server(fast_settings: Settings, redis_client) -> AsyncIterator[TestServer]:  # type: ignore[no-untyped-def]
-    srv = TestServer(create_app(fast_settings), host="127.0.0.1", port=fast_settings.port)
-    await srv.start_server()
-    try:
-        yield srv
-    finally:
-        await srv.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

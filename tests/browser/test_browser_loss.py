@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from contact_center import runtime
+from contact_center import appkeys
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 from tests.media.test_media_loss import LOSS, RtpLoss
 
 pytestmark = pytest.mark.browser
@@ -106,7 +106,7 @@ async def test_chromium_video_survives_loss_on_the_advisor_leg(
             f"document.querySelector('#remote').videoWidth > 0 && {PLAYED} > 15",
             timeout=15_000,
         )
-        call = server.app[runtime.MEDIA].get(contact_id)
+        call = server.app[appkeys.MEDIA].get(contact_id)
         assert call is not None
 
         loss = RtpLoss(peer, LOSS, seed=SEED)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 
 pytestmark = pytest.mark.browser
 

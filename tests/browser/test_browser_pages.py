@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contact_center.models import Role
-from contact_center.runtime import ROUTER
+from contact_center import appkeys
+from contact_center.db.models import Role
 from tests.browser.helpers import sign_in
 from tests.helpers import make_user
 
@@ -68,7 +68,7 @@ async def test_supervisor_page_renders_a_router_snapshot(
     await advisor.request("agent.status", status="available")
     waiting = await clients(guest=True)
     await waiting.request("session.start", channels=["text"], language="zh", skip_bot=True)
-    snapshot = await server.app[ROUTER].snapshot()
+    snapshot = await server.app[appkeys.ROUTER].snapshot()
     assert snapshot["waiting"] == 1
 
     supervisor = await make_user(fast_settings, Role.SUPERVISOR)

@@ -18,8 +18,8 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from playwright.async_api import Locator
 
+from contact_center import appkeys
 from contact_center.media import relay as relay_module
-from contact_center.runtime import MEDIA
 from tests.browser.helpers import sign_in
 
 pytestmark = pytest.mark.browser
@@ -100,7 +100,7 @@ async def test_customer_and_advisor_browsers_see_each_other(
         assert await video.evaluate("el => el.videoWidth") > 0
 
     # the server relayed the encoded video and built no video codec for it
-    call = server.app[MEDIA].get(contact_id)
+    call = server.app[appkeys.MEDIA].get(contact_id)
     assert call is not None and call.relay_path == "encoded"
     stats = call.relay_stats()
     assert {k: v["mode"] for k, v in stats.items()} == {

@@ -15,14 +15,14 @@ from sqlmodel import select
 from chatbot.client import RasaClient
 from chatbot.language import detect
 from chatbot.services import RasaServices, free_port
-from contact_center import keys, signalling
-from contact_center.app import create_app
-from contact_center.bot import UNAVAILABLE, BotGateway
-from contact_center.botctx import RASA_SERVICES, bot_ctx, rasa_ctx
+from contact_center import appkeys
+from contact_center.bot.gateway import UNAVAILABLE, BotGateway
 from contact_center.config import Settings
-from contact_center.db import transaction
-from contact_center.models import Contact, ContactEvent, Role
-from contact_center.wsclient import SignallingClient
+from contact_center.db.engine import transaction
+from contact_center.db.models import Contact, ContactEvent, Role
+from contact_center.server.app import create_app
+from contact_center.server.contexts import bot_ctx, rasa_ctx
+from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, make_user
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -31,13 +31,6 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 def closed_url() -> str:
     """A loopback URL where nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"ice_host_addresses": ["127.0.0.1"], "customer_grace_s": 1.0, "advisor_grace_s": 1.0}
-    )
 
 
 @pytest.fixture
@@ -65,8 +58,8 @@ async def make_server(fast_settings: Settings, redis_client: Any) -> AsyncIterat
 def _gateway_ctx(probe_url: str, turn_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as http:
-            app[signalling.BOT] = BotGateway(
-                app[signalling.SESSIONS], RasaClient(turn_url, session=http, timeout=5),
+            app[appkeys.BOT] = BotGateway(
+                app[appkeys.CONTACTS], RasaClient(turn_url, session=http, timeout=5),
                 probe=RasaClient(probe_url, session=http, timeout=5),
             )
             yield
@@ -109,7 +102,7 @@ async def bot_reply(customer: SignallingClient, contact_id: str) -> str:
 
 
 async def contact_and_events(server: TestServer, contact_id: str) -> tuple[Contact, list[ContactEvent]]:
-    async with transaction(server.app[keys.DB]) as session:
+    async with transaction(server.app[appkeys.DB]) as session:
         contact = await session.get(Contact, contact_id)
         events = (await session.exec(
             select(ContactEvent).where(ContactEvent.contact_id == contact_id)
@@ -237,7 +230,7 @@ async def test_rasa_gone_mid_conversation_queues_and_loses_nothing(
     # Queued now: the next line is kept for the advisor, not sent to the bot.
     again = await customer.request("chat.send", contact_id=contact_id, text="仲有人喺度嗎")
     assert again["seq"] > sent["seq"]
-    history = await server.app[signalling.SESSIONS].history(contact_id)
+    history = await server.app[appkeys.CONTACTS].history(contact_id)
     assert [(h["sender"], h["text"]) for h in history][1:] == [
         ("customer", "張卡唔見咗"), ("system", UNAVAILABLE["yue"]), ("customer", "仲有人喺度嗎")]
 
@@ -253,22 +246,22 @@ async def test_rasa_manage_runs_rasa_with_the_app(
 
     # One answers already at rasa_url: it is used, nothing is started.
     app = web.Application()
-    app[keys.SETTINGS] = fast_settings.model_copy(
+    app[appkeys.SETTINGS] = fast_settings.model_copy(
         update={"rasa_url": rasa_services.url, "rasa_manage": True, "bot_enabled": True})
     running = rasa_ctx(app)
     await anext(running)
-    assert app[RASA_SERVICES] is None
+    assert app[appkeys.RASA_SERVICES] is None
     await anext(running, None)
 
     url = closed_url()
     app = web.Application()
-    app[keys.SETTINGS] = fast_settings.model_copy(
+    app[appkeys.SETTINGS] = fast_settings.model_copy(
         update={"rasa_url": url, "rasa_manage": True, "bot_enabled": True,
                 "rasa_actions_port": free_port()})
     managed = rasa_ctx(app)
     await anext(managed)
     try:
-        services = app[RASA_SERVICES]
+        services = app[appkeys.RASA_SERVICES]
         assert services is not None and services.url == url
         assert await healthy(url)
     finally:

@@ -9,24 +9,17 @@ import pytest
 
 from contact_center.media.call import CallMedia, Party
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
+from tests.helpers import negotiate as exchange_sdp
+from tests.helpers import wait_for
 
 Negotiate = Callable[[CallMedia, Party, SyntheticPeer], Awaitable[None]]
 
 
 @pytest.fixture
-def ice() -> IceSettings:
-    return IceSettings.loopback()
-
-
-@pytest.fixture
 def negotiate() -> Negotiate:
     """Offer from ``peer``, answer through ``call`` as ``party``, apply the answer."""
-
-    async def run(call: CallMedia, party: Party, peer: SyntheticPeer) -> None:
-        await peer.accept_answer(await call.answer(party, await peer.offer()))
-
-    return run
+    return exchange_sdp
 
 
 @pytest.fixture
@@ -49,14 +42,6 @@ async def call_pair(
         await call.close()
         await customer.close()
         await advisor.close()
-
-
-async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll ``predicate`` every 20 ms until true; fail the test after ``seconds``."""
-    async with asyncio.timeout(seconds):
-        # Polling on purpose: the conditions are plain counters updated by media tasks.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from contact_center.media.call import CallMedia, MediaHub, MediaStateError, Party
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer, read_stamp
+from contact_center.tools.synthetic import SyntheticPeer, read_stamp
 
 Until = Callable[..., Awaitable[None]]
 Negotiate = Callable[[CallMedia, Party, SyntheticPeer], Awaitable[None]]

@@ -17,7 +17,7 @@ from contact_center.media.ice import (
     restricted_gathering,
     rtc_configuration,
 )
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 
 
 def candidate_lines(sdp: str) -> list[str]:

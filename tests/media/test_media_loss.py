@@ -27,7 +27,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import is_rtcp
 
 from contact_center.media.call import CallMedia
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 
 Until = Callable[..., Awaitable[None]]
 Pair = tuple[CallMedia, SyntheticPeer, SyntheticPeer, list[tuple[str, str, str]]]

@@ -35,7 +35,7 @@ from contact_center.media.relay import (
     RelayTrack,
     check_aiortc,
 )
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 
 Until = Callable[..., Awaitable[None]]
 Negotiate = Callable[[CallMedia, Party, SyntheticPeer], Awaitable[None]]

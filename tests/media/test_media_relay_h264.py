@@ -18,8 +18,8 @@ from contact_center.media import relay as relay_module
 from contact_center.media.call import CallMedia, Party
 from contact_center.media.ice import IceSettings
 from contact_center.media.relay import PacketEncoder, RelayMode, RelayTrack, same_format
-from contact_center.media.synthetic import SyntheticPeer, read_stamp
-from recordings.mux import h264_dimensions, h264_sps_dimensions
+from contact_center.tools.synthetic import SyntheticPeer, read_stamp
+from recordings.bitstream import h264_dimensions, h264_sps_dimensions
 from tests.media.test_media_relay import CodecCounter, FakeReceiver, drain, source_for
 
 Until = Callable[..., Awaitable[None]]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from contact_center.media.call import CallMedia
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer
+from contact_center.tools.synthetic import SyntheticPeer
 
 
 async def main(directory: Path) -> None:

@@ -19,8 +19,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from contact_center.media.call import CallMedia, MediaStateError
 from contact_center.media.ice import IceSettings
-from contact_center.media.synthetic import SyntheticPeer, read_stamp
-from tests.recordings.conftest import negotiate, wait_for
+from contact_center.tools.synthetic import SyntheticPeer, read_stamp
+from tests.helpers import negotiate, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKS = {f"{p}-{k}-1.webm" for p in ("customer", "advisor") for k in ("audio", "video")}

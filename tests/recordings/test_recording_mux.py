@@ -9,12 +9,12 @@ import av
 import pytest
 
 from contact_center.media.encoded import EncodedFrame, EncodedTap
+from recordings.bitstream import vp8_dimensions
 from recordings.mux import (
     TrackWriter,
     UnsupportedCodec,
     WriterClosed,
     suffix_for,
-    vp8_dimensions,
 )
 
 

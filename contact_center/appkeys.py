@@ -1,0 +1,51 @@
+"""Every typed key of what the aiohttp application (and a request) holds: one place to look.
+
+Redis keys are in ``redis_keys``; cookie-session fields in ``identity.auth``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:
+    from chatbot.services import RasaServices
+    from contact_center.bot.gateway import BotGateway
+    from contact_center.config import Settings
+    from contact_center.contacts.service import ContactService
+    from contact_center.identity.auth import Identity, LoginThrottle
+    from contact_center.media.call import MediaHub
+    from contact_center.server.valkey import EmbeddedValkey
+    from contact_center.ws.connection import Connection, PresenceLocks
+    from routing.store import RouterStore
+
+# Resources (server.contexts opens and closes each)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
+ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
+DB: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("db")
+VALKEY: web.AppKey[EmbeddedValkey | None] = web.AppKey("valkey")
+REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+RASA_SERVICES: web.AppKey[RasaServices | None] = web.AppKey("rasa_services")
+
+# The contact machinery
+ROUTER: web.AppKey[RouterStore] = web.AppKey("router")
+MEDIA: web.AppKey[MediaHub] = web.AppKey("media")
+CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
+BOT: web.AppKey[BotGateway] = web.AppKey("bot")
+"""Absent when the bot is disabled: customers go straight to the queue."""
+THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+
+# The WebSocket endpoint
+CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")
+CLEANUPS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("ws_cleanups")
+PRESENCE: web.AppKey[PresenceLocks] = web.AppKey("presence_locks")
+
+# Per request
+IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")

@@ -1,0 +1,1 @@
+"""The bot as the customer's first stop: the gateway between a new contact and Rasa."""

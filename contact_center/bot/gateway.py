@@ -1,0 +1,165 @@
+"""The bot as the first stop of a customer session: greets, answers through Rasa, hands off.
+
+Signalling calls ``BotGateway.start`` for a new session (unless the customer asked to skip the
+bot) and ``BotGateway.customer_message`` for every customer chat line. While the contact is in
+state ``bot`` the line goes to Rasa and the replies come back as chat lines of sender ``bot``;
+once the bot hands off (or Rasa fails) the contact is queued and lines go to the advisor.
+Every line, the customer's, the bot's and the system's, is in the contact's chat history, so the
+advisor's offer carries the whole bot conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chatbot.client import BotError, RasaClient
+from chatbot.env import RASA_DIR
+from chatbot.handoff import Turn, split_bot_messages
+from contact_center.contacts import store
+from contact_center.contacts.core import skills_for_topic
+from contact_center.contacts.service import ContactService
+from contact_center.contacts.states import ContactState, InvalidTransition
+from contact_center.db.engine import transaction
+from contact_center.db.models import Contact
+from contact_center.identity.auth import Identity
+from contact_center.protocol import SessionStart
+
+log = logging.getLogger(__name__)
+
+#: The action server's own catalogue: the greeting is the one the bot says to "hello".
+CATALOGUE = RASA_DIR / "actions" / "catalogue.yaml"
+#: Script of the language the customer picked: Cantonese customers write traditional, Mandarin
+#: ones (most often) simplified. Rasa uses it only when a message cannot tell by itself.
+SCRIPT_OF = {"en": "latin", "zh": "hans", "yue": "hant"}
+TAG_OF = {"en": "en", "zh": "zh-Hans", "yue": "yue-Hant"}
+BOT_REF = "bot"
+SYSTEM_REF = "system"
+UNAVAILABLE = {
+    "en": "Our assistant is unavailable; we are connecting you to an advisor.",
+    "zh": "智能助理暂时无法使用，正在为您转接客户经理。",
+    "yue": "智能助理暫時用唔到，而家幫你轉駁客戶經理。",
+}
+
+
+def greeting(language: str, catalogue: Path = CATALOGUE) -> str:
+    """The bot's greeting in the language the customer picked."""
+    entry = yaml.safe_load(catalogue.read_text(encoding="utf-8"))["greet"]
+    return str(entry.get(TAG_OF.get(language, "en")) or entry["en"])
+
+
+class _Turns:
+    """One bot turn at a time per contact (a customer may write from two tabs)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, contact_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(contact_id, (asyncio.Lock(), 0))
+        self._locks[contact_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[contact_id]
+            if users <= 1:
+                del self._locks[contact_id]
+            else:
+                self._locks[contact_id] = (lock, users - 1)
+
+
+class BotGateway:
+    """Puts Rasa between a new customer and the queue (``app[appkeys.BOT]``)."""
+
+    def __init__(self, svc: ContactService, rasa: RasaClient, *, probe: RasaClient | None = None,
+                 catalogue: Path = CATALOGUE) -> None:
+        self.svc = svc
+        self.rasa = rasa
+        self.probe = probe or rasa  # a client with a short timeout for the health check
+        self.catalogue = catalogue
+        self._turns = _Turns()
+
+    async def start(self, identity: Identity, msg: SessionStart) -> Contact:
+        """Create the contact in state ``bot`` and greet; without Rasa, queue it at once."""
+        contact = await self.svc.start(
+            identity, channels=msg.channels, language=msg.language, topic=msg.topic,
+            state=ContactState.BOT,
+        )
+        if not await self.probe.healthy():
+            log.warning("Rasa at %s does not answer: contact %s goes to the queue",
+                        self.rasa.base_url, contact.id)
+            return await self._without_bot(contact, reason="bot_unavailable")
+        await self._say(contact, greeting(contact.language, self.catalogue))
+        return contact
+
+    async def customer_message(self, identity: Identity, contact_id: str, text: str) -> int | None:
+        """Handle a customer line while the bot has the contact; None once it has not."""
+        async with self._turns.hold(contact_id):
+            async with transaction(self.svc.db) as session:
+                contact = await store.get_contact(session, contact_id=contact_id)
+            # Someone else's or an unknown id: svc.chat refuses it (and audits the attempt).
+            if (contact is None or contact.customer_ref != identity.ref
+                    or contact.state != ContactState.BOT):
+                return None
+            seq = await self.svc.post_chat(contact, sender_ref=identity.ref,
+                                           sender_role="customer", text=text)
+            metadata = {"language": contact.language,
+                        "script": SCRIPT_OF.get(contact.language, "latin")}
+            try:
+                replies = await self.rasa.send(contact.id, text, metadata=metadata)
+                texts, handoff = split_bot_messages(replies)
+            except BotError as exc:  # BotUnavailable included
+                log.warning("bot turn of contact %s failed: %s", contact.id, exc)
+                await self._without_bot(contact, reason="bot_unavailable")
+                return seq
+            except ValueError:  # a malformed handoff: a bug in the action server
+                log.exception("bot turn of contact %s: bad handoff payload", contact.id)
+                await self._without_bot(contact, reason="bot_error")
+                return seq
+            for reply in texts:
+                await self._say(contact, reply)
+            if handoff is not None:
+                await self._handoff(contact, language=handoff.language, skills=handoff.skills,
+                                    priority=handoff.priority, intent=handoff.intent,
+                                    reason=handoff.reason, transcript=handoff.transcript)
+            return seq
+
+    async def _say(self, contact: Contact, text: str) -> int:
+        return await self.svc.post_chat(contact, sender_ref=BOT_REF, sender_role="bot", text=text)
+
+    async def _without_bot(self, contact: Contact, *, reason: str) -> Contact:
+        """Tell the customer the assistant is out and queue them with what they chose."""
+        await self.svc.post_chat(contact, sender_ref=SYSTEM_REF, sender_role="system",
+                                 text=UNAVAILABLE.get(contact.language, UNAVAILABLE["en"]))
+        history = await self.svc.history(contact.id)
+        turns = [Turn(role=line["sender"], text=line["text"]) for line in history
+                 if line["sender"] in ("customer", "bot")]
+        return await self._handoff(
+            contact, language=contact.language,
+            skills=contact.skills or skills_for_topic(contact.topic), priority=contact.priority,
+            intent=None, reason=reason, transcript=turns,
+        )
+
+    async def _handoff(self, contact: Contact, *, language: str, skills: dict[str, int],
+                       priority: int, intent: str | None, reason: str,
+                       transcript: list[Turn]) -> Contact:
+        data: dict[str, Any] = {
+            "intent": intent, "reason": reason,
+            "transcript": [turn.model_dump(mode="json") for turn in transcript],
+        }
+        try:
+            return await self.svc.handoff_to_queue(
+                contact.id, actor=BOT_REF, language=language, skills=skills, priority=priority,
+                data=data,
+            )
+        except InvalidTransition as exc:
+            # The customer left (or another instance handed off) while Rasa was answering.
+            log.info("handoff of contact %s skipped: %s", contact.id, exc)
+            return contact

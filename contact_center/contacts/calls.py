@@ -1,0 +1,62 @@
+"""A connected contact's media: SDP offers and ICE candidates, and the recording policy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from contact_center.contacts.core import (
+    ContactCore,
+)
+from contact_center.contacts.states import ContactState
+from contact_center.db.models import Role
+from contact_center.errors import Conflict, ErrorCode
+from contact_center.identity.auth import Identity
+
+log = logging.getLogger(__name__)
+
+
+class Calls(ContactCore):
+    """A connected contact's media."""
+
+    async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
+        contact = await self.contact_for(identity, contact_id)
+        if contact.state != ContactState.CONNECTED:
+            raise Conflict(
+                f"contact {contact_id} is {contact.state}; media starts once connected",
+                code=ErrorCode.INVALID_STATE,
+            )
+        if contact.instance != self.instance_id:
+            raise Conflict(
+                f"this contact's media lives on another server instance: {contact.instance}",
+                code=ErrorCode.WRONG_INSTANCE,
+            )
+        party: Literal["customer", "advisor"] = (
+            "customer" if identity.role is Role.CUSTOMER else "advisor"
+        )
+        call = self.media.get_or_create(contact_id)
+        if self.recordings_dir is not None and call.recorder is None:
+            if call.relay_path == "encoded":
+                # Every inbound track, as received: no decoding (see contact_center/media).
+                call.start_recording(self.recordings_dir / contact_id)
+            else:
+                log.warning("contact %s: the transcoding relay does not record", contact_id)
+        return await call.answer(party, sdp)
+
+    async def rtc_candidate(
+        self,
+        identity: Identity,
+        contact_id: str,
+        candidate: str,
+        sdp_mid: str | None,
+        sdp_mline_index: int | None,
+    ) -> None:
+        await self.contact_for(identity, contact_id)
+        call = self.media.get(contact_id)
+        if call is None:
+            raise Conflict("send rtc.offer before candidates", code=ErrorCode.INVALID_STATE)
+        party: Literal["customer", "advisor"] = (
+            "customer" if identity.role is Role.CUSTOMER else "advisor"
+        )
+        await call.add_candidate(party, candidate, sdp_mid, sdp_mline_index)
+

@@ -1,0 +1,74 @@
+"""Chat lines and typing notices between the parties, stored before they are delivered."""
+
+from __future__ import annotations
+
+import logging
+
+from contact_center.contacts import store
+from contact_center.contacts.core import (
+    ContactCore,
+    advisor_ref,
+    agent_id_of,
+)
+from contact_center.contacts.states import ContactState
+from contact_center.db.models import Contact, Role
+from contact_center.errors import Conflict, ErrorCode
+from contact_center.identity.auth import Identity
+from contact_center.protocol import (
+    ChatMessage,
+    ChatTypingNotice,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Chat(ContactCore):
+    """Chat lines and typing notices between the parties, stored before they are delivered."""
+
+    async def chat(self, identity: Identity, contact_id: str, text: str) -> int:
+        return await self.chat_on(identity, await self.contact_for(identity, contact_id), text)
+
+    async def chat_on(self, identity: Identity, contact: Contact, text: str) -> int:
+        """A chat line of one of ``contact``'s parties (already checked by ``contact_for``)."""
+        if contact.state not in (ContactState.CONNECTED, ContactState.QUEUED, ContactState.OFFERED):
+            raise Conflict(
+                f"contact {contact.id} is {contact.state}; chat is open while queued or connected",
+                code=ErrorCode.INVALID_STATE,
+            )
+        role = "customer" if identity.role is Role.CUSTOMER else "advisor"
+        return await self.post_chat(contact, sender_ref=identity.ref, sender_role=role, text=text)
+
+    async def post_chat(
+        self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
+    ) -> int:
+        """Persist a chat line (server time, next sequence number) and deliver it to both parties."""
+        message = await store.add_chat_message(
+            self.db,
+            contact_id=contact.id,
+            sender_ref=sender_ref,
+            sender_role=sender_role,
+            text=text,
+        )
+        frame = ChatMessage(
+            contact_id=contact.id,
+            seq=message.seq,
+            sender=sender_role,
+            text=text,
+            at=message.at,
+        )
+        await self.notify_parties(contact, frame)
+        return message.seq
+
+    async def typing(self, identity: Identity, contact_id: str) -> None:
+        contact = await self.contact_for(identity, contact_id)
+        if identity.role is Role.CUSTOMER:
+            if contact.advisor_id is not None:
+                await self.bus.publish(
+                    advisor_ref(agent_id_of(contact.advisor_id)),
+                    ChatTypingNotice(contact_id=contact_id, sender="customer"),
+                )
+        else:
+            await self.bus.publish(
+                contact.customer_ref, ChatTypingNotice(contact_id=contact_id, sender="advisor")
+            )
+

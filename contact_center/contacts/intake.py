@@ -1,0 +1,107 @@
+"""A contact begins: a customer starts one, or the bot hands one over to the queue."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from contact_center import redis_keys
+from contact_center.contacts import store
+from contact_center.contacts.core import (
+    CHANNEL_RANK,
+    RESUME_TOKEN_TTL_S,
+    ContactCore,
+    skills_for_topic,
+)
+from contact_center.contacts.states import ContactState
+from contact_center.db.engine import transaction
+from contact_center.db.models import Contact
+from contact_center.errors import Conflict, ErrorCode
+from contact_center.identity.auth import Identity
+from routing.models import Channel
+
+log = logging.getLogger(__name__)
+
+
+class Intake(ContactCore):
+    """A contact begins."""
+
+    async def start(
+        self,
+        identity: Identity,
+        *,
+        channels: list[Channel],
+        language: str,
+        topic: str | None,
+        skills: dict[str, int] | None = None,
+        priority: int = 0,
+        state: ContactState = ContactState.QUEUED,
+        reason: str | None = None,
+    ) -> Contact:
+        """Create a contact (in the bot's hands, or queued with the router)."""
+        async with transaction(self.db) as session:
+            live = await store.live_contacts_of_customer(session, customer_ref=identity.ref)
+            if live:
+                raise Conflict(
+                    f"you already have a conversation in progress ({live[0].id}, {live[0].state})",
+                    code=ErrorCode.ALREADY_STARTED,
+                )
+            contact = Contact(
+                customer_ref=identity.ref,
+                customer_name=identity.display_name,
+                channels=sorted(
+                    {c.value for c in channels}, key=lambda c: CHANNEL_RANK[Channel(c)]
+                ),
+                language=language,
+                topic=topic,
+                skills=skills or skills_for_topic(topic),
+                priority=priority,
+                vip=identity.vip,
+                state=state.value,
+                instance=self.instance_id,
+            )
+            session.add(contact)
+            await session.flush()
+            await store.add_event(
+                session,
+                contact_id=contact.id,
+                actor=identity.ref,
+                kind="created",
+                to_state=state.value,
+                data={"channels": contact.channels, "language": language, "topic": topic},
+            )
+        token = secrets.token_urlsafe(24)
+        await self.redis.set(redis_keys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
+        await self.redis.set(redis_keys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
+        await self.bus.publish(
+            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
+        )
+        if state is ContactState.QUEUED:
+            await self.enqueue(contact)
+        return contact
+
+    async def handoff_to_queue(
+        self,
+        contact_id: str,
+        *,
+        actor: str,
+        language: str,
+        skills: dict[str, int],
+        priority: int,
+        data: dict[str, Any],
+    ) -> Contact:
+        """The bot hands the customer over: the contact is queued with what the bot learned."""
+        async with transaction(self.db) as session:
+            _, contact = await store.transition(
+                session,
+                contact_id=contact_id,
+                to=ContactState.QUEUED,
+                actor=actor,
+                kind="handoff",
+                data=data,
+                values={"language": language, "skills": skills, "priority": priority},
+            )
+        await self.bus.publish(contact.customer_ref, self.state_message(contact, reason="handoff"))
+        await self.enqueue(contact)
+        return contact

@@ -1,0 +1,117 @@
+"""Mirror the router's decisions (offers made, expired, rejected; wrap-up over) in the database
+and tell the people concerned. Run by ``server.contexts`` for each event of the stream."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from contact_center.contacts import store
+from contact_center.contacts.core import advisor_ref, now_utc
+from contact_center.contacts.service import ContactService
+from contact_center.contacts.states import ContactState, InvalidTransition
+from contact_center.db.engine import transaction
+from contact_center.db.models import Contact
+from contact_center.protocol import AgentStateNotice, SessionState
+from routing.errors import UnknownContactError
+from routing.models import AgentState, EventType, RoutingEvent
+from routing.models import ContactState as RouterState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RouterEvents:
+    """The contact service's answers to router events."""
+
+    svc: ContactService
+
+    async def handle_router_event(self, event: RoutingEvent) -> None:
+        """Mirror a router decision in the database and tell the people concerned.
+
+        Instances of the consumer group may handle a contact's events out of order (an expiry
+        on one, the next offer on another), so the database is brought to what the router holds
+        now rather than to what the event says, and offers go out only while still open.
+        """
+        contact_id, agent_id = event.contact_id, event.agent_id
+        explanation = event.explanation.model_dump() if event.explanation else None
+        offer_events = (EventType.OFFER_EXPIRED, EventType.OFFER_REJECTED, EventType.OFFER_RELEASED)
+        if event.type is EventType.OFFER_CREATED and contact_id and agent_id:
+            contact = await self._mirror(
+                contact_id, kind="offered", data={"agent_id": agent_id, "explanation": explanation}
+            )
+            if contact is not None and contact.state == ContactState.OFFERED:
+                await self.svc.bus.publish(
+                    contact.customer_ref, self.svc.state_message(contact, reason="offered")
+                )
+            await self.svc.send_offer(contact_id, agent_id, explanation)
+        elif event.type in offer_events and contact_id:
+            contact = await self._mirror(
+                contact_id, kind=event.type.value, data={"agent_id": agent_id}
+            )
+            if contact is not None and contact.state == ContactState.QUEUED:
+                self.svc.waiting.watch(contact_id, contact.customer_ref, keep=True)
+                await self.svc.bus.publish(
+                    contact.customer_ref, self.svc.state_message(contact, reason=event.type.value)
+                )
+            if agent_id:
+                await self.svc.bus.publish(
+                    advisor_ref(agent_id),
+                    SessionState(
+                        contact_id=contact_id,
+                        state="withdrawn",
+                        reason=event.type.value,
+                        at=now_utc(),
+                    ),
+                )
+        elif event.type is EventType.AGENT_STATE_CHANGED and agent_id:
+            state = str(event.data.get("to") or event.data.get("state") or "")
+            if state:
+                await self.svc.bus.publish(
+                    advisor_ref(agent_id),
+                    AgentStateNotice(
+                        state=state, reason=str(event.data.get("reason") or "") or None
+                    ),
+                )
+            if state == AgentState.AVAILABLE.value:
+                await self._close_wrapups_of(int(agent_id))
+
+    async def _mirror(self, contact_id: str, *, kind: str, data: dict[str, Any]) -> Contact | None:
+        """Bring a waiting contact's database state to the router's (queued or offered)."""
+        try:
+            status = await self.svc.router.contact_status(contact_id)
+        except UnknownContactError:
+            return None
+        target = {
+            RouterState.QUEUED: ContactState.QUEUED,
+            RouterState.OFFERED: ContactState.OFFERED,
+        }.get(status.state)
+        async with transaction(self.svc.db) as session:
+            contact = await store.get_contact(session, contact_id=contact_id)
+            if contact is None or target is None or contact.state == target:
+                return contact
+            try:
+                _, contact = await store.transition(
+                    session,
+                    contact_id=contact_id,
+                    to=target,
+                    actor="router",
+                    kind=kind,
+                    data=data,
+                    allowed_from=frozenset({ContactState.QUEUED, ContactState.OFFERED}),
+                )
+            except InvalidTransition as exc:
+                log.info("router event for a contact that moved on: %s", exc)
+        return contact
+
+    async def _close_wrapups_of(self, user_id: int) -> None:
+        """The router ended the wrap-up time: contacts still in wrap-up end."""
+        async with transaction(self.svc.db) as session:
+            open_contacts = await store.open_contacts_of_advisor(session, advisor_id=user_id)
+        for contact in open_contacts:
+            if contact.state == ContactState.WRAP_UP:
+                with contextlib.suppress(InvalidTransition):
+                    await self.svc.finish_wrapup(contact.id, actor="router")
+

@@ -1,0 +1,179 @@
+"""Contacts, their events and chat messages in the database (keyword-only repository functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import DateTime, Text, func, insert, literal, update
+from sqlalchemy import select as sa_select  # sqlmodel's select takes at most 4 columns
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center.contacts.states import (
+    LIVE_STATES,
+    ContactState,
+    InvalidTransition,
+    check_transition,
+)
+from contact_center.db.models import ChatMessage, Contact, ContactEvent, utcnow
+
+
+async def get_contact(session: AsyncSession, *, contact_id: str) -> Contact | None:
+    return await session.get(Contact, contact_id)
+
+
+async def add_event(
+    session: AsyncSession,
+    *,
+    contact_id: str,
+    actor: str,
+    kind: str,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> ContactEvent:
+    event = ContactEvent(
+        contact_id=contact_id,
+        actor=actor,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        data=data or {},
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    contact_id: str,
+    to: ContactState,
+    actor: str,
+    kind: str = "state",
+    data: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    allowed_from: frozenset[ContactState] | None = None,
+) -> tuple[str, Contact]:
+    """Move a contact to ``to`` if the table allows it from its current state.
+
+    The UPDATE is conditional on the state read, so two instances racing for the same contact
+    cannot both win: the loser gets InvalidTransition naming the state it found.
+    """
+    contact = await session.get(Contact, contact_id, populate_existing=True)
+    if contact is None:
+        raise InvalidTransition(contact_id, "unknown", to.value)
+    current = contact.state
+    if allowed_from is not None and ContactState(current) not in allowed_from:
+        raise InvalidTransition(contact_id, current, to.value)
+    check_transition(contact_id, current, to)
+    changes: dict[str, Any] = {"state": to.value, **(values or {})}
+    if to not in LIVE_STATES and to is not ContactState.WRAP_UP:
+        changes.setdefault("ended_at", utcnow())
+    result = await session.exec(
+        update(Contact)
+        .where(col(Contact.id) == contact_id, col(Contact.state) == current)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        fresh = await session.get(Contact, contact_id, populate_existing=True)
+        raise InvalidTransition(contact_id, fresh.state if fresh else "unknown", to.value)
+    await add_event(
+        session,
+        contact_id=contact_id,
+        actor=actor,
+        kind=kind,
+        from_state=current,
+        to_state=to.value,
+        data=data,
+    )
+    refreshed = await session.get(Contact, contact_id, populate_existing=True)
+    assert refreshed is not None
+    return current, refreshed
+
+
+async def add_chat_message(
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    contact_id: str,
+    sender_ref: str,
+    sender_role: str,
+    text: str,
+) -> ChatMessage:
+    """Append a chat line numbered after the contact's last, in one statement of its own.
+
+    Two instances writing to one contact at once may pick the same number: the unique
+    constraint refuses the second, which takes the next number.
+    """
+    for _attempt in range(10):
+        at = utcnow()
+        next_seq = sa_select(
+            literal(contact_id),
+            func.coalesce(func.max(ChatMessage.seq), 0) + 1,
+            literal(at, type_=DateTime(timezone=True)),
+            literal(sender_ref),
+            literal(sender_role),
+            literal(text, type_=Text()),
+        ).where(col(ChatMessage.contact_id) == contact_id)
+        statement = (
+            insert(ChatMessage)
+            .from_select(["contact_id", "seq", "at", "sender_ref", "sender_role", "text"], next_seq)
+            .returning(col(ChatMessage.id), col(ChatMessage.seq))
+        )
+        try:
+            async with factory() as session, session.begin():
+                row = (await session.exec(statement)).one()
+        except IntegrityError:
+            continue  # another instance took this number: take the next
+        return ChatMessage(
+            id=row[0],
+            contact_id=contact_id,
+            seq=row[1],
+            at=at,
+            sender_ref=sender_ref,
+            sender_role=sender_role,
+            text=text,
+        )
+    raise RuntimeError(f"could not number a chat message of contact {contact_id}")
+
+
+async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:
+    result = await session.exec(
+        select(ChatMessage)
+        .where(ChatMessage.contact_id == contact_id)
+        .order_by(col(ChatMessage.seq))
+    )
+    return list(result.all())
+
+
+async def events_of(session: AsyncSession, *, contact_id: str) -> list[ContactEvent]:
+    result = await session.exec(
+        select(ContactEvent)
+        .where(ContactEvent.contact_id == contact_id)
+        .order_by(col(ContactEvent.id))
+    )
+    return list(result.all())
+
+
+async def live_contacts_of_customer(session: AsyncSession, *, customer_ref: str) -> list[Contact]:
+    result = await session.exec(
+        select(Contact).where(
+            Contact.customer_ref == customer_ref,
+            col(Contact.state).in_([s.value for s in LIVE_STATES]),
+        )
+    )
+    return list(result.all())
+
+
+async def open_contacts_of_advisor(session: AsyncSession, *, advisor_id: int) -> list[Contact]:
+    result = await session.exec(
+        select(Contact).where(
+            Contact.advisor_id == advisor_id,
+            col(Contact.state).in_([ContactState.CONNECTED.value, ContactState.WRAP_UP.value]),
+        )
+    )
+    return list(result.all())

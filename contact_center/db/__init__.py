@@ -1,0 +1,1 @@
+"""The database: engine and transactions, the SQLModel tables, the alembic migrations."""

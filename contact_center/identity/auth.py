@@ -1,0 +1,182 @@
+"""Who is asking: cookie identities, role guards, CSRF tokens and sign-in throttling."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp_session import Session, get_session, new_session
+
+from contact_center import appkeys, redis_keys
+from contact_center.db.models import Role, User
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STAFF_HOME = {
+    Role.CUSTOMER: "/",
+    Role.ADVISOR: "/advisor",
+    Role.SUPERVISOR: "/supervisor",
+    Role.COMPLIANCE: "/compliance",
+    Role.ADMIN: "/admin",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The person behind a request: a signed-in user or a guest customer."""
+
+    ref: str  # "user:<id>" or "guest:<hex>"
+    role: Role
+    display_name: str
+    user_id: int | None = None
+    vip: bool = False
+
+    @property
+    def guest(self) -> bool:
+        return self.user_id is None
+
+
+def identity_from_session(session: Session) -> Identity | None:
+    ref = session.get("ref")
+    role = session.get("role")
+    if not ref or not isinstance(role, str) or role not in set(Role):
+        return None
+    return Identity(
+        ref=ref,
+        role=Role(role),
+        display_name=session.get("name", ""),
+        user_id=session.get("uid"),
+        vip=bool(session.get("vip")),
+    )
+
+
+async def current_identity(request: web.Request) -> Identity | None:
+    return identity_from_session(await get_session(request))
+
+
+async def sign_in(request: web.Request, user: User) -> Identity:
+    """Start a fresh session for ``user`` (a new cookie, so a planted one is useless)."""
+    session = await new_session(request)
+    session.update(
+        {
+            "ref": f"user:{user.id}",
+            "uid": user.id,
+            "role": user.role.value if isinstance(user.role, Role) else user.role,
+            "name": user.display_name,
+            "vip": user.vip,
+            "csrf": secrets.token_urlsafe(32),
+        }
+    )
+    identity = identity_from_session(session)
+    assert identity is not None
+    return identity
+
+
+async def guest_identity(request: web.Request) -> Identity:
+    """The current identity, or a new guest customer with its own cookie."""
+    session = await get_session(request)
+    identity = identity_from_session(session)
+    if identity is not None:
+        return identity
+    session.update(
+        {
+            "ref": f"guest:{uuid.uuid4().hex}",
+            "role": Role.CUSTOMER.value,
+            "name": "Guest",
+            "csrf": secrets.token_urlsafe(32),
+        }
+    )
+    identity = identity_from_session(session)
+    assert identity is not None
+    return identity
+
+
+async def csrf_token(request: web.Request) -> str:
+    session = await get_session(request)
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+async def check_csrf(request: web.Request) -> None:
+    """Refuse a state-changing request whose form field or header does not carry the token."""
+    session = await get_session(request)
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+    if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
+        raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again.")
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+        await check_csrf(request)
+    return await handler(request)
+
+
+def require_role(*roles: Role, allow_guest: bool = False) -> Callable[[Handler], Handler]:
+    """Guard a handler: sign-in needed (pages redirect, APIs get 401), then one of ``roles``."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if allow_guest and Role.CUSTOMER in roles:
+                identity: Identity | None = await guest_identity(request)
+            else:
+                identity = await current_identity(request)
+            if identity is None:
+                if request.method == "GET" and not request.path.startswith("/api/"):
+                    raise web.HTTPFound(f"/login?next={request.path}")
+                raise web.HTTPUnauthorized(text="Sign in first.")
+            if identity.role not in roles:
+                raise web.HTTPForbidden(
+                    text=f"This page is for {', '.join(r.value for r in roles)} accounts; "
+                    f"you are signed in as {identity.role.value}."
+                )
+            request[appkeys.IDENTITY] = identity
+            return await handler(request)
+
+        guarded.required_roles = roles  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+class LoginThrottle:
+    """Counts failed sign-ins per account and address in Redis, shared by every instance."""
+
+    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window_s: int) -> None:
+        self._redis = redis
+        self.max_failures = max_failures
+        self.window_s = window_s
+
+    async def blocked_for(self, username: str, address: str) -> int:
+        """Seconds until another attempt is allowed; 0 when it is allowed now."""
+        key = redis_keys.login_failures(username, address)
+        failures = int(await self._redis.get(key) or 0)
+        if failures < self.max_failures:
+            return 0
+        return max(1, int(await self._redis.ttl(key)))
+
+    async def failed(self, username: str, address: str) -> None:
+        key = redis_keys.login_failures(username, address)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.window_s, nx=True)
+            await pipe.execute()
+
+    async def succeeded(self, username: str, address: str) -> None:
+        await self._redis.delete(redis_keys.login_failures(username, address))

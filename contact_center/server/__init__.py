@@ -1,0 +1,1 @@
+"""The process: application factory, cleanup contexts, workers, embedded Valkey, logs, CLI."""

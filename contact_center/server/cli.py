@@ -1,0 +1,291 @@
+"""The ``contact-center`` command: serve, migrate, manage users, seed the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import getpass
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from contact_center.config import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+log = logging.getLogger("contact_center")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"contact-center: error: {message}", file=sys.stderr)
+    return code
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so that a busy port is one clear error, not a half start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+    sock.listen(512)
+    sock.set_inheritable(False)
+    return sock
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from contact_center.db.engine import DatabaseNotMigrated
+    from contact_center.server import workers
+    from contact_center.server.app import create_app
+    from contact_center.server.valkey import EmbeddedValkeyError
+
+    shared = workers.inherited_socket()
+    if shared is None:
+        try:
+            sock = _listen(settings.host, settings.port)
+        except OSError as exc:
+            return _fail(exc.strerror or str(exc))
+        log.info(
+            "serving",
+            extra={
+                "url": settings.public_base_url,
+                "mode": settings.mode.value,
+                "workers": settings.workers,
+            },
+        )
+        if settings.workers > 1:
+            try:
+                return workers.supervise(settings, sock)
+            finally:
+                sock.close()
+    try:
+        if shared is not None:
+            assert settings.media_port is not None
+            asyncio.run(
+                workers.run_worker(create_app(settings), shared, settings.host, settings.media_port)
+            )
+        else:
+            web.run_app(
+                create_app(settings), sock=sock, print=None, access_log=None, shutdown_timeout=10
+            )
+    except (DatabaseNotMigrated, EmbeddedValkeyError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen: {exc.strerror or exc}")
+    finally:
+        (shared or sock).close()
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from contact_center.db import engine as db
+
+    if settings.database_url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    if args.db_command == "upgrade":
+        db.upgrade(settings.database_url, args.revision)
+        print(f"database at revision {args.revision}")
+    elif args.db_command == "downgrade":
+        db.downgrade(settings.database_url, args.revision)
+        print(f"database at revision {args.revision}")
+    else:
+        db.current(settings.database_url)
+    return 0
+
+
+async def _with_session(settings: Settings, work):
+    from contact_center.db.engine import check_migrated, create_engine, session_factory, transaction
+
+    engine = create_engine(settings.database_url)
+    try:
+        await check_migrated(engine)
+        async with transaction(session_factory(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from contact_center.db.engine import DatabaseNotMigrated
+    from contact_center.identity.users import (
+        UserCreate,
+        create_user,
+        get_user_by_username,
+        parse_levels,
+    )
+
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        password = getpass.getpass(f"password for {args.username}: ")
+    try:
+        data = UserCreate(
+            username=args.username,
+            password=password,
+            role=args.role,
+            display_name=args.display_name or "",
+            languages=[x.strip() for x in args.languages.split(",") if x.strip()],
+            skills=parse_levels(args.skills, what="skill"),
+            capacity=parse_levels(args.capacity, what="capacity") if args.capacity else {},
+            vip=args.vip,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return _fail(
+            f"--{field.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}", EXIT_USAGE
+        )
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+    async def work(session):
+        if await get_user_by_username(session, username=data.username):
+            return None
+        return await create_user(session, data=data)
+
+    try:
+        user = asyncio.run(_with_session(settings, work))
+    except DatabaseNotMigrated as exc:
+        return _fail(str(exc))
+    if user is None:
+        return _fail(f"a user named {args.username!r} already exists")
+    print(
+        f"created {user.role.value if hasattr(user.role, 'value') else user.role} {user.username} (id {user.id})"
+    )
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from contact_center.db.engine import DatabaseNotMigrated
+    from contact_center.identity.users import count_users, create_user, get_user_by_username
+    from contact_center.server.demo import DEMO_PASSWORD, DEMO_USERS
+
+    async def work(session):
+        if args.if_empty and await count_users(session):
+            return []
+        created = []
+        for data in DEMO_USERS:
+            if await get_user_by_username(session, username=data.username) is None:
+                created.append(await create_user(session, data=data))
+        return created
+
+    try:
+        created = asyncio.run(_with_session(settings, work))
+    except DatabaseNotMigrated as exc:
+        return _fail(str(exc))
+    if not created:
+        print("demo users: nothing to create (the database already has users)")
+        return 0
+    print(f"demo users created (password for all: {DEMO_PASSWORD}):")
+    for user in created:
+        langs = ",".join(user.languages)
+        skills = ",".join(f"{k}:{v}" for k, v in user.skills.items())
+        vip = " VIP" if user.vip else ""
+        print(f"  {user.role.value:<10} {user.username:<8} {langs:<10} {skills}{vip}")
+    print(f"sign in at {settings.public_base_url}/login")
+    return 0
+
+
+def cmd_bot_classify(settings: Settings, args: argparse.Namespace) -> int:
+    from chatbot.classify import main as classify
+
+    return classify(
+        ["--rasa-url", args.rasa_url or settings.rasa_url, "--timeout", str(args.timeout)]
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contact-center",
+        description="A multimedia contact center. Settings come from CC_* environment variables.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", help="overrides CC_HOST")
+    serve.add_argument("--port", type=int, help="overrides CC_PORT")
+    serve.add_argument("--workers", type=int, help="server processes (overrides CC_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
+
+    dbp = sub.add_parser("db", help="database migrations")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="migrate to the newest revision")
+    up.add_argument("revision", nargs="?", default="head")
+    down = dbsub.add_parser("downgrade", help="migrate back to a revision (base: empty)")
+    down.add_argument("revision")
+    dbsub.add_parser("current", help="show the current revision")
+    dbp.set_defaults(func=cmd_db)
+
+    users = sub.add_parser("users", help="manage accounts")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    create = usub.add_parser("create", help="create an account")
+    create.add_argument("username")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["customer", "advisor", "supervisor", "compliance", "admin"],
+    )
+    create.add_argument("--languages", default="en", help="comma-separated among en, zh, yue")
+    create.add_argument("--skills", default="", help="e.g. cards:4,fx:3 (proficiency 1-5)")
+    create.add_argument("--capacity", default="", help="e.g. text:3,voice:1,video:1")
+    create.add_argument("--display-name")
+    create.add_argument("--vip", action="store_true")
+    pw = create.add_mutually_exclusive_group()
+    pw.add_argument("--password", help="prefer --password-stdin: arguments show in ps")
+    pw.add_argument("--password-stdin", action="store_true")
+    create.set_defaults(func=cmd_users_create)
+
+    demo = sub.add_parser("demo", help="create the demo accounts")
+    demo.add_argument("--if-empty", action="store_true", help="only when there are no users yet")
+    demo.set_defaults(func=cmd_demo)
+
+    bot = sub.add_parser("bot", help="the chatbot")
+    botsub = bot.add_subparsers(dest="bot_command", required=True)
+    classify = botsub.add_parser(
+        "classify",
+        help="read lines on stdin, print {text, language, intent, confidence} per line",
+        description="Uses CC_RASA_URL (or --rasa-url) when it answers; otherwise starts Rasa.",
+    )
+    classify.add_argument("--rasa-url", help="overrides CC_RASA_URL")
+    classify.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    classify.set_defaults(func=cmd_bot_classify)
+
+    from contact_center.tools import simulate
+
+    simulate.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from contact_center.server.logs import configure_logging
+
+    args = build_parser().parse_args(argv)
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    os.umask(0o027)
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

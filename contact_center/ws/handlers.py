@@ -1,0 +1,161 @@
+"""One handler per client request, keyed by the request's model class.
+
+A handler gets the contact service, the connection (whose identity is set and whose role the
+endpoint has checked against the model's ``roles``) and the parsed message; it returns the
+model's ``result_model``, which the endpoint sends as the ``ack``'s ``data``. Business rules
+live in ``contacts``; what is here is only the choice between the bot and the queue.
+
+To add a message: its model in ``contact_center.protocol``, its handler here, in ``HANDLERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from contact_center import appkeys
+from contact_center.contacts.service import ContactService
+from contact_center.contacts.states import ContactState
+from contact_center.identity.auth import Identity
+from contact_center.protocol import (
+    AcceptResult,
+    AgentStatusRequest,
+    ChatResult,
+    ChatSend,
+    ChatTyping,
+    OfferAccept,
+    OfferReject,
+    Result,
+    ResumeResult,
+    RtcAnswer,
+    RtcCandidate,
+    RtcOffer,
+    SessionEnd,
+    SessionResume,
+    SessionStart,
+    SessionTransfer,
+    SessionUpgrade,
+    StartResult,
+    StateResult,
+    UpgradeResult,
+    WrapupDone,
+    WrapupResult,
+)
+from contact_center.ws.connection import Connection
+
+Handler = Callable[[ContactService, Connection, Any], Awaitable[Result]]
+
+
+def _who(conn: Connection) -> Identity:
+    assert conn.identity is not None, "the endpoint dispatches only after hello"
+    return conn.identity
+
+
+async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> StartResult:
+    bot = conn.request.app.get(appkeys.BOT)
+    if bot is not None and not msg.skip_bot:
+        contact = await bot.start(_who(conn), msg)
+    else:
+        contact = await svc.start(
+            _who(conn), channels=msg.channels, language=msg.language, topic=msg.topic
+        )
+    return StartResult(
+        contact_id=contact.id, state=contact.state, resume_token=await svc.resume_token(contact.id)
+    )
+
+
+async def _resume(svc: ContactService, conn: Connection, msg: SessionResume) -> ResumeResult:
+    contact = await svc.resume(_who(conn), msg.resume_token)
+    return ResumeResult(contact_id=contact.id, state=contact.state)
+
+
+async def _chat(svc: ContactService, conn: Connection, msg: ChatSend) -> ChatResult:
+    identity = _who(conn)
+    contact = await svc.contact_for(identity, msg.contact_id)  # refuses and audits
+    bot = conn.request.app.get(appkeys.BOT)
+    if bot is not None and contact.state == ContactState.BOT:
+        handled = await bot.customer_message(identity, msg.contact_id, msg.text)
+        if handled is not None:
+            return ChatResult(seq=handled)
+        contact = await svc.contact_for(identity, msg.contact_id)  # handed off meanwhile
+    return ChatResult(seq=await svc.chat_on(identity, contact, msg.text))
+
+
+async def _typing(svc: ContactService, conn: Connection, msg: ChatTyping) -> Result:
+    await svc.typing(_who(conn), msg.contact_id)
+    return Result()
+
+
+async def _rtc_offer(svc: ContactService, conn: Connection, msg: RtcOffer) -> Result:
+    answer = await svc.rtc_offer(_who(conn), msg.contact_id, msg.sdp)
+    conn.send(RtcAnswer(contact_id=msg.contact_id, sdp=answer))
+    return Result()
+
+
+async def _rtc_candidate(svc: ContactService, conn: Connection, msg: RtcCandidate) -> Result:
+    """A trickled candidate of the client (the server itself answers with all of its own)."""
+    await svc.rtc_candidate(
+        _who(conn), msg.contact_id, msg.candidate, msg.sdp_mid, msg.sdp_mline_index
+    )
+    return Result()
+
+
+async def _upgrade(svc: ContactService, conn: Connection, msg: SessionUpgrade) -> UpgradeResult:
+    return UpgradeResult(agreed=await svc.upgrade(_who(conn), msg.contact_id, msg.channel))
+
+
+async def _end(svc: ContactService, conn: Connection, msg: SessionEnd) -> StateResult:
+    contact = await svc.end(_who(conn), msg.contact_id)
+    return StateResult(state=contact.state)
+
+
+async def _agent_status(
+    svc: ContactService, conn: Connection, msg: AgentStatusRequest
+) -> StateResult:
+    return StateResult(state=await svc.set_agent_status(_who(conn), msg.status))
+
+
+async def _accept(svc: ContactService, conn: Connection, msg: OfferAccept) -> AcceptResult:
+    contact = await svc.accept(_who(conn), msg.contact_id)
+    return AcceptResult(
+        contact_id=contact.id,
+        state=contact.state,
+        channels=contact.channels,
+        language=contact.language,
+        transcript=await svc.history(contact.id),
+        media_url=await svc.media_url_of(contact),
+    )
+
+
+async def _reject(svc: ContactService, conn: Connection, msg: OfferReject) -> Result:
+    await svc.reject(_who(conn), msg.contact_id)
+    return Result()
+
+
+async def _transfer(svc: ContactService, conn: Connection, msg: SessionTransfer) -> StateResult:
+    contact = await svc.transfer(
+        _who(conn), msg.contact_id, skills=dict(msg.skills), language=msg.language
+    )
+    return StateResult(state=contact.state)
+
+
+async def _wrapup(svc: ContactService, conn: Connection, msg: WrapupDone) -> WrapupResult:
+    return WrapupResult(ended=await svc.wrapup_done(_who(conn), msg.contact_id))
+
+
+#: Request class -> handler. Who may send each is the model's ``roles``.
+HANDLERS: dict[type[Any], Handler] = {
+    SessionStart: _start,
+    SessionResume: _resume,
+    ChatSend: _chat,
+    ChatTyping: _typing,
+    RtcOffer: _rtc_offer,
+    RtcCandidate: _rtc_candidate,
+    SessionUpgrade: _upgrade,
+    SessionEnd: _end,
+    AgentStatusRequest: _agent_status,
+    OfferAccept: _accept,
+    OfferReject: _reject,
+    SessionTransfer: _transfer,
+    WrapupDone: _wrapup,
+}

@@ -1,0 +1,29 @@
+"""``POST /api/ws-token``: a single-use token for clients that cannot send the cookie."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from contact_center import appkeys, redis_keys
+from contact_center.db.models import Role
+from contact_center.identity.auth import require_role
+
+WS_TOKEN_TTL_S = 60
+
+
+@require_role(
+    Role.CUSTOMER, Role.ADVISOR, Role.SUPERVISOR, Role.COMPLIANCE, Role.ADMIN, allow_guest=True
+)
+async def ws_token(request: web.Request) -> web.Response:
+    """A single-use token valid for a minute, for clients that cannot send the cookie."""
+    session = await get_session(request)
+    token = secrets.token_urlsafe(32)
+    snapshot = {k: session.get(k) for k in ("ref", "uid", "role", "name", "vip")}
+    await request.app[appkeys.REDIS].set(
+        redis_keys.ws_token(token), json.dumps(snapshot), ex=WS_TOKEN_TTL_S
+    )
+    return web.json_response({"token": token, "expires_in": WS_TOKEN_TTL_S})

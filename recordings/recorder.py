@@ -1,0 +1,138 @@
+"""Record a call's inbound tracks as they were received: encoded frames -> ``recordings.mux``.
+
+One task per (party, kind) reads a ``FrameSource`` (the media layer's encoded tap) and writes each inbound track to its own
+file, ``<party>-<kind>-<n>.webm`` (``.mkv`` for H.264), starting a new file when the party's
+track is replaced (renegotiation, reconnection). A video file's frame size comes from its
+first keyframe (VP8 key frame header, or H.264 SPS: ``recordings.bitstream.frame_dimensions``).
+``TrackWriter.write`` only queues, so the event loop never waits on the disk; closing a file
+(trailer) runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from recordings.mux import TrackWriter, UnsupportedCodec, suffix_for
+
+logger = logging.getLogger(__name__)
+
+
+class Frame(Protocol):
+    """One assembled frame of an inbound track, as the sender encoded it."""
+
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def timestamp(self) -> int: ...  # RTP clock of the track
+    @property
+    def keyframe(self) -> bool: ...
+    @property
+    def codec(self) -> str: ...  # mime type, e.g. "video/VP8"
+    @property
+    def clock_rate(self) -> int: ...
+    @property
+    def track_id(self) -> str: ...  # changes when the party's track is replaced
+
+
+class FrameSource(Protocol):
+    """Frames of one party's inbound kind until the call closes (``async for``)."""
+
+    def __aiter__(self) -> AsyncIterator[Frame]: ...
+
+
+def next_index(directory: Path, party: str, kind: str) -> int:
+    """The next free number of ``<party>-<kind>-<n>.*`` in ``directory``: a later leg of the
+    same party (a transfer, a reconnection) never reuses the name of an earlier one."""
+    pattern = re.compile(rf"^{re.escape(party)}-{re.escape(kind)}-(\d+)\.")
+    taken = [int(m.group(1)) for f in directory.glob(f"{party}-{kind}-*") if (m := pattern.match(f.name))]
+    return max(taken, default=0) + 1
+
+
+class CallRecorder:
+    """Owns the recording tasks and writers of one call; ``files`` grows as tracks appear."""
+
+    def __init__(self, directory: Path, *, contact_id: str) -> None:
+        self.directory = Path(directory)
+        self.contact_id = contact_id
+        self.files: list[Path] = []
+        self.writers: list[TrackWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def record(self, party: str, kind: str, tap: FrameSource) -> None:
+        """Write every track ``tap`` delivers until it ends (the call closes)."""
+        task = asyncio.create_task(
+            self._run(party, kind, tap), name=f"record {self.contact_id}/{party}/{kind}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Wait until every task has closed its files (the taps must be stopped first)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stats(self) -> dict[str, dict[str, object]]:
+        """Per file: frames written, dropped by the writer, skipped before a keyframe, error."""
+        return {
+            writer.path.name: {
+                "frames_written": writer.frames_written,
+                "dropped": writer.dropped,
+                "skipped": writer.skipped,
+                "error": repr(writer.error) if writer.error else None,
+            }
+            for writer in self.writers
+        }
+
+    async def _run(self, party: str, kind: str, tap: FrameSource) -> None:
+        writer: TrackWriter | None = None
+        track_id = ""  # the track ``writer`` records
+        refused: str | None = None  # a track whose codec cannot be recorded as is
+        try:
+            async for frame in tap:
+                if writer is not None and track_id != frame.track_id:
+                    await asyncio.to_thread(writer.close)
+                    writer = None
+                if writer is None and refused != frame.track_id:
+                    try:
+                        writer = self._open(party, kind, frame)
+                        track_id = frame.track_id
+                    except UnsupportedCodec:
+                        logger.exception("recording %s/%s not possible", self.contact_id, party)
+                        refused = frame.track_id
+                if writer is not None:
+                    writer.write(frame.payload, frame.timestamp, frame.keyframe)
+        finally:
+            if writer is not None:
+                # Shielded: a cancelled recorder must still finish the file it started.
+                await asyncio.shield(asyncio.to_thread(writer.close))
+
+    def _open(self, party: str, kind: str, frame: Frame) -> TrackWriter:
+        suffix = suffix_for(frame.codec)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{party}-{kind}-{next_index(self.directory, party, kind)}{suffix}"
+        # Claimed here, on the event loop, before the writer's thread opens it: no later leg
+        # can pick the same name, and an existing file is never written over.
+        path.touch(exist_ok=False)
+        writer = TrackWriter(
+            path,
+            "video" if kind == "video" else "audio",
+            frame.codec,
+            frame.clock_rate,
+            metadata={
+                "CONTACT": self.contact_id,
+                "PARTY": party,
+                "TRACK": frame.track_id,
+                # Wall clock of the first frame: aligns the parties' files on replay.
+                "STARTED_AT": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            },
+        )
+        self.writers.append(writer)
+        self.files.append(path)
+        logger.info("recording %s/%s %s -> %s", self.contact_id, party, kind, path)
+        return writer
