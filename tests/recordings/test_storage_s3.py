@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recordings.export import export_contact, verify_export
 from recordings.ledger import entries
 from recordings.manifest import MANIFEST
 from recordings.retention import purge
@@ -97,6 +98,9 @@ async def test_upload_sealed_locks_every_object_until_retain_until(
         assert s3.retention("c1", name) == ("COMPLIANCE", locked_until)
     assert s3.list("c1") == {n: (tmp_path / "rec" / "c1" / n).stat().st_size for n in names}
     assert s3.contacts() == ["c1"]
+    # An export read from the bucket checks out offline.
+    exported = await export_contact(sessions, s3, "c1", tmp_path / "c1.zip")
+    assert exported.files == [n for n in names if n != MANIFEST] and verify_export(exported.path) == []
 
 
 async def test_locked_versions_cannot_be_deleted(
