@@ -1,9 +1,12 @@
-"""``python -m recordings verify|purge|hold|unhold|init-db``: the recordings' command line.
+"""``python -m recordings verify|purge|hold|unhold|init-db|export|verify-export``: the
+recordings' command line.
 
 Storage: ``--root DIR`` (local, default ``var/recordings``) or ``--s3 s3://bucket/prefix``
 with ``--s3-endpoint``, ``--s3-region``; the S3 keys come from the usual AWS variables.
 Exit status: 0 when all is well, 1 when ``verify`` found problems (each printed on one line),
-2 for usage errors. ``main(argv)`` is what the app's CLI mounts as ``contact-center recordings``.
+2 for usage errors. ``export --contact ID --out FILE.zip`` writes one contact's offline-checkable
+export (see ``recordings.export``); ``verify-export FILE.zip`` checks one, without database or
+storage: 0 when sound, 1 with each problem on a line. ``main(argv)`` is what the app's CLI mounts as ``contact-center recordings``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recordings import retention
+from recordings.export import ExportError, export_contact, verify_export
 from recordings.ledger import ChainHead, LedgerEntry
 from recordings.storage import DEFAULT_ROOT, LocalStorage, S3Settings, S3Storage, Storage
 from recordings.verify import verify
@@ -62,7 +66,33 @@ def build_parser(prog: str = "python -m recordings") -> argparse.ArgumentParser:
         hold.add_argument("--reason", required=True)
         hold.add_argument("--actor", required=True)
     commands.add_parser("init-db", parents=[common], help="create the ledger tables")
+    export = commands.add_parser(
+        "export", parents=[common], help="one contact as a zip that can be checked offline"
+    )
+    export.add_argument("--contact", required=True, help="the contact id")
+    export.add_argument("--out", required=True, help="the zip to write (never overwritten)")
+    export.add_argument(
+        "--allow-problems",
+        action="store_true",
+        help="write the zip even when it would not verify (the problems are printed)",
+    )
+    offline = commands.add_parser(
+        "verify-export", help="check an export zip offline (no database, no storage)"
+    )
+    offline.add_argument("zip", help="the export zip")
+    offline.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def _verify_export(args: argparse.Namespace) -> int:
+    problems = verify_export(args.zip)
+    if args.json:
+        print(json.dumps({"ok": not problems, "problems": problems}, ensure_ascii=False))
+    else:
+        for problem in problems:
+            print(problem)
+        print(f"{'OK' if not problems else 'PROBLEMS'}: {args.zip}, {len(problems)} problems")
+    return 1 if problems else 0
 
 
 def _storage(args: argparse.Namespace) -> Storage:
@@ -83,6 +113,22 @@ async def _run(args: argparse.Namespace) -> int:
                 await conn.run_sync(SQLModel.metadata.create_all, tables=tables)
             return 0
         storage = _storage(args)
+        if args.command == "export":
+            try:
+                exported = await export_contact(
+                    sessions, storage, args.contact, args.out, allow_problems=args.allow_problems
+                )
+            except ExportError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            for line in exported.problems:
+                print(line)
+            print(
+                f"exported {exported.contact_id} (seq {exported.seq}): {len(exported.files)} files"
+                f"{f', {len(exported.purged)} purged' if exported.purged else ''},"
+                f" {exported.bytes} bytes -> {exported.path}"
+            )
+            return 1 if exported.problems else 0
         if args.command == "verify":
             report = await verify(
                 sessions,
@@ -129,6 +175,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "verify-export":
+        return _verify_export(args)
     try:
         return asyncio.run(_run(args))
     except (ValueError, KeyError) as error:

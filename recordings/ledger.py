@@ -22,7 +22,7 @@ canonical JSON), so the purged names are covered by the chain too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -273,9 +273,13 @@ async def entries(
     contact_id: str | None = None,
     kind: Kind | None = None,
     since: datetime | None = None,
+    seqs: Iterable[int] | None = None,
 ) -> list[LedgerEntry]:
-    """Ledger entries in chain order, optionally of one contact, one kind, sealed since."""
+    """Ledger entries in chain order, optionally of one contact, one kind, sealed since, or
+    with one of the sequence numbers ``seqs``."""
     query = select(LedgerEntry)
+    if seqs is not None:
+        query = query.where(LedgerEntry.seq.in_(sorted(set(seqs))))  # type: ignore[attr-defined]
     if contact_id is not None:
         query = query.where(LedgerEntry.contact_id == contact_id)
     if kind is not None:

@@ -9,6 +9,11 @@ carries COMPLIANCE retention until the entry's ``retain_until``: nobody, root in
 delete or overwrite that object version before then. A purge deletes every *version* of a key
 (a plain DELETE on a versioned bucket would only add a delete marker); a version still under
 retention raises ``LockedObject`` naming it and its date, it is never hidden.
+
+``open_range`` has the same meaning on both backends: bytes ``start`` to ``end`` inclusive, cut
+at the end of the file, ``b""`` for an empty span (S3 itself would answer a whole object for
+``end < start`` and 416 for any range of an empty object). A missing file is
+``FileNotFoundError`` on both.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
@@ -105,14 +110,19 @@ def retrying(
     backoff: float = 0.5,
     what: str = "storage call",
     retry_on: tuple[type[BaseException], ...] = (OSError,),
+    retry_if: Callable[[BaseException], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``action()``, retried on ``retry_on`` with exponential backoff (0.5, 1, 2, 4 s...)."""
+    """``action()``, retried on ``retry_on`` with exponential backoff (0.5, 1, 2, 4 s...).
+
+    ``retry_if``, when given, is asked about each caught error: False raises it at once (an
+    error that another attempt cannot cure, such as a refused permission).
+    """
     for attempt in range(1, attempts + 1):
         try:
             return action()
         except retry_on as error:
-            if attempt == attempts:
+            if attempt == attempts or (retry_if is not None and not retry_if(error)):
                 raise
             delay = backoff * 2 ** (attempt - 1)
             logger.warning("%s failed (%s), retry %d in %.1f s", what, error, attempt, delay)
@@ -198,6 +208,42 @@ class LocalStorage:
             )
             for name, path in _sealed_files(Path(directory))
         }
+
+
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_TRANSIENT = frozenset(
+    {
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+    }
+)
+
+
+def _error_code(error: BaseException) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether another attempt may succeed: not for a client error such as AccessDenied."""
+    response = getattr(error, "response", None)
+    if response is None:  # connection errors, timeouts, local I/O
+        return True
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or _error_code(error) in _TRANSIENT
+
+
+def _whole_seconds_up(value: datetime) -> datetime:
+    """S3 keeps retain-until dates to the second: round up, never unlock before the ledger."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -307,25 +353,35 @@ class S3Storage:
             backoff=self.backoff,
             what=what,
             retry_on=(BotoCoreError, ClientError, OSError),
+            retry_if=_transient,
         )
 
     def put(
         self, contact_id: str, name: str, source: Path, *, retain_until: datetime | None = None
     ) -> str:
+        from boto3.exceptions import S3UploadFailedError
         from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import ClientError
 
         extra: dict[str, Any] = {}
         if retain_until is not None and self.object_lock_enabled():
             extra["ObjectLockMode"] = "COMPLIANCE"
-            extra["ObjectLockRetainUntilDate"] = retain_until
+            extra["ObjectLockRetainUntilDate"] = _whole_seconds_up(retain_until)
         key = self.key(contact_id, name)
-        self.client.upload_file(
-            str(source),
-            self.settings.bucket,
-            key,
-            ExtraArgs=extra,
-            Config=TransferConfig(multipart_threshold=self.multipart_threshold),
-        )
+        try:
+            self.client.upload_file(
+                str(source),
+                self.settings.bucket,
+                key,
+                ExtraArgs=extra,
+                Config=TransferConfig(multipart_threshold=self.multipart_threshold),
+            )
+        except S3UploadFailedError as error:
+            # boto3 wraps the ClientError in an exception that is not one: unwrap it, so
+            # that retries see the S3 error code (and do retry a 503).
+            if isinstance(error.__context__, ClientError):
+                raise error.__context__ from None
+            raise
         return self.location(contact_id, name)
 
     def open(self, contact_id: str, name: str) -> IO[bytes]:
@@ -336,18 +392,35 @@ class S3Storage:
                 Bucket=self.settings.bucket, Key=self.key(contact_id, name)
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _error_code(error) in _MISSING:
                 raise FileNotFoundError(self.location(contact_id, name)) from None
             raise
         body: IO[bytes] = reply["Body"]
         return body
 
     def open_range(self, contact_id: str, name: str, start: int, end: int | None) -> bytes:
-        span = f"bytes={start}-{'' if end is None else end}"
-        reply = self.client.get_object(
-            Bucket=self.settings.bucket, Key=self.key(contact_id, name), Range=span
-        )
-        data: bytes = reply["Body"].read()
+        from botocore.exceptions import ClientError
+
+        if start < 0:
+            raise ValueError(f"negative range start {start}")
+        if end is not None and end < start:
+            return b""  # S3 would ignore such a Range header and send the whole object
+        options: dict[str, Any] = {}
+        if start or end is not None:
+            options["Range"] = f"bytes={start}-{'' if end is None else end}"
+        try:
+            reply = self.client.get_object(
+                Bucket=self.settings.bucket, Key=self.key(contact_id, name), **options
+            )
+        except ClientError as error:
+            code = _error_code(error)
+            if code in _MISSING:
+                raise FileNotFoundError(self.location(contact_id, name)) from None
+            if code == "InvalidRange":  # start at or past the end (or an empty object)
+                return b""
+            raise
+        with reply["Body"] as body:
+            data: bytes = body.read()
         return data
 
     def iter_chunks(self, contact_id: str, name: str, block: int = BLOCK) -> Iterator[bytes]:
@@ -366,21 +439,34 @@ class S3Storage:
                 Bucket=self.settings.bucket, Key=self.key(contact_id, name)
             )
         except ClientError as error:
-            raise FileNotFoundError(self.location(contact_id, name)) from error
+            if _error_code(error) in _MISSING:
+                raise FileNotFoundError(self.location(contact_id, name)) from error
+            raise
         return int(reply["ContentLength"])
 
-    def retention(self, contact_id: str, name: str) -> tuple[str, datetime] | None:
-        """(mode, retain-until date) of the current version, None without retention."""
+    def retention(
+        self, contact_id: str, name: str, version_id: str | None = None
+    ) -> tuple[str, datetime] | None:
+        """(mode, retain-until date in UTC) of a version (the current one by default), None
+        without retention or when it cannot be read.
+
+        Read from HEAD (``ObjectLockMode``, ``ObjectLockRetainUntilDate``), which S3 fills in
+        for a caller allowed ``s3:GetObjectRetention``, as GetObjectRetention would; moto's
+        server answers GetObjectRetention with a 500.
+        """
         from botocore.exceptions import ClientError
 
+        options = {"VersionId": version_id} if version_id else {}
         try:
-            reply = self.client.get_object_retention(
-                Bucket=self.settings.bucket, Key=self.key(contact_id, name)
+            reply = self.client.head_object(
+                Bucket=self.settings.bucket, Key=self.key(contact_id, name), **options
             )
         except ClientError:
             return None
-        retention = reply.get("Retention", {})
-        return retention["Mode"], retention["RetainUntilDate"]
+        mode, until = reply.get("ObjectLockMode"), reply.get("ObjectLockRetainUntilDate")
+        if not mode or until is None:
+            return None
+        return str(mode), until.astimezone(UTC)
 
     def list(self, contact_id: str) -> dict[str, int]:
         prefix = self.key(contact_id, "")
@@ -405,22 +491,28 @@ class S3Storage:
 
         key = self.key(contact_id, name)
         bucket = self.settings.bucket
-        reply = self.client.list_object_versions(Bucket=bucket, Prefix=key)
-        versions = [
-            v for v in reply.get("Versions", []) + reply.get("DeleteMarkers", []) if v["Key"] == key
-        ]
+        versions: builtins.list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            versions += [
+                v
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                if v["Key"] == key
+            ]
         if not versions:
             raise FileNotFoundError(self.location(contact_id, name))
         for version in versions:
             try:
                 self.client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
+                code = _error_code(error)
                 if code != "AccessDenied":
                     raise
-                held = self.retention(contact_id, name)
+                held = self.retention(contact_id, name, version["VersionId"])
                 raise LockedObject(
-                    self.location(contact_id, name), held[1] if held else None, code
+                    f"{self.location(contact_id, name)} (version {version['VersionId']})",
+                    held[1] if held else None,
+                    code,
                 ) from error
 
     def upload_sealed(
