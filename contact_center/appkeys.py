@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from contact_center.config import Settings
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import Identity, LoginThrottle
+    from contact_center.identity.passwords import PasswordChecks
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
     from contact_center.ws.connection import Connection, PresenceLocks
@@ -41,6 +42,8 @@ CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
 BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
+"""argon2 off the event loop, bounded (sign-in is the only caller on a request)."""
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")

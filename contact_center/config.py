@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +22,10 @@ class Mode(StrEnum):
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names it in one line."""
+
+
+def _half_the_cores() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _split_list(value: Any) -> Any:
@@ -66,6 +71,14 @@ class Settings(BaseSettings):
     customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
 
+    # --- Security and operations (issue 13): sign-in cost and limits, sessions, origins, metrics
+    #: argon2 checks at once (each takes a core for ~0.1-0.2 s); at most 32 more wait, then 503.
+    password_hash_concurrency: int = Field(default_factory=_half_the_cores, ge=1, le=64)
+    #: failed sign-ins from one address (IPv6: its /64), any accounts, within the login window
+    login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
+    #: proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -109,6 +122,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_address(address)
             except ValueError:
                 raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: Any) -> Any:
+        value = _split_list(value)
+        for network in value or []:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network") from None
         return value
 
     @field_validator("log_level")

@@ -35,6 +35,11 @@ def login_failures(username: str, address: str) -> str:
     return f"cc:login-fail:{username.lower()}:{address}"
 
 
+def login_failures_of_address(address: str) -> str:
+    """Counter: failed sign-ins from one address (or IPv6 /64), whatever the account."""
+    return f"cc:login-fail-addr:{address}"
+
+
 def ws_token(token: str) -> str:
     """String: the identity a short-lived WebSocket token stands for."""
     return f"cc:ws-token:{token}"

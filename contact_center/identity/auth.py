@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -155,28 +156,76 @@ def require_role(*roles: Role, allow_guest: bool = False) -> Callable[[Handler],
     return decorate
 
 
-class LoginThrottle:
-    """Counts failed sign-ins per account and address in Redis, shared by every instance."""
+def address_key(address: str) -> str:
+    """The unit a limit per address counts: the address, or its /64 for IPv6 (one subscriber
+    commonly holds a whole /64, so single IPv6 addresses cost an attacker nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
-    def __init__(self, redis: aioredis.Redis, *, max_failures: int, window_s: int) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why a sign-in may not be tried now, and for how long."""
+
+    seconds: int
+    per_address: bool
+
+
+class LoginThrottle:
+    """Counts failed sign-ins in Redis, shared by every instance: per account and address
+    (guessing one account), and per address across accounts (spreading the guesses)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        max_failures: int,
+        window_s: int,
+        address_max_failures: int = 20,
+    ) -> None:
         self._redis = redis
         self.max_failures = max_failures
         self.window_s = window_s
+        self.address_max_failures = address_max_failures
+
+    def _keys(self, username: str, address: str) -> tuple[str, str]:
+        unit = address_key(address)
+        return redis_keys.login_failures(username, unit), redis_keys.login_failures_of_address(unit)
+
+    async def blocked(self, username: str, address: str) -> Blocked | None:
+        """Whether (and how long) an attempt must wait; None when it is allowed now."""
+        account, anywhere = self._keys(username, address)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(account)
+            pipe.ttl(account)
+            pipe.get(anywhere)
+            pipe.ttl(anywhere)
+            by_account, account_ttl, by_address, address_ttl = await pipe.execute()
+        if int(by_address or 0) >= self.address_max_failures:
+            return Blocked(max(1, int(address_ttl)), per_address=True)
+        if int(by_account or 0) >= self.max_failures:
+            return Blocked(max(1, int(account_ttl)), per_address=False)
+        return None
 
     async def blocked_for(self, username: str, address: str) -> int:
         """Seconds until another attempt is allowed; 0 when it is allowed now."""
-        key = redis_keys.login_failures(username, address)
-        failures = int(await self._redis.get(key) or 0)
-        if failures < self.max_failures:
-            return 0
-        return max(1, int(await self._redis.ttl(key)))
+        blocked = await self.blocked(username, address)
+        return blocked.seconds if blocked else 0
 
     async def failed(self, username: str, address: str) -> None:
-        key = redis_keys.login_failures(username, address)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window_s, nx=True)
+            for key in self._keys(username, address):
+                pipe.incr(key)
+                pipe.expire(key, self.window_s, nx=True)
             await pipe.execute()
 
     async def succeeded(self, username: str, address: str) -> None:
-        await self._redis.delete(redis_keys.login_failures(username, address))
+        # Only the account's count: a success must not wash out guesses at other accounts.
+        await self._redis.delete(self._keys(username, address)[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import ipaddress
 import logging
 import socket
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
@@ -40,6 +42,51 @@ access_log = logging.getLogger("contact_center.access")
 WEB_DIR = Path(str(importlib.resources.files("web")))
 SESSION_COOKIE = "cc_session"
 SESSION_MAX_AGE_S = 12 * 3600
+
+
+def _networks(values: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(value, strict=False) for value in values]
+
+
+def _within(address: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(trusted_proxies: list[str]) -> Middleware:
+    """``request.remote`` becomes the client's address when a trusted proxy forwarded it.
+
+    X-Forwarded-For is read from the right, skipping our own proxies: the first address that is
+    not one of them is the client (anything left of it the client could have written itself).
+    Without trusted proxies the header is ignored, so it cannot dodge the limits per address.
+    """
+    networks = _networks(trusted_proxies)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if networks and _within(request.remote, networks):
+            hops = [
+                hop.strip()
+                for header in request.headers.getall("X-Forwarded-For", [])
+                for hop in header.split(",")
+            ]
+            client = request.remote
+            for hop in reversed(hops):
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    break
+                client = hop
+                if not _within(hop, networks):
+                    break
+            if client is not None and client != request.remote:
+                request = request.clone(remote=client)
+        return await handler(request)
+
+    return middleware
 
 
 @web.middleware
@@ -91,7 +138,12 @@ def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; resources open on startup and close on cleanup."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_context, session_middleware(_cookie_storage(settings)), csrf_middleware],
+        middlewares=[
+            client_address(settings.trusted_proxies),
+            request_context,
+            session_middleware(_cookie_storage(settings)),
+            csrf_middleware,
+        ],
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ from contact_center.identity.auth import (
     current_identity,
     sign_in,
 )
-from contact_center.identity.passwords import verify_password
+from contact_center.identity.passwords import HashingBusy
 from contact_center.identity.users import get_user_by_username
 
 
@@ -56,20 +56,34 @@ async def login(request: web.Request) -> web.Response:
         return await _render(
             request, error="Enter your username and password.", status=400, username=username
         )
-    wait = await throttle.blocked_for(username, address)
-    if wait:
+    blocked = await throttle.blocked(username, address)
+    if blocked:
         await audit.record(
-            db, actor=f"anon:{address}", action="login.throttled", target=username, address=address
+            db, actor=f"anon:{address}", action="login.throttled", target=username, address=address,
+            detail={"per_address": blocked.per_address},
         )
-        return await _render(
+        whose = "from your network" if blocked.per_address else "for this account"
+        response = await _render(
             request,
-            error=f"Too many failed sign-ins for this account. Try again in {wait} seconds.",
+            error=f"Too many failed sign-ins {whose}. Try again in {blocked.seconds} seconds.",
             status=429,
             username=username,
         )
+        response.headers["Retry-After"] = str(blocked.seconds)
+        return response
     async with transaction(db) as session:
         user = await get_user_by_username(session, username=username)
-    if user is None or user.disabled or not verify_password(user.password_hash if user else None, password):
+    try:
+        matched = user is not None and not user.disabled and await request.app[
+            appkeys.PASSWORDS
+        ].verify(user.password_hash, password)
+    except HashingBusy:
+        response = await _render(
+            request, error="We are very busy: try again in a moment.", status=503, username=username
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+    if not matched:
         await throttle.failed(username, address)
         await audit.record(
             db, actor=f"anon:{address}", action="login.failed", target=username, address=address
@@ -77,6 +91,7 @@ async def login(request: web.Request) -> web.Response:
         return await _render(
             request, error="Wrong username or password.", status=401, username=username
         )
+    assert user is not None
     await throttle.succeeded(username, address)
     identity = await sign_in(request, user)
     await audit.record(db, actor=identity.ref, action="login", address=address)
