@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -140,7 +141,7 @@ def require_role(*roles: Role, allow_guest: bool = False) -> Callable[[Handler],
                 identity = await current_identity(request)
             if identity is None:
                 if request.method == "GET" and not request.path.startswith("/api/"):
-                    raise web.HTTPFound(f"/login?next={request.path}")
+                    raise web.HTTPFound(f"/login?next={quote(request.raw_path, safe='/')}")
                 raise web.HTTPUnauthorized(text="Sign in first.")
             if identity.role not in roles:
                 raise web.HTTPForbidden(

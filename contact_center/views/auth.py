@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
@@ -18,12 +21,20 @@ from contact_center.identity.auth import (
 from contact_center.identity.passwords import HashingBusy
 from contact_center.identity.users import get_user_by_username
 
+#: What a same-site target after sign-in may hold: a path, a query and a fragment in printable
+#: ASCII. Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so
+#: ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: those never pass.
+_SAME_SITE = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#]*")
 
-def _safe_next(value: str | None) -> str | None:
-    """Only same-site paths are followed after sign-in (no open redirect)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a path on this site (no open redirect), else None."""
+    if not value or not _SAME_SITE.fullmatch(value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 async def _render(
@@ -33,7 +44,7 @@ async def _render(
         "csrf_token": await csrf_token(request),
         "error": error,
         "username": username,
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": safe_next(request.query.get("next")) or "",
         "identity": await current_identity(request),
     }
     response = aiohttp_jinja2.render_template("login.html", request, context)
@@ -95,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
     await throttle.succeeded(username, address)
     identity = await sign_in(request, user)
     await audit.record(db, actor=identity.ref, action="login", address=address)
-    target = _safe_next(str(form.get("next", ""))) or STAFF_HOME[identity.role]
+    target = safe_next(str(form.get("next", ""))) or STAFF_HOME[identity.role]
     raise web.HTTPSeeOther(target)
 
 
