@@ -85,16 +85,18 @@ async def login(request: web.Request) -> web.Response:
     async with transaction(db) as session:
         user = await get_user_by_username(session, username=username)
     try:
-        matched = user is not None and not user.disabled and await request.app[
-            appkeys.PASSWORDS
-        ].verify(user.password_hash, password)
+        # Always one argon2 check (a dummy hash without a user): the time taken must not tell
+        # whether the account exists or is disabled.
+        matched = await request.app[appkeys.PASSWORDS].verify(
+            user.password_hash if user is not None else None, password
+        )
     except HashingBusy:
         response = await _render(
             request, error="We are very busy: try again in a moment.", status=503, username=username
         )
         response.headers["Retry-After"] = "2"
         return response
-    if not matched:
+    if not matched or user is None or user.disabled:
         await throttle.failed(username, address)
         await audit.record(
             db, actor=f"anon:{address}", action="login.failed", target=username, address=address
@@ -102,7 +104,6 @@ async def login(request: web.Request) -> web.Response:
         return await _render(
             request, error="Wrong username or password.", status=401, username=username
         )
-    assert user is not None
     await throttle.succeeded(username, address)
     identity = await sign_in(request, user)
     await audit.record(db, actor=identity.ref, action="login", address=address)

@@ -91,7 +91,9 @@ async def test_healthz_stays_responsive_during_a_burst_of_failed_sign_ins(client
     assert loaded < 10 * base, (base, loaded)
 
 
-async def test_one_address_cannot_spread_guesses_over_many_accounts(aiohttp_client, settings):
+async def test_one_address_cannot_spread_guesses_over_many_accounts(
+    aiohttp_client, settings, redis_client
+):
     strict = settings.model_copy(update={"login_address_max_failures": 8})
     client = await aiohttp_client(create_app(strict))
     victim = await make_user(strict, Role.ADVISOR)
@@ -118,7 +120,9 @@ async def _fail_from(client, token: str, forwarded_for: str) -> int:
     return response.status
 
 
-async def test_forwarded_for_counts_only_behind_a_trusted_proxy(aiohttp_client, settings):
+async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
+    aiohttp_client, settings, redis_client
+):
     limits = {"login_address_max_failures": 2, "login_max_failures": 100}
     direct = await aiohttp_client(create_app(settings.model_copy(update=limits)))
     token = csrf_from(await (await direct.get("/login")).text())
@@ -127,7 +131,7 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(aiohttp_client, 
 
     proxied = settings.model_copy(update={**limits, "trusted_proxies": ["127.0.0.0/8"]})
     behind = await aiohttp_client(create_app(proxied))
-    await direct.app[appkeys.REDIS].flushdb()
+    await redis_client.flushdb()
     token = csrf_from(await (await behind.get("/login")).text())
     # The client is the rightmost address that is not one of our proxies.
     assert await _fail_from(behind, token, "203.0.113.9, 127.0.0.2") == 401
