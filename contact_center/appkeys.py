@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import Identity, LoginThrottle
     from contact_center.identity.passwords import PasswordChecks
+    from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
     from contact_center.ws.connection import Connection, PresenceLocks
@@ -44,6 +45,8 @@ BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 """argon2 off the event loop, bounded (sign-in is the only caller on a request)."""
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+"""The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")
@@ -52,3 +55,6 @@ PRESENCE: web.AppKey[PresenceLocks] = web.AppKey("presence_locks")
 
 # Per request
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")
+"""Set by ``require_role`` once the role is allowed."""
+REQUEST_IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("checked_identity")
+"""The cookie's identity once checked against Redis (None: nobody), so it is checked once."""

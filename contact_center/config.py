@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
     #: proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: a staff session without a request (or a WebSocket message) for this long ends
+    staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
 
     @field_validator("database_url")
     @classmethod

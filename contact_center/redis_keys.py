@@ -40,6 +40,17 @@ def login_failures_of_address(address: str) -> str:
     return f"cc:login-fail-addr:{address}"
 
 
+def session(sid: str) -> str:
+    """Hash: one signed-in session (uid, role, password mark, created, checked); its TTL is the
+    idle or maximum age deadline, whichever comes first."""
+    return f"cc:session:{sid}"
+
+
+def user_sessions(user_id: int) -> str:
+    """Set: the session ids of one user, so that all of them can be ended at once."""
+    return f"cc:user-sessions:{user_id}"
+
+
 def ws_token(token: str) -> str:
     """String: the identity a short-lived WebSocket token stands for."""
     return f"cc:ws-token:{token}"

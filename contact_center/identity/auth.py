@@ -7,16 +7,19 @@ import hmac
 import ipaddress
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp_session import Session, get_session, new_session
+from aiohttp_session import get_session, new_session
 
 from contact_center import appkeys, redis_keys
+from contact_center.db.engine import transaction
 from contact_center.db.models import Role, User
+from contact_center.identity.users import get_user
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,37 +41,76 @@ class Identity:
     display_name: str
     user_id: int | None = None
     vip: bool = False
+    session_id: str | None = None  # signed-in users: their session in Redis (identity.sessions)
 
     @property
     def guest(self) -> bool:
         return self.user_id is None
 
 
-def identity_from_session(session: Session) -> Identity | None:
+def identity_from_session(session: Mapping[str, Any]) -> Identity | None:
+    """Who the cookie (or a WebSocket token's copy of it) says this is, unchecked."""
     ref = session.get("ref")
     role = session.get("role")
     if not ref or not isinstance(role, str) or role not in set(Role):
         return None
+    uid, sid = session.get("uid"), session.get("sid")
+    if uid is not None and not isinstance(sid, str):
+        return None  # a sign-in without a server-side session cannot be ended: not trusted
     return Identity(
         ref=ref,
         role=Role(role),
         display_name=session.get("name", ""),
-        user_id=session.get("uid"),
+        user_id=uid,
         vip=bool(session.get("vip")),
+        session_id=sid,
     )
 
 
+async def live_identity(app: web.Application, session: Mapping[str, Any]) -> Identity | None:
+    """The identity of ``session`` if it still stands: a guest, or a user whose session is live
+    in Redis (which counts as activity) and whose account has not changed since."""
+    identity = identity_from_session(session)
+    if identity is None or identity.guest:
+        return identity
+    assert identity.session_id is not None and identity.user_id is not None
+    store = app[appkeys.SESSIONS]
+    record = await store.touch(identity.session_id, identity.role)
+    if record is None or record.get("uid") != str(identity.user_id):
+        return None
+    if store.due_for_recheck(record):
+        async with transaction(app[appkeys.DB]) as db:
+            user = await get_user(db, user_id=identity.user_id)
+        if not await store.still_valid(identity.session_id, record, user):
+            return None
+    return identity
+
+
 async def current_identity(request: web.Request) -> Identity | None:
-    return identity_from_session(await get_session(request))
+    """The checked identity of this request (worked out once per request)."""
+    if appkeys.REQUEST_IDENTITY in request:
+        return request[appkeys.REQUEST_IDENTITY]
+    session = await get_session(request)
+    identity = await live_identity(request.app, session)
+    if identity is None and session.get("uid") is not None:
+        session.invalidate()  # ended, expired or revoked: the cookie goes as well
+    request[appkeys.REQUEST_IDENTITY] = identity
+    return identity
 
 
 async def sign_in(request: web.Request, user: User) -> Identity:
-    """Start a fresh session for ``user`` (a new cookie, so a planted one is useless)."""
+    """Start a fresh session for ``user`` (a new cookie, so a planted one is useless); the
+    session it replaces, if any, is ended."""
+    previous = (await get_session(request)).get("sid")
+    store = request.app[appkeys.SESSIONS]
+    if isinstance(previous, str):
+        await store.revoke(previous)
     session = await new_session(request)
     session.update(
         {
             "ref": f"user:{user.id}",
             "uid": user.id,
+            "sid": await store.create(user),
             "role": user.role.value if isinstance(user.role, Role) else user.role,
             "name": user.display_name,
             "vip": user.vip,
@@ -77,15 +119,28 @@ async def sign_in(request: web.Request, user: User) -> Identity:
     )
     identity = identity_from_session(session)
     assert identity is not None
+    request[appkeys.REQUEST_IDENTITY] = identity
+    return identity
+
+
+async def sign_out(request: web.Request) -> Identity | None:
+    """End this request's session, in Redis and in the cookie; returns who it was."""
+    identity = await current_identity(request)
+    session = await get_session(request)
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        await request.app[appkeys.SESSIONS].revoke(sid)
+    session.invalidate()
+    request[appkeys.REQUEST_IDENTITY] = None
     return identity
 
 
 async def guest_identity(request: web.Request) -> Identity:
     """The current identity, or a new guest customer with its own cookie."""
-    session = await get_session(request)
-    identity = identity_from_session(session)
+    identity = await current_identity(request)
     if identity is not None:
         return identity
+    session = await get_session(request)
     session.update(
         {
             "ref": f"guest:{uuid.uuid4().hex}",
@@ -96,6 +151,7 @@ async def guest_identity(request: web.Request) -> Identity:
     )
     identity = identity_from_session(session)
     assert identity is not None
+    request[appkeys.REQUEST_IDENTITY] = identity
     return identity
 
 

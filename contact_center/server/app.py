@@ -21,6 +21,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from contact_center import appkeys
 from contact_center.config import Settings
 from contact_center.identity.auth import Handler, csrf_middleware
+from contact_center.identity.sessions import SESSION_MAX_AGE_S
 from contact_center.server.contexts import (
     bot_ctx,
     contacts_ctx,
@@ -41,7 +42,6 @@ access_log = logging.getLogger("contact_center.access")
 #: Templates and static files ship inside the ``web`` package (package data of the wheel).
 WEB_DIR = Path(str(importlib.resources.files("web")))
 SESSION_COOKIE = "cc_session"
-SESSION_MAX_AGE_S = 12 * 3600
 
 
 def _networks(values: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -38,6 +38,7 @@ from contact_center.contacts.timers import Timers
 from contact_center.db.engine import check_migrated, create_engine, session_factory
 from contact_center.identity.auth import LoginThrottle
 from contact_center.identity.passwords import PasswordChecks
+from contact_center.identity.sessions import SessionStore
 from contact_center.media.call import MediaHub
 from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
@@ -148,7 +149,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The sign-in throttle and the bounded pool of threads that check passwords."""
+    """Sign-in: the throttle, the bounded pool of threads that check passwords, and the
+    server-side sessions."""
     settings = app[appkeys.SETTINGS]
     app[appkeys.THROTTLE] = LoginThrottle(
         app[appkeys.REDIS],
@@ -160,6 +162,9 @@ async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
         concurrency=settings.password_hash_concurrency, max_pending=PASSWORD_CHECKS_PENDING
     )
     app[appkeys.PASSWORDS] = checks
+    app[appkeys.SESSIONS] = SessionStore(
+        app[appkeys.REDIS], staff_idle_s=settings.staff_idle_timeout_s
+    )
     try:
         yield
     finally:

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import get_session
 
 from contact_center import appkeys
 from contact_center.db.engine import transaction
@@ -17,6 +16,7 @@ from contact_center.identity.auth import (
     csrf_token,
     current_identity,
     sign_in,
+    sign_out,
 )
 from contact_center.identity.passwords import HashingBusy
 from contact_center.identity.users import get_user_by_username
@@ -112,9 +112,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    identity = await current_identity(request)
-    session = await get_session(request)
-    session.invalidate()
+    identity = await sign_out(request)
     if identity is not None:
         await audit.record(
             request.app[appkeys.DB], actor=identity.ref, action="logout", address=request.remote

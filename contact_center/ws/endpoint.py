@@ -26,7 +26,7 @@ from contact_center.errors import (
     is_client_caused,
     to_error,
 )
-from contact_center.identity.auth import Identity, current_identity, identity_from_session
+from contact_center.identity.auth import Identity, current_identity, live_identity
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
     Ack,
@@ -35,7 +35,7 @@ from contact_center.protocol import (
     Welcome,
     client_message_adapter,
 )
-from contact_center.ws import tokens
+from contact_center.ws import sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
 from contact_center.ws.handlers import HANDLERS
 
@@ -72,7 +72,7 @@ async def _authenticate(request: web.Request, conn: Connection, first: str) -> I
         stored = await request.app[appkeys.REDIS].getdel(redis_keys.ws_token(message.token))
         if stored is None:
             raise Forbidden("this token is unknown, used or expired", code=ErrorCode.UNAUTHENTICATED)
-        identity = identity_from_session(json.loads(stored))
+        identity = await live_identity(request.app, json.loads(stored))
     if identity is None:
         raise Forbidden("sign in (or open the start page) first", code=ErrorCode.UNAUTHENTICATED)
     conn.media_only = message.media_only
@@ -165,6 +165,7 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
         if frame.type is not WSMsgType.TEXT:
             break
         raw: str = frame.data
+        conn.active = True
         if not bucket.take():
             refused += 1
             if refused >= FLOOD_CLOSE_AFTER:
@@ -231,6 +232,7 @@ def setup(app: web.Application) -> None:
     app[appkeys.CONNECTIONS] = set()
     app[appkeys.CLEANUPS] = set()
     app[appkeys.PRESENCE] = PresenceLocks()
+    app.cleanup_ctx.append(sessions.sessions_ctx)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/ws-token", tokens.ws_token)
     app.on_shutdown.append(close_all)
