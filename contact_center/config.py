@@ -8,6 +8,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +27,27 @@ class SettingsError(ValueError):
 
 def _half_the_cores() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The web origin ``scheme://host[:port]`` of ``url`` (lowercase, default port left out);
+    None when it is not an http(s) URL with nothing after the host but an optional ``/``."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _split_list(value: Any) -> Any:
@@ -78,6 +100,8 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
     #: proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: origins besides the public base URL's whose pages may open /ws (``https://host[:port]``)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: a staff session without a request (or a WebSocket message) for this long ends
     staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
 
@@ -137,6 +161,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{network!r} is not an IP address or CIDR network") from None
         return value
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _allowed_origins(cls, value: Any) -> Any:
+        origins = []
+        for url in _split_list(value) or []:
+            origin = origin_of(str(url))
+            if origin is None:
+                raise ValueError(f"{url!r} is not an origin like https://host or https://host:8443")
+            origins.append(origin)
+        return origins
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -171,6 +206,12 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def websocket_origins(self) -> frozenset[str]:
+        """Where the pages that may open ``/ws`` come from: our public URL and the extras."""
+        own = origin_of(self.public_base_url)
+        return frozenset([*([own] if own else []), *self.allowed_origins])
 
     @property
     def cookie_secure(self) -> bool:

@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from contact_center import appkeys, redis_keys
+from contact_center.config import origin_of
 from contact_center.contacts.service import ContactService
 from contact_center.db.models import Role
 from contact_center.errors import (
@@ -80,10 +81,30 @@ async def _authenticate(request: web.Request, conn: Connection, first: str) -> I
     return identity
 
 
+def check_origin(request: web.Request) -> None:
+    """Refuse a socket opened by a page of another site (cross-site WebSocket hijacking).
+
+    Browsers always send ``Origin`` with a WebSocket and attach our cookie whoever's page opens
+    it; SameSite=Lax alone does not stop a same-site attacker. A client that sends no Origin is
+    not a browser, so it holds the cookie or token it presents itself.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    allowed = request.app[appkeys.SETTINGS].websocket_origins
+    if origin_of(origin) not in allowed:
+        log.warning(
+            "websocket from a foreign origin refused",
+            extra={"origin": origin[:200], "remote": request.remote},
+        )
+        raise web.HTTPForbidden(text="This page may not open our WebSocket (Origin not allowed).")
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[appkeys.SETTINGS]
     svc = app[appkeys.CONTACTS]
+    check_origin(request)
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT, heartbeat=30)
     await ws.prepare(request)
     conn = Connection(ws, request, queue_size=settings.ws_send_queue)
