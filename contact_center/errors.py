@@ -26,7 +26,8 @@ class ErrorCode(StrEnum):
     BAD_JSON = "bad_json"
     """The frame is not valid JSON."""
     BAD_FRAME = "bad_frame"
-    """A binary frame: frames are JSON text."""
+    """A binary frame (frames are JSON text), JSON nested over 32 levels deep, or text that
+    cannot be stored or sent back (a NUL character, a lone UTF-16 surrogate)."""
     BAD_REQUEST = "bad_request"
     """Not a JSON object, or no ``type``."""
     BAD_FIELD = "bad_field"
