@@ -15,6 +15,7 @@ from urllib.parse import quote
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp_session import get_session, new_session
+from multidict import MultiDictProxy
 
 from contact_center import appkeys, redis_keys
 from contact_center.db.engine import transaction
@@ -164,6 +165,21 @@ async def csrf_token(request: web.Request) -> str:
     return str(token)
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """The form of a POST; a body that cannot be read as one is the client's error (400).
+
+    aiohttp raises plain exceptions (ValueError, LookupError, AssertionError) for multipart
+    without a boundary, broken multipart, an unknown charset or bytes that are not in the
+    charset: unanswered, each would be a 500 on every POST, as the CSRF check reads the form.
+    """
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise  # 413 and the like: aiohttp's own answer
+    except (ValueError, LookupError, AssertionError, EOFError) as exc:
+        raise web.HTTPBadRequest(text=f"The form could not be read: {type(exc).__name__}.") from None
+
+
 async def check_csrf(request: web.Request) -> None:
     """Refuse a state-changing request whose form field or header does not carry the token."""
     session = await get_session(request)
@@ -173,7 +189,7 @@ async def check_csrf(request: web.Request) -> None:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+        given = (await read_form(request)).get("csrf_token")
     if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
         raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again.")
 

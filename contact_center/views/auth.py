@@ -15,6 +15,7 @@ from contact_center.identity.auth import (
     STAFF_HOME,
     csrf_token,
     current_identity,
+    read_form,
     sign_in,
     sign_out,
 )
@@ -56,10 +57,19 @@ async def login_page(request: web.Request) -> web.Response:
     return await _render(request)
 
 
+#: What a user name can be (``UserCreate``'s rule): anything else cannot exist, and is neither
+#: looked up (PostgreSQL refuses a NUL) nor written to the audit log as given.
+_USERNAME = re.compile(r"[A-Za-z0-9_.@-]{2,64}")
+
+
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
-    username = str(form.get("username", "")).strip()[:64]
+    form = await read_form(request)
+    given = form.get("username", "")
+    username = given.strip()[:64] if isinstance(given, str) else ""
     password = str(form.get("password", ""))[:256]
+    possible = _USERNAME.fullmatch(username) is not None
+    if not possible:
+        username = ascii(username)[1:-1][:64]  # as shown back and audited: escaped
     address = request.remote or "unknown"
     throttle = request.app[appkeys.THROTTLE]
     db = request.app[appkeys.DB]
@@ -82,8 +92,10 @@ async def login(request: web.Request) -> web.Response:
         )
         response.headers["Retry-After"] = str(blocked.seconds)
         return response
-    async with transaction(db) as session:
-        user = await get_user_by_username(session, username=username)
+    user = None
+    if possible:
+        async with transaction(db) as session:
+            user = await get_user_by_username(session, username=username)
     try:
         # Always one argon2 check (a dummy hash without a user): the time taken must not tell
         # whether the account exists or is disabled.
