@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from contact_center.bot.gateway import BotGateway
     from contact_center.config import Settings
     from contact_center.contacts.service import ContactService
-    from contact_center.identity.auth import Identity, LoginThrottle
+    from contact_center.identity.auth import GuestQuota, Identity, LoginThrottle
     from contact_center.identity.passwords import PasswordChecks
     from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
@@ -45,6 +45,8 @@ BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 """argon2 off the event loop, bounded (sign-in is the only caller on a request)."""
+GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
+"""Conversations guests may start per address and window."""
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
 

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: origins besides the public base URL's whose pages may open /ws (``https://host[:port]``)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: conversations guests may start from one address (IPv6: its /64) within the window
+    guest_contacts_per_address: int = Field(default=10, ge=1, le=100_000)
+    guest_contacts_window_s: int = Field(default=600, ge=1, le=86400)
     #: a staff session without a request (or a WebSocket message) for this long ends
     staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
 

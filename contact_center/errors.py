@@ -55,7 +55,8 @@ class ErrorCode(StrEnum):
     NO_CAPACITY = "no_capacity"
     """The advisor has no room on the richer channel."""
     RATE_LIMITED = "rate_limited"
-    """Too many messages: this one was dropped (a flood is disconnected)."""
+    """Too many messages: this one was dropped (a flood is disconnected); or, for a guest, too
+    many new conversations from one network: try again later."""
     UNAVAILABLE = "unavailable"
     """A service this needs is down; try again."""
     OFFER_EXPIRED = OfferExpiredError.code

@@ -40,6 +40,11 @@ def login_failures_of_address(address: str) -> str:
     return f"cc:login-fail-addr:{address}"
 
 
+def guest_contacts(address: str) -> str:
+    """Counter: conversations guests started from one address (or IPv6 /64) in the window."""
+    return f"cc:guest-contacts:{address}"
+
+
 def session(sid: str) -> str:
     """Hash: one signed-in session (uid, role, password mark, created, checked); its TTL is the
     idle or maximum age deadline, whichever comes first."""

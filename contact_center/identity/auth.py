@@ -243,6 +243,47 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
+class GuestQuota:
+    """How many conversations guests may start from one address in a window (fixed, in Redis).
+
+    A guest needs no account, so without it one address could queue any number of contacts
+    (a new cookie each). Signed-in customers are not counted, nor is loopback: that is this
+    machine (the simulator, tests, or a local proxy; set ``CC_TRUSTED_PROXIES`` for it).
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, limit: int, window_s: int) -> None:
+        self._redis = redis
+        self.limit = limit
+        self.window_s = window_s
+
+    @staticmethod
+    def _counted(address: str | None) -> bool:
+        try:
+            return not ipaddress.ip_address(address or "").is_loopback
+        except ValueError:
+            return True
+
+    async def take(self, address: str | None) -> int:
+        """Count one start; 0 when allowed, else the seconds until the window ends."""
+        if not self._counted(address):
+            return 0
+        key = redis_keys.guest_contacts(address_key(address or "unknown"))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.window_s, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+        if int(count) <= self.limit:
+            return 0
+        await self._redis.decr(key)  # a refused start takes no place
+        return max(1, int(ttl))
+
+    async def give_back(self, address: str | None) -> None:
+        """A start that was counted but did not happen (refused for another reason)."""
+        if self._counted(address):
+            await self._redis.decr(redis_keys.guest_contacts(address_key(address or "unknown")))
+
+
 @dataclass(frozen=True, slots=True)
 class Blocked:
     """Why a sign-in may not be tried now, and for how long."""

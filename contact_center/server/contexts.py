@@ -36,7 +36,7 @@ from contact_center.contacts.router_events import RouterEvents
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.timers import Timers
 from contact_center.db.engine import check_migrated, create_engine, session_factory
-from contact_center.identity.auth import LoginThrottle
+from contact_center.identity.auth import GuestQuota, LoginThrottle
 from contact_center.identity.passwords import PasswordChecks
 from contact_center.identity.sessions import SessionStore
 from contact_center.media.call import MediaHub
@@ -149,8 +149,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Sign-in: the throttle, the bounded pool of threads that check passwords, and the
-    server-side sessions."""
+    """Sign-in: the throttle, the bounded pool of threads that check passwords, the
+    server-side sessions; and the guests' quota of conversations per address."""
     settings = app[appkeys.SETTINGS]
     app[appkeys.THROTTLE] = LoginThrottle(
         app[appkeys.REDIS],
@@ -162,6 +162,11 @@ async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
         concurrency=settings.password_hash_concurrency, max_pending=PASSWORD_CHECKS_PENDING
     )
     app[appkeys.PASSWORDS] = checks
+    app[appkeys.GUEST_QUOTA] = GuestQuota(
+        app[appkeys.REDIS],
+        limit=settings.guest_contacts_per_address,
+        window_s=settings.guest_contacts_window_s,
+    )
     app[appkeys.SESSIONS] = SessionStore(
         app[appkeys.REDIS], staff_idle_s=settings.staff_idle_timeout_s
     )
