@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from contact_center import appkeys
+from contact_center import appkeys, metrics
 from contact_center.db.engine import transaction
 from contact_center.identity import audit
 from contact_center.identity.auth import (
@@ -83,6 +83,7 @@ async def login(request: web.Request) -> web.Response:
             db, actor=f"anon:{address}", action="login.throttled", target=username, address=address,
             detail={"per_address": blocked.per_address},
         )
+        metrics.SIGNIN_FAILURES.labels("throttled").inc()
         whose = "from your network" if blocked.per_address else "for this account"
         response = await _render(
             request,
@@ -103,12 +104,14 @@ async def login(request: web.Request) -> web.Response:
             user.password_hash if user is not None else None, password
         )
     except HashingBusy:
+        metrics.SIGNIN_FAILURES.labels("busy").inc()
         response = await _render(
             request, error="We are very busy: try again in a moment.", status=503, username=username
         )
         response.headers["Retry-After"] = "2"
         return response
     if not matched or user is None or user.disabled:
+        metrics.SIGNIN_FAILURES.labels("wrong").inc()
         await throttle.failed(username, address)
         await audit.record(
             db, actor=f"anon:{address}", action="login.failed", target=username, address=address

@@ -12,7 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from contact_center import metrics
 from contact_center.identity.auth import Identity
+from contact_center.protocol import Error
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class Connection:
             return
         try:
             self._outbox.put_nowait(frame)
+            metrics.WS_FRAMES.labels("out").inc()
         except asyncio.QueueFull:
             self.overflowed = True
             who = self.identity.ref if self.identity else "anonymous"
@@ -90,6 +93,8 @@ class Connection:
                 transport.abort()
 
     def send(self, message: Any) -> None:
+        if isinstance(message, Error):
+            metrics.WS_ERRORS.labels(message.code).inc()
         self.deliver(message.model_dump_json())
 
     async def _write(self) -> None:

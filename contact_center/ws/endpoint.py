@@ -15,7 +15,7 @@ import logging
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from contact_center import appkeys, redis_keys
+from contact_center import appkeys, metrics, redis_keys
 from contact_center.config import origin_of
 from contact_center.contacts.service import ContactService
 from contact_center.db.models import Role
@@ -106,6 +106,7 @@ async def _hello(request: web.Request, conn: Connection) -> Identity | None:
         async with asyncio.timeout(HELLO_TIMEOUT_S):
             for _ in range(HELLO_FRAMES):
                 frame = await conn.ws.receive()
+                metrics.WS_FRAMES.labels("in").inc()
                 if frame.type is WSMsgType.BINARY:
                     conn.send(Error(code=ErrorCode.BAD_FRAME, message="frames are JSON text, not binary"))
                     continue
@@ -223,6 +224,7 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             break
         conn.active = True
+        metrics.WS_FRAMES.labels("in").inc()
         # Every frame a client sends counts against its rate, binary ones included.
         if not bucket.take():
             refused += 1
