@@ -34,7 +34,7 @@ from contact_center.server.contexts import (
     valkey_ctx,
 )
 from contact_center.server.logs import request_id_var
-from contact_center.views import api, health, pages
+from contact_center.views import api, docs, health, pages
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
@@ -226,4 +226,5 @@ def create_app(settings: Settings) -> web.Application:
     endpoint.setup(app)
     api.setup(app)
     metrics_view.setup(app)
+    docs.setup(app)
     return app

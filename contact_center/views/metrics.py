@@ -32,6 +32,7 @@ from contact_center import appkeys, metrics
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
 from contact_center.db.models import Contact
+from contact_center.openapi import Response, operation
 from contact_center.views.health import readiness
 from recordings.manifest import MANIFEST
 from routing.events import EventReader
@@ -187,6 +188,15 @@ async def scrape_time_families(app: web.Application) -> list[Metric]:
     return [*families, ok]
 
 
+@operation(
+    "Prometheus metrics", tag="operations", security=("metricsToken",),
+    description="The series are listed in the README. Without CC_METRICS_TOKEN, loopback only.",
+    responses={
+        200: Response("Prometheus text exposition", content_type="text/plain"),
+        401: "No or a wrong bearer token",
+        403: "No token is set and the request is not from this machine",
+    },
+)
 async def metrics_view(request: web.Request) -> web.Response:
     _authorized(request)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

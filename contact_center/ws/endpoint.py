@@ -28,6 +28,7 @@ from contact_center.errors import (
     to_error,
 )
 from contact_center.identity.auth import Identity, current_identity, live_identity
+from contact_center.openapi import operation
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
     Ack,
@@ -151,6 +152,13 @@ def check_origin(request: web.Request) -> None:
         raise web.HTTPForbidden(text="This page may not open our WebSocket (Origin not allowed).")
 
 
+@operation(
+    "The signalling WebSocket", tag="signalling",
+    description="Upgrade to a WebSocket; the first frame is `hello`. The messages are in "
+    "docs/protocol.md. A browser's `Origin` must be CC_PUBLIC_BASE_URL's or one of "
+    "CC_ALLOWED_ORIGINS.",
+    responses={101: "Switching protocols", 403: "A page of another origin opened it"},
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[appkeys.SETTINGS]
