@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
 
     # --- Security and operations (issue 13): sign-in cost and limits, sessions, origins, metrics
-    #: argon2 checks at once (each takes a core for ~0.1-0.2 s); at most 32 more wait, then 503.
+    #: argon2 checks at once (each takes a core for ~0.1-0.2 s); 32 each may wait, then 503.
     password_hash_concurrency: int = Field(default_factory=_half_the_cores, ge=1, le=64)
     #: failed sign-ins from one address (IPv6: its /64), any accounts, within the login window
     login_address_max_failures: int = Field(default=20, ge=1, le=100_000)

@@ -58,7 +58,7 @@ PROBE_TIMEOUT_S = 2.0
 DEFAULT_RASA_PORT = 5005
 DEFAULT_ACTIONS_PORT = 5055
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-#: Sign-ins checked or waiting to be at once (per process); beyond, 503 and Retry-After.
+#: Sign-ins checked or waiting, per thread checking them (~6 s of work at most); beyond, 503.
 PASSWORD_CHECKS_PENDING = 32
 
 async def rasa_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -159,7 +159,8 @@ async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
         address_max_failures=settings.login_address_max_failures,
     )
     checks = PasswordChecks(
-        concurrency=settings.password_hash_concurrency, max_pending=PASSWORD_CHECKS_PENDING
+        concurrency=settings.password_hash_concurrency,
+        max_pending=PASSWORD_CHECKS_PENDING * settings.password_hash_concurrency,
     )
     app[appkeys.PASSWORDS] = checks
     app[appkeys.GUEST_QUOTA] = GuestQuota(

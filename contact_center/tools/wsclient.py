@@ -37,19 +37,26 @@ class SignallingClient:
         self._reader: asyncio.Task[None] | None = None
         self.welcome: dict[str, Any] | None = None
 
-    async def login(self, username: str, password: str) -> None:
-        """Sign in through the real form, as a browser does."""
+    async def login(self, username: str, password: str, *, busy_retries: int = 30) -> None:
+        """Sign in through the real form, as a browser does; a server busy checking other
+        sign-ins (503) is asked again after its Retry-After."""
         async with self.http.get(f"{self.base_url}/login") as page:
             match = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
         if match is None:
             raise RuntimeError("no CSRF token on the sign-in page")
-        async with self.http.post(
-            f"{self.base_url}/login",
-            data={"username": username, "password": password, "csrf_token": match.group(1)},
-            allow_redirects=False,
-        ) as resp:
-            if resp.status != 303:
-                raise RuntimeError(f"sign-in of {username} failed with HTTP {resp.status}")
+        for _ in range(busy_retries + 1):
+            async with self.http.post(
+                f"{self.base_url}/login",
+                data={"username": username, "password": password, "csrf_token": match.group(1)},
+                allow_redirects=False,
+            ) as resp:
+                if resp.status == 303:
+                    return
+                if resp.status != 503:
+                    raise RuntimeError(f"sign-in of {username} failed with HTTP {resp.status}")
+                wait = float(resp.headers.get("Retry-After", "1"))
+            await asyncio.sleep(wait)
+        raise RuntimeError(f"sign-in of {username}: the server stayed busy")
 
     async def as_guest(self) -> None:
         """Open the customer start page, which gives a guest identity."""

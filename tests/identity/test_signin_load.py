@@ -8,6 +8,8 @@ import statistics
 import threading
 import time
 
+import aiohttp
+
 from contact_center import appkeys
 from contact_center.db.models import Role
 from contact_center.server.app import create_app
@@ -142,3 +144,37 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
     assert await _fail_from(behind, token, "2001:db8:1:2::1") == 401
     assert await _fail_from(behind, token, "2001:db8:1:2:ffff::2") == 401
     assert await _fail_from(behind, token, "2001:db8:1:2::3") == 429
+
+
+async def test_beyond_the_pending_bound_sign_ins_get_503_and_a_client_retries(server, fast_settings):
+    """A burst larger than the queue: some get 503 with Retry-After, none wait forever, and the
+    Python client signs in anyway by asking again."""
+    from contact_center.tools.wsclient import SignallingClient
+
+    users = [await make_user(fast_settings, Role.ADVISOR) for _ in range(4)]
+    checks = server.app[appkeys.PASSWORDS]
+    checks.hasher, checks.max_pending = SpyHasher(seconds=0.3), 2
+    base = str(server.make_url(""))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        page = await (await http.get(base + "/login")).text()
+        token = csrf_from(page)
+
+        async def attempt(username: str) -> tuple[int, str | None]:
+            async with http.post(
+                base + "/login",
+                data={"username": username, "password": "nope nope", "csrf_token": token},
+                allow_redirects=False,
+            ) as response:
+                return response.status, response.headers.get("Retry-After")
+
+        answers = await asyncio.gather(*(attempt(u.username) for u in users))
+    assert sorted(status for status, _ in answers) == [401, 401, 503, 503]
+    assert {after for status, after in answers if status == 503} == {"2"}
+    checks.hasher = SpyHasher(seconds=0.3)
+    checks.hasher.verify = lambda h, p: True  # type: ignore[method-assign]
+    clients = [SignallingClient(base) for _ in range(4)]
+    try:
+        await asyncio.gather(*(c.login(u.username, "whatever") for c, u in zip(clients, users, strict=True)))
+    finally:
+        for c in clients:
+            await c.close()
