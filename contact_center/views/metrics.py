@@ -263,17 +263,20 @@ class Sampler:
             return list(rows.all())
 
 
-async def _sample_forever(sampler: Sampler) -> None:
-    while True:
+async def _sample_forever(sampler: Sampler, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await sampler.sample()
         except Exception:
             log.exception("metrics sampling failed; retrying")
-        await asyncio.sleep(SAMPLE_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAMPLE_S)
 
 
-async def _count_router_events(reader: EventReader) -> None:
-    while True:
+async def _count_router_events(reader: EventReader, stop: asyncio.Event) -> None:
+    # The stop flag as well as cancellation: on Python 3.11 a cancel that lands as redis-py's
+    # own read timeout expires is turned into that timeout (and lost); the loop still ends.
+    while not stop.is_set():
         try:
             events = await reader.read(block_ms=1000)
             for event in events:
@@ -293,18 +296,23 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = EventReader(
         app[appkeys.REDIS], group=EVENTS_GROUP, consumer=app[appkeys.INSTANCE_ID], start="$"
     )
+    stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(_sample_forever(Sampler(app)), name="metrics-sample"),
-        asyncio.create_task(_count_router_events(reader), name="metrics-router-events"),
+        asyncio.create_task(_sample_forever(Sampler(app), stop), name="metrics-sample"),
+        asyncio.create_task(_count_router_events(reader, stop), name="metrics-router-events"),
     ]
     try:
         yield
     finally:
+        # The flag ends the loops even if a cancel is swallowed (see _count_router_events).
+        stop.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, stuck = await asyncio.wait(tasks, timeout=5)
+        for task in stuck:
+            log.error("task %s did not stop within 5 s", task.get_name())
+
+
 
 
 def setup(app: web.Application) -> None:

@@ -49,9 +49,11 @@ async def sweep(app: web.Application) -> int:
     return len(ended)
 
 
-async def _watch(app: web.Application) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_S)
+async def _watch(app: web.Application, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SWEEP_S)
+            return
         try:
             closed = await sweep(app)
             if closed:
@@ -61,10 +63,13 @@ async def _watch(app: web.Application) -> None:
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_watch(app), name="ws-session-sweep")
+    stop = asyncio.Event()
+    task = asyncio.create_task(_watch(app, stop), name="ws-session-sweep")
     try:
         yield
     finally:
+        stop.set()  # ends the loop even if the cancel is swallowed by a Redis read
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        _, stuck = await asyncio.wait([task], timeout=5)
+        if stuck:
+            log.error("the session sweep did not stop within 5 s")
