@@ -1,12 +1,15 @@
 // The supervisor's queue view: polls GET /api/supervisor/snapshot (routing.store
 // RouterStore.snapshot(), shaped by routing.scoring.build_snapshot) and renders it.
 
+import { agentStateName, initLanguage, languageName, t } from "./i18n.js";
+import { errorText } from "./notices.js";
+
 const URL_SNAPSHOT = "/api/supervisor/snapshot";
 const EVERY_MS = 3000;
 const EVERY_WHEN_MISSING_MS = 15000;
-const LANGUAGES = { en: "English", zh: "Mandarin", yue: "Cantonese" };
 const STATES = ["available", "busy", "wrap_up", "away", "offline"];
-const STATE_NAMES = { available: "available", busy: "busy", wrap_up: "wrap-up", away: "away", offline: "offline" };
+
+initLanguage();
 
 const $ = (id) => document.getElementById(id);
 const body = $("queues").tBodies[0];
@@ -15,16 +18,16 @@ const summary = $("summary");
 
 export function waitText(seconds) {
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
+  if (s < 60) return t("dur.s", { s });
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m}:${String(s % 60).padStart(2, "0")}` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  return m < 60 ? `${m}:${String(s % 60).padStart(2, "0")}` : t("dur.hm", { h: Math.floor(m / 60), m: m % 60 });
 }
 
 function agentsText(agents) {
   const parts = STATES.filter((s) => s !== "offline" && agents?.[s]).map(
-    (s) => `${agents[s]} ${STATE_NAMES[s]}`,
+    (s) => t("supervisor.agents_in_state", { n: agents[s], state: agentStateName(s) }),
   );
-  return parts.length ? parts.join(" · ") : "none signed in";
+  return parts.length ? parts.join(" · ") : t("supervisor.none_signed_in");
 }
 
 function render(snapshot) {
@@ -33,7 +36,7 @@ function render(snapshot) {
     const row = document.createElement("tr");
     if (g.waiting > 0 && !(g.agents?.available > 0)) row.className = "alert";
     const cells = [
-      LANGUAGES[g.language] ?? g.language,
+      languageName(g.language),
       g.skill,
       String(g.waiting),
       g.waiting ? waitText(g.longest_wait_s) : "—",
@@ -54,19 +57,19 @@ function render(snapshot) {
     const cell = row.insertCell();
     cell.colSpan = 6;
     cell.className = "hint";
-    cell.textContent = "No queues yet: no advisor is registered and nobody is waiting.";
+    cell.textContent = t("supervisor.no_queues");
     rows.push(row);
   }
   body.replaceChildren(...rows);
   $("queues").classList.remove("hidden");
   if (snapshot.service_level_s) {
-    $("sl-head").textContent = `Service level (≤ ${snapshot.service_level_s} s)`;
+    $("sl-head").textContent = t("supervisor.col_sl_within", { s: snapshot.service_level_s });
   }
   const totals = snapshot.agents ?? {};
   summary.replaceChildren(
     ...[
-      ["Waiting", snapshot.waiting ?? 0],
-      ...STATES.map((s) => [`Advisors ${STATE_NAMES[s]}`, totals[s] ?? 0]),
+      [t("supervisor.waiting"), snapshot.waiting ?? 0],
+      ...STATES.map((s) => [t("supervisor.advisors_in_state", { state: agentStateName(s) }), totals[s] ?? 0]),
     ].map(([label, value]) => {
       const box = document.createElement("div");
       box.className = "stat";
@@ -79,7 +82,7 @@ function render(snapshot) {
     }),
   );
   const at = snapshot.time ? new Date(snapshot.time * 1000) : new Date();
-  status.textContent = `Updated ${at.toLocaleTimeString()}`;
+  status.textContent = t("supervisor.updated", { time: at.toLocaleTimeString() });
   status.classList.remove("error");
 }
 
@@ -100,18 +103,18 @@ async function poll() {
       headers: { Accept: "application/json" },
     });
     if (response.status === 404) {
-      unavailable("snapshot unavailable");
+      unavailable(t("supervisor.unavailable"));
       next = EVERY_WHEN_MISSING_MS;
     } else if (response.status === 401 || response.status === 403) {
-      unavailable("snapshot unavailable: sign in as a supervisor");
+      unavailable(t("supervisor.unavailable_sign_in"));
       next = EVERY_WHEN_MISSING_MS;
     } else if (!response.ok) {
-      unavailable(`snapshot unavailable (HTTP ${response.status}); retrying`, { keep: true });
+      unavailable(t("supervisor.unavailable_http", { status: response.status }), { keep: true });
     } else {
       render(await response.json());
     }
   } catch (err) {
-    unavailable(`snapshot unavailable: ${err.message ?? err}; retrying`, { keep: true });
+    unavailable(t("supervisor.unavailable_error", { error: errorText(err) }), { keep: true });
   }
   setTimeout(poll, document.hidden ? Math.max(next, EVERY_WHEN_MISSING_MS) : next);
 }
