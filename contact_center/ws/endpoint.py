@@ -109,9 +109,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
         )
         if not conn.media_only:
-            async with app[appkeys.PRESENCE].hold(identity.ref):
+            async with app[appkeys.PRESENCE].hold(identity.ref, svc.redis):
                 first_here = not bus.has_local(identity.ref)
                 bus.attach(identity.ref, conn)
+                await svc.mark_present(identity)
                 if identity.role is Role.CUSTOMER:
                     await svc.customer_connected(identity)
                 elif identity.role is Role.ADVISOR and first_here:
@@ -133,7 +134,7 @@ async def _after_close(svc: ContactService, conn: Connection) -> None:
     try:
         if conn.identity is not None and not conn.media_only:
             ref = conn.identity.ref
-            async with conn.request.app[appkeys.PRESENCE].hold(ref):
+            async with conn.request.app[appkeys.PRESENCE].hold(ref, svc.redis):
                 svc.bus.detach(ref, conn)
                 if not svc.bus.has_local(ref):
                     async with asyncio.timeout(CLEANUP_TIMEOUT_S):
@@ -146,6 +147,9 @@ async def _after_close(svc: ContactService, conn: Connection) -> None:
 
 async def _disconnected(svc: ContactService, identity: Identity) -> None:
     try:
+        await svc.mark_absent(identity)
+        if await svc.present_anywhere(identity.ref):
+            return  # reconnected on another instance (under the same presence lock)
         if identity.role is Role.CUSTOMER:
             await svc.customer_disconnected(identity)
         elif identity.role is Role.ADVISOR:
