@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
     from contact_center.config import Settings
+    from contact_center.contacts.leases import Leases
+    from contact_center.contacts.reconcile import Reconciler
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import Identity, LoginThrottle
     from contact_center.media.call import MediaHub
@@ -40,6 +42,8 @@ MEDIA: web.AppKey[MediaHub] = web.AppKey("media")
 CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
 BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
+LEASES: web.AppKey[Leases] = web.AppKey("leases")
+RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 
 # The WebSocket endpoint

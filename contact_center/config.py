@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=256, ge=8, le=100_000)
     customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    # reliability: how long an instance's presence outlives its last heartbeat
+    presence_lease_s: float = Field(default=10.0, ge=1, le=600)
 
     @field_validator("database_url")
     @classmethod

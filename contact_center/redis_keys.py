@@ -42,3 +42,26 @@ def ws_token(token: str) -> str:
 
 #: Hash: server instance id -> the WebSocket URL where the media of its contacts is negotiated.
 INSTANCES = "cc:instances"
+
+#: Sorted set: server instance id scored by the time its presence lease ends (renewed by its
+#: heartbeat). An instance whose lease ran out is dead: whoever removes its entry takes over.
+LEASES = "cc:leases"
+
+
+def presence(instance_id: str) -> str:
+    """Hash: who has a WebSocket on one instance: person ref -> JSON identity."""
+    return f"cc:presence:{instance_id}"
+
+
+def presence_lock(ref: str) -> str:
+    """String: held (with a token, briefly) while one person's connect or disconnect runs."""
+    return f"cc:presence-lock:{ref}"
+
+
+#: String: held by the instance running a reconciliation pass.
+RECONCILE_LOCK = "cc:reconcile-lock"
+
+
+def client_request(ref: str, request_id: str) -> str:
+    """String: the first answer to one client request id of one person (idempotent retries)."""
+    return f"cc:req:{ref}:{request_id}"

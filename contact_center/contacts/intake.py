@@ -6,6 +6,8 @@ import logging
 import secrets
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from contact_center import redis_keys
 from contact_center.contacts import store
 from contact_center.contacts.core import (
@@ -40,6 +42,38 @@ class Intake(ContactCore):
         reason: str | None = None,
     ) -> Contact:
         """Create a contact (in the bot's hands, or queued with the router)."""
+        try:
+            contact = await self._create(
+                identity, channels=channels, language=language, topic=topic, skills=skills,
+                priority=priority, state=state,
+            )
+        except IntegrityError:
+            # another socket of this customer started one at the same moment: the database's
+            # one-live-contact-per-customer index refused this one
+            raise Conflict(
+                "you already have a conversation in progress", code=ErrorCode.ALREADY_STARTED
+            ) from None
+        token = secrets.token_urlsafe(24)
+        await self.redis.set(redis_keys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
+        await self.redis.set(redis_keys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
+        await self.bus.publish(
+            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
+        )
+        if state is ContactState.QUEUED:
+            await self.enqueue(contact)
+        return contact
+
+    async def _create(
+        self,
+        identity: Identity,
+        *,
+        channels: list[Channel],
+        language: str,
+        topic: str | None,
+        skills: dict[str, int] | None,
+        priority: int,
+        state: ContactState,
+    ) -> Contact:
         async with transaction(self.db) as session:
             live = await store.live_contacts_of_customer(session, customer_ref=identity.ref)
             if live:
@@ -71,14 +105,6 @@ class Intake(ContactCore):
                 to_state=state.value,
                 data={"channels": contact.channels, "language": language, "topic": topic},
             )
-        token = secrets.token_urlsafe(24)
-        await self.redis.set(redis_keys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
-        await self.redis.set(redis_keys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
-        await self.bus.publish(
-            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
-        )
-        if state is ContactState.QUEUED:
-            await self.enqueue(contact)
         return contact
 
     async def handoff_to_queue(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Text, func, insert, literal, update
@@ -175,5 +176,18 @@ async def open_contacts_of_advisor(session: AsyncSession, *, advisor_id: int) ->
             Contact.advisor_id == advisor_id,
             col(Contact.state).in_([ContactState.CONNECTED.value, ContactState.WRAP_UP.value]),
         )
+    )
+    return list(result.all())
+
+
+async def open_contacts(session: AsyncSession, *, created_before: datetime) -> list[Contact]:
+    """Every contact not in a final state, created before ``created_before`` (oldest first)."""
+    result = await session.exec(
+        select(Contact)
+        .where(
+            col(Contact.state).in_([s.value for s in (*LIVE_STATES, ContactState.WRAP_UP)]),
+            col(Contact.created_at) < created_before,
+        )
+        .order_by(col(Contact.created_at))
     )
     return list(result.all())

@@ -49,10 +49,26 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+#: The states of ``contacts.states.LIVE_STATES``, spelled out for the partial unique index
+#: (the database layer does not import the contact state machine).
+LIVE_CONTACT_CONDITION = "state IN ('bot', 'queued', 'offered', 'connected')"
+
+
 class Contact(SQLModel, table=True):
     """One customer session, from start to end, whatever channels it used."""
 
     __tablename__ = "contacts"
+    __table_args__ = (
+        # One live contact per customer, whatever the number of sockets or instances starting
+        # one at once: the database refuses the second (contacts.intake answers already_started).
+        sa.Index(
+            "uq_contacts_one_live_per_customer",
+            "customer_ref",
+            unique=True,
+            sqlite_where=sa.text(LIVE_CONTACT_CONDITION),
+            postgresql_where=sa.text(LIVE_CONTACT_CONDITION),
+        ),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
     customer_ref: str = Field(max_length=80, index=True)  # "user:<id>" or "guest:<uuid>"

@@ -29,6 +29,7 @@ from contact_center.server.contexts import (
     valkey_ctx,
 )
 from contact_center.server.logs import request_id_var
+from contact_center.server.reliability import reliability_ctx
 from contact_center.views import api, health, pages
 from contact_center.views import auth as auth_views
 from contact_center.ws import endpoint
@@ -98,7 +99,8 @@ def create_app(settings: Settings) -> web.Application:
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.
     app.cleanup_ctx.extend(
-        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, bot_ctx]
+        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, reliability_ctx,
+         bot_ctx]
     )
 
     aiohttp_jinja2.setup(
