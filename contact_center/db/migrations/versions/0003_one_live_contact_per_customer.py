@@ -1,6 +1,6 @@
 """one live contact per customer
 
-Revision ID: 0005
+Revision ID: 0003
 Revises: 0002
 A partial unique index: concurrent session.start of one customer cannot make two live contacts.
 Duplicates already there (from before the index) are abandoned first, keeping the newest.
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005'
+revision: str = '0003'
 down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
