@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from contact_center.contacts.leases import Leases
     from contact_center.contacts.reconcile import Reconciler
     from contact_center.contacts.service import ContactService
-    from contact_center.identity.auth import Identity, LoginThrottle
+    from contact_center.identity.auth import GuestQuota, Identity, LoginThrottle
+    from contact_center.identity.passwords import PasswordChecks
+    from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
     from contact_center.ws.connection import Connection, PresenceLocks
@@ -45,6 +47,12 @@ BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 LEASES: web.AppKey[Leases] = web.AppKey("leases")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
+"""argon2 off the event loop, bounded (sign-in is the only caller on a request)."""
+GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
+"""Conversations guests may start per address and window."""
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+"""The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")
@@ -53,3 +61,6 @@ PRESENCE: web.AppKey[PresenceLocks] = web.AppKey("presence_locks")
 
 # Per request
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")
+"""Set by ``require_role`` once the role is allowed."""
+REQUEST_IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("checked_identity")
+"""The cookie's identity once checked against Redis (None: nobody), so it is checked once."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -21,6 +23,31 @@ class Mode(StrEnum):
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names it in one line."""
+
+
+def _half_the_cores() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The web origin ``scheme://host[:port]`` of ``url`` (lowercase, default port left out);
+    None when it is not an http(s) URL with nothing after the host but an optional ``/``."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _split_list(value: Any) -> Any:
@@ -68,6 +95,21 @@ class Settings(BaseSettings):
     # reliability: how long an instance's presence outlives its last heartbeat
     presence_lease_s: float = Field(default=10.0, ge=1, le=600)
 
+    # --- Security and operations (issue 13): sign-in cost and limits, sessions, origins, metrics
+    #: argon2 checks at once (each takes a core for ~0.1-0.2 s); at most 32 more wait, then 503.
+    password_hash_concurrency: int = Field(default_factory=_half_the_cores, ge=1, le=64)
+    #: failed sign-ins from one address (IPv6: its /64), any accounts, within the login window
+    login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
+    #: proxies (addresses or CIDR networks) whose X-Forwarded-For names the client
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: origins besides the public base URL's whose pages may open /ws (``https://host[:port]``)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: conversations guests may start from one address (IPv6: its /64) within the window
+    guest_contacts_per_address: int = Field(default=10, ge=1, le=100_000)
+    guest_contacts_window_s: int = Field(default=600, ge=1, le=86400)
+    #: a staff session without a request (or a WebSocket message) for this long ends
+    staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -113,6 +155,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"{address!r} is not an IP address") from None
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: Any) -> Any:
+        value = _split_list(value)
+        for network in value or []:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _allowed_origins(cls, value: Any) -> Any:
+        origins = []
+        for url in _split_list(value) or []:
+            origin = origin_of(str(url))
+            if origin is None:
+                raise ValueError(f"{url!r} is not an origin like https://host or https://host:8443")
+            origins.append(origin)
+        return origins
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -147,6 +211,12 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def websocket_origins(self) -> frozenset[str]:
+        """Where the pages that may open ``/ws`` come from: our public URL and the extras."""
+        own = origin_of(self.public_base_url)
+        return frozenset([*([own] if own else []), *self.allowed_origins])
 
     @property
     def cookie_secure(self) -> bool:

@@ -26,7 +26,8 @@ class ErrorCode(StrEnum):
     BAD_JSON = "bad_json"
     """The frame is not valid JSON."""
     BAD_FRAME = "bad_frame"
-    """A binary frame: frames are JSON text."""
+    """A binary frame (frames are JSON text), JSON nested over 32 levels deep, or text that
+    cannot be stored or sent back (a NUL character, a lone UTF-16 surrogate)."""
     BAD_REQUEST = "bad_request"
     """Not a JSON object, or no ``type``."""
     BAD_FIELD = "bad_field"
@@ -54,7 +55,8 @@ class ErrorCode(StrEnum):
     NO_CAPACITY = "no_capacity"
     """The advisor has no room on the richer channel."""
     RATE_LIMITED = "rate_limited"
-    """Too many messages: this one was dropped (a flood is disconnected)."""
+    """Too many messages: this one was dropped (a flood is disconnected); or, for a guest, too
+    many new conversations from one network: try again later."""
     UNAVAILABLE = "unavailable"
     """A service this needs is down; try again."""
     OFFER_EXPIRED = OfferExpiredError.code

@@ -35,6 +35,27 @@ def login_failures(username: str, address: str) -> str:
     return f"cc:login-fail:{username.lower()}:{address}"
 
 
+def login_failures_of_address(address: str) -> str:
+    """Counter: failed sign-ins from one address (or IPv6 /64), whatever the account."""
+    return f"cc:login-fail-addr:{address}"
+
+
+def guest_contacts(address: str) -> str:
+    """Counter: conversations guests started from one address (or IPv6 /64) in the window."""
+    return f"cc:guest-contacts:{address}"
+
+
+def session(sid: str) -> str:
+    """Hash: one signed-in session (uid, role, password mark, created, checked); its TTL is the
+    idle or maximum age deadline, whichever comes first."""
+    return f"cc:session:{sid}"
+
+
+def user_sessions(user_id: int) -> str:
+    """Set: the session ids of one user, so that all of them can be ended at once."""
+    return f"cc:user-sessions:{user_id}"
+
+
 def ws_token(token: str) -> str:
     """String: the identity a short-lived WebSocket token stands for."""
     return f"cc:ws-token:{token}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,13 +13,15 @@ from contact_center.db.models import CHANNELS, DEFAULT_CAPACITY, LANGUAGES, Role
 from contact_center.identity.passwords import hash_password
 
 _SKILL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+Password = Annotated[str, Field(min_length=8, max_length=256)]
+_password: TypeAdapter[str] = TypeAdapter(Password)
 
 
 class UserCreate(BaseModel):
     """What it takes to create an account; every field checked."""
 
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=8, max_length=256)
+    password: Password
     role: Role
     display_name: str = Field(default="", max_length=128)
     languages: list[str] = Field(default_factory=lambda: ["en"])
@@ -81,6 +84,34 @@ async def create_user(session: AsyncSession, *, data: UserCreate) -> User:
     )
     session.add(user)
     await session.flush()
+    return user
+
+
+async def set_disabled(session: AsyncSession, *, user_id: int, disabled: bool) -> User:
+    """Disable (or enable) an account. The caller ends its sessions: ``SessionStore.revoke_user``
+    (else the periodic re-check of live sessions does, within a minute)."""
+    user = await _existing(session, user_id)
+    user.disabled = disabled
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def set_password(session: AsyncSession, *, user_id: int, password: str) -> User:
+    """Give an account a new password (checked as at creation); the caller ends its sessions,
+    as for ``set_disabled``."""
+    _password.validate_python(password)  # the rules of a new account's password
+    user = await _existing(session, user_id)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def _existing(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
     return user
 
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import ipaddress
 import logging
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from contact_center import appkeys
 from contact_center.config import Settings
 from contact_center.identity.auth import Handler, csrf_middleware
+from contact_center.identity.sessions import SESSION_MAX_AGE_S
 from contact_center.server.contexts import (
     bot_ctx,
     contacts_ctx,
@@ -40,7 +45,51 @@ access_log = logging.getLogger("contact_center.access")
 #: Templates and static files ship inside the ``web`` package (package data of the wheel).
 WEB_DIR = Path(str(importlib.resources.files("web")))
 SESSION_COOKIE = "cc_session"
-SESSION_MAX_AGE_S = 12 * 3600
+
+
+def _networks(values: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(value, strict=False) for value in values]
+
+
+def _within(address: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(trusted_proxies: list[str]) -> Middleware:
+    """``request.remote`` becomes the client's address when a trusted proxy forwarded it.
+
+    X-Forwarded-For is read from the right, skipping our own proxies: the first address that is
+    not one of them is the client (anything left of it the client could have written itself).
+    Without trusted proxies the header is ignored, so it cannot dodge the limits per address.
+    """
+    networks = _networks(trusted_proxies)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if networks and _within(request.remote, networks):
+            hops = [
+                hop.strip()
+                for header in request.headers.getall("X-Forwarded-For", [])
+                for hop in header.split(",")
+            ]
+            client = request.remote
+            for hop in reversed(hops):
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    break
+                client = hop
+                if not _within(hop, networks):
+                    break
+            if client is not None and client != request.remote:
+                request = request.clone(remote=client)
+        return await handler(request)
+
+    return middleware
 
 
 @web.middleware
@@ -75,6 +124,58 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         request_id_var.reset(token)
 
 
+def content_security_policy(settings: Settings) -> str:
+    """Only our own scripts, styles and frames; sockets to our host on any port (several
+    workers each negotiate media on a port of their own); media from the camera or blobs."""
+    url = urlsplit(settings.public_base_url)
+    scheme = "wss" if url.scheme == "https" else "ws"
+    host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob: mediastream:",
+            f"connect-src 'self' {scheme}://{host}:*",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def security_headers(settings: Settings) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook: every response (errors, static files and WebSocket
+    upgrades included) gets the same protective headers; a handler's own values win."""
+    headers = {
+        "Content-Security-Policy": content_security_policy(settings),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(), "
+        "geolocation=(), payment=(), usb=(), interest-cohort=()",
+    }
+    if settings.cookie_secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        # No product or version for a scanner to match against advisories.
+        response.headers["Server"] = "harbour"
+        # Pages and JSON carry personal data: never kept by a browser or a shared cache.
+        kind = response.content_type if isinstance(response, web.Response) else ""
+        if kind in ("text/html", "application/json", "text/plain"):
+            response.headers.setdefault("Cache-Control", "no-store")
+
+    return add
+
+
 def _cookie_storage(settings: Settings) -> EncryptedCookieStorage:
     # A key of its own, derived from the secret: raw 32 bytes, which the storage base64-encodes.
     key = hashlib.sha256(b"cookie:" + settings.secret().encode()).digest()
@@ -92,9 +193,15 @@ def create_app(settings: Settings) -> web.Application:
     """Build the aiohttp application; resources open on startup and close on cleanup."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_context, session_middleware(_cookie_storage(settings)), csrf_middleware],
+        middlewares=[
+            client_address(settings.trusted_proxies),
+            request_context,
+            session_middleware(_cookie_storage(settings)),
+            csrf_middleware,
+        ],
     )
     app[appkeys.SETTINGS] = settings
+    app.on_response_prepare.append(security_headers(settings))
     app[appkeys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.

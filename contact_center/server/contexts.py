@@ -36,7 +36,9 @@ from contact_center.contacts.router_events import RouterEvents
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.timers import Timers
 from contact_center.db.engine import check_migrated, create_engine, session_factory
-from contact_center.identity.auth import LoginThrottle
+from contact_center.identity.auth import GuestQuota, LoginThrottle
+from contact_center.identity.passwords import PasswordChecks
+from contact_center.identity.sessions import SessionStore
 from contact_center.media.call import MediaHub
 from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
@@ -56,6 +58,8 @@ PROBE_TIMEOUT_S = 2.0
 DEFAULT_RASA_PORT = 5005
 DEFAULT_ACTIONS_PORT = 5055
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Sign-ins checked or waiting to be at once (per process); beyond, 503 and Retry-After.
+PASSWORD_CHECKS_PENDING = 32
 
 async def rasa_ctx(app: web.Application) -> AsyncIterator[None]:
     """With ``rasa_manage``, run Rasa and its action server for as long as the app runs."""
@@ -145,11 +149,31 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sign-in: the throttle, the bounded pool of threads that check passwords, the
+    server-side sessions; and the guests' quota of conversations per address."""
     settings = app[appkeys.SETTINGS]
     app[appkeys.THROTTLE] = LoginThrottle(
-        app[appkeys.REDIS], max_failures=settings.login_max_failures, window_s=settings.login_window_s
+        app[appkeys.REDIS],
+        max_failures=settings.login_max_failures,
+        window_s=settings.login_window_s,
+        address_max_failures=settings.login_address_max_failures,
     )
-    yield
+    checks = PasswordChecks(
+        concurrency=settings.password_hash_concurrency, max_pending=PASSWORD_CHECKS_PENDING
+    )
+    app[appkeys.PASSWORDS] = checks
+    app[appkeys.GUEST_QUOTA] = GuestQuota(
+        app[appkeys.REDIS],
+        limit=settings.guest_contacts_per_address,
+        window_s=settings.guest_contacts_window_s,
+    )
+    app[appkeys.SESSIONS] = SessionStore(
+        app[appkeys.REDIS], staff_idle_s=settings.staff_idle_timeout_s
+    )
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(checks.close)
 
 
 async def _every(interval: float, work: Callable[[], Awaitable[object]], name: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import get_session
 
 from contact_center import appkeys
 from contact_center.db.engine import transaction
@@ -13,17 +15,27 @@ from contact_center.identity.auth import (
     STAFF_HOME,
     csrf_token,
     current_identity,
+    read_form,
     sign_in,
+    sign_out,
 )
-from contact_center.identity.passwords import verify_password
+from contact_center.identity.passwords import HashingBusy
 from contact_center.identity.users import get_user_by_username
 
+#: What a same-site target after sign-in may hold: a path, a query and a fragment in printable
+#: ASCII. Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so
+#: ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: those never pass.
+_SAME_SITE = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#]*")
 
-def _safe_next(value: str | None) -> str | None:
-    """Only same-site paths are followed after sign-in (no open redirect)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a path on this site (no open redirect), else None."""
+    if not value or not _SAME_SITE.fullmatch(value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 async def _render(
@@ -33,7 +45,7 @@ async def _render(
         "csrf_token": await csrf_token(request),
         "error": error,
         "username": username,
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": safe_next(request.query.get("next")) or "",
         "identity": await current_identity(request),
     }
     response = aiohttp_jinja2.render_template("login.html", request, context)
@@ -45,10 +57,19 @@ async def login_page(request: web.Request) -> web.Response:
     return await _render(request)
 
 
+#: What a user name can be (``UserCreate``'s rule): anything else cannot exist, and is neither
+#: looked up (PostgreSQL refuses a NUL) nor written to the audit log as given.
+_USERNAME = re.compile(r"[A-Za-z0-9_.@-]{2,64}")
+
+
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
-    username = str(form.get("username", "")).strip()[:64]
+    form = await read_form(request)
+    given = form.get("username", "")
+    username = given.strip()[:64] if isinstance(given, str) else ""
     password = str(form.get("password", ""))[:256]
+    possible = _USERNAME.fullmatch(username) is not None
+    if not possible:
+        username = ascii(username)[1:-1][:64]  # as shown back and audited: escaped
     address = request.remote or "unknown"
     throttle = request.app[appkeys.THROTTLE]
     db = request.app[appkeys.DB]
@@ -56,20 +77,38 @@ async def login(request: web.Request) -> web.Response:
         return await _render(
             request, error="Enter your username and password.", status=400, username=username
         )
-    wait = await throttle.blocked_for(username, address)
-    if wait:
+    blocked = await throttle.blocked(username, address)
+    if blocked:
         await audit.record(
-            db, actor=f"anon:{address}", action="login.throttled", target=username, address=address
+            db, actor=f"anon:{address}", action="login.throttled", target=username, address=address,
+            detail={"per_address": blocked.per_address},
         )
-        return await _render(
+        whose = "from your network" if blocked.per_address else "for this account"
+        response = await _render(
             request,
-            error=f"Too many failed sign-ins for this account. Try again in {wait} seconds.",
+            error=f"Too many failed sign-ins {whose}. Try again in {blocked.seconds} seconds.",
             status=429,
             username=username,
         )
-    async with transaction(db) as session:
-        user = await get_user_by_username(session, username=username)
-    if user is None or user.disabled or not verify_password(user.password_hash if user else None, password):
+        response.headers["Retry-After"] = str(blocked.seconds)
+        return response
+    user = None
+    if possible:
+        async with transaction(db) as session:
+            user = await get_user_by_username(session, username=username)
+    try:
+        # Always one argon2 check (a dummy hash without a user): the time taken must not tell
+        # whether the account exists or is disabled.
+        matched = await request.app[appkeys.PASSWORDS].verify(
+            user.password_hash if user is not None else None, password
+        )
+    except HashingBusy:
+        response = await _render(
+            request, error="We are very busy: try again in a moment.", status=503, username=username
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+    if not matched or user is None or user.disabled:
         await throttle.failed(username, address)
         await audit.record(
             db, actor=f"anon:{address}", action="login.failed", target=username, address=address
@@ -80,14 +119,12 @@ async def login(request: web.Request) -> web.Response:
     await throttle.succeeded(username, address)
     identity = await sign_in(request, user)
     await audit.record(db, actor=identity.ref, action="login", address=address)
-    target = _safe_next(str(form.get("next", ""))) or STAFF_HOME[identity.role]
+    target = safe_next(str(form.get("next", ""))) or STAFF_HOME[identity.role]
     raise web.HTTPSeeOther(target)
 
 
 async def logout(request: web.Request) -> web.Response:
-    identity = await current_identity(request)
-    session = await get_session(request)
-    session.invalidate()
+    identity = await sign_out(request)
     if identity is not None:
         await audit.record(
             request.app[appkeys.DB], actor=identity.ref, action="logout", address=request.remote

@@ -109,6 +109,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self.overflowed = False
         self.media_only = False
+        self.active = False  # the client sent something since the session sweep last looked
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name="ws-writer")

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from contact_center import appkeys, redis_keys
+from contact_center.config import origin_of
 from contact_center.contacts.service import ContactService
 from contact_center.db.models import Role
 from contact_center.errors import (
@@ -27,22 +28,25 @@ from contact_center.errors import (
     is_client_caused,
     to_error,
 )
-from contact_center.identity.auth import Identity, current_identity, identity_from_session
+from contact_center.identity.auth import Identity, current_identity, live_identity
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
     Ack,
+    ClientMessage,
     Error,
     Hello,
     Welcome,
     client_message_adapter,
 )
-from contact_center.ws import idempotency, tokens
+from contact_center.ws import frames, idempotency, sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
 from contact_center.ws.handlers import HANDLERS
 
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+#: Frames a client may send before a ``hello`` that stands; then it is disconnected.
+HELLO_FRAMES = 5
 #: Frames beyond the protocol limit but below this are answered with an error; larger ones
 #: make aiohttp close the connection (1009) before we could read them.
 HARD_FRAME_LIMIT = 1024 * 1024
@@ -50,41 +54,108 @@ FLOOD_CLOSE_AFTER = 200
 CLEANUP_TIMEOUT_S = 15.0
 
 
-def _request_id(raw: str) -> str | None:
-    """The ``id`` of a frame, when one can be read, so that even errors can refer to it."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and len(value) <= 64 else None
+class _HelloRefused(Forbidden):
+    """A hello whose cookie or token does not stand: trying again on this socket cannot help."""
+
+    code = ErrorCode.UNAUTHENTICATED
 
 
-async def _authenticate(request: web.Request, conn: Connection, first: str) -> Identity:
-    """The first frame must be ``hello``; the cookie session or its token says who this is."""
+def _parse(raw: str) -> ClientMessage:
+    """One text frame as a message, or a ClientError with the code the client gets."""
+    problem = frames.refusal(raw)
+    if problem is not None:
+        raise ClientError(problem, code=ErrorCode.BAD_FRAME)
     try:
-        message = client_message_adapter.validate_json(first)
+        return client_message_adapter.validate_json(raw)
     except ValidationError as exc:
-        raise ClientError(to_error(exc)[1], code=to_error(exc)[0]) from None
+        code, text = to_error(exc)
+        raise ClientError(text, code=code) from None
+
+
+def _too_large(raw: str) -> Error | None:
+    if len(raw) * 4 > MAX_FRAME_BYTES and len(raw.encode()) > MAX_FRAME_BYTES:
+        return Error(
+            ref=frames.request_id(raw),
+            code=ErrorCode.FRAME_TOO_LARGE,
+            message=f"frames are limited to {MAX_FRAME_BYTES // 1024} KiB",
+        )
+    return None
+
+
+async def _authenticate(request: web.Request, conn: Connection, raw: str) -> Identity:
+    """A ``hello``: the cookie session or its token says who this is."""
+    message = _parse(raw)
     if not isinstance(message, Hello):
         raise Forbidden("say hello first", code=ErrorCode.UNAUTHENTICATED)
     identity = await current_identity(request)
     if message.token:
         stored = await request.app[appkeys.REDIS].getdel(redis_keys.ws_token(message.token))
         if stored is None:
-            raise Forbidden("this token is unknown, used or expired", code=ErrorCode.UNAUTHENTICATED)
-        identity = identity_from_session(json.loads(stored))
+            raise _HelloRefused("this token is unknown, used or expired")
+        identity = await live_identity(request.app, json.loads(stored))
     if identity is None:
-        raise Forbidden("sign in (or open the start page) first", code=ErrorCode.UNAUTHENTICATED)
+        raise _HelloRefused("sign in (or open the start page) first")
     conn.media_only = message.media_only
     conn.send(Ack(ref=message.id))
     return identity
+
+
+async def _hello(request: web.Request, conn: Connection) -> Identity | None:
+    """Authenticate first: frames until a ``hello`` that stands, each bad one answered with an
+    error (the connection stays), for at most ``HELLO_FRAMES`` frames and ``HELLO_TIMEOUT_S``."""
+    try:
+        async with asyncio.timeout(HELLO_TIMEOUT_S):
+            for _ in range(HELLO_FRAMES):
+                frame = await conn.ws.receive()
+                if frame.type is WSMsgType.BINARY:
+                    conn.send(Error(code=ErrorCode.BAD_FRAME, message="frames are JSON text, not binary"))
+                    continue
+                if frame.type is not WSMsgType.TEXT:
+                    return None
+                too_large = _too_large(frame.data)
+                if too_large is not None:
+                    conn.send(too_large)
+                    continue
+                try:
+                    return await _authenticate(request, conn, frame.data)
+                except ClientError as exc:
+                    conn.send(Error(ref=frames.request_id(frame.data), code=exc.code, message=str(exc)))
+                    if isinstance(exc, _HelloRefused):
+                        return None
+    except TimeoutError:
+        conn.send(Error(code=ErrorCode.UNAUTHENTICATED, message=f"no hello within {HELLO_TIMEOUT_S:.0f} s"))
+        return None
+    conn.send(
+        Error(code=ErrorCode.UNAUTHENTICATED, message=f"no hello in {HELLO_FRAMES} frames: disconnecting")
+    )
+    await conn.close(1008, "no hello")
+    return None
+
+
+def check_origin(request: web.Request) -> None:
+    """Refuse a socket opened by a page of another site (cross-site WebSocket hijacking).
+
+    Browsers always send ``Origin`` with a WebSocket and attach our cookie whoever's page opens
+    it; SameSite=Lax alone does not stop a same-site attacker. A client that sends no Origin is
+    not a browser, so it holds the cookie or token it presents itself.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    allowed = request.app[appkeys.SETTINGS].websocket_origins
+    if origin_of(origin) not in allowed:
+        log.warning(
+            "websocket from a foreign origin refused",
+            extra={"origin": origin[:200], "remote": request.remote},
+        )
+        raise web.HTTPForbidden(text="This page may not open our WebSocket (Origin not allowed).")
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[appkeys.SETTINGS]
     svc = app[appkeys.CONTACTS]
+    check_origin(request)
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT, heartbeat=30)
     await ws.prepare(request)
     conn = Connection(ws, request, queue_size=settings.ws_send_queue)
@@ -92,18 +163,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     app[appkeys.CONNECTIONS].add(conn)
     bus = svc.bus
     try:
-        try:
-            async with asyncio.timeout(HELLO_TIMEOUT_S):
-                first = await ws.receive()
-        except TimeoutError:
-            conn.send(Error(code=ErrorCode.UNAUTHENTICATED, message="no hello within 10 s"))
-            return ws
-        if first.type is not WSMsgType.TEXT:
-            return ws
-        try:
-            identity = await _authenticate(request, conn, first.data)
-        except ClientError as exc:
-            conn.send(Error(ref=_request_id(first.data), code=exc.code, message=str(exc)))
+        identity = await _hello(request, conn)
+        if identity is None:
             return ws
         conn.identity = identity
         conn.send(
@@ -164,12 +225,10 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
     bucket = TokenBucket(rate, burst)
     refused = 0
     async for frame in conn.ws:
-        if frame.type is WSMsgType.BINARY:
-            conn.send(Error(code=ErrorCode.BAD_FRAME, message="frames are JSON text, not binary"))
-            continue
-        if frame.type is not WSMsgType.TEXT:
+        if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             break
-        raw: str = frame.data
+        conn.active = True
+        # Every frame a client sends counts against its rate, binary ones included.
         if not bucket.take():
             refused += 1
             if refused >= FLOOD_CLOSE_AFTER:
@@ -179,29 +238,27 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
             if refused % 10 == 1:
                 conn.send(
                     Error(
-                        ref=_request_id(raw),
+                        ref=frames.request_id(frame.data) if frame.type is WSMsgType.TEXT else None,
                         code=RateLimited.code,
                         message="slow down: message dropped",
                     )
                 )
             continue
-        if len(raw.encode()) > MAX_FRAME_BYTES:
-            conn.send(
-                Error(
-                    ref=_request_id(raw),
-                    code=ErrorCode.FRAME_TOO_LARGE,
-                    message=f"frames are limited to {MAX_FRAME_BYTES // 1024} KiB",
-                )
-            )
+        if frame.type is WSMsgType.BINARY:
+            conn.send(Error(code=ErrorCode.BAD_FRAME, message="frames are JSON text, not binary"))
+            continue
+        raw: str = frame.data
+        too_large = _too_large(raw)
+        if too_large is not None:
+            conn.send(too_large)
             continue
         await _handle(svc, conn, raw)
 
 
 async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
     assert conn.identity is not None
-    ref = _request_id(raw)
     try:
-        message = client_message_adapter.validate_json(raw)
+        message = _parse(raw)
         if isinstance(message, Hello):
             conn.send(Ack(ref=message.id, data={"already": True}))
             return
@@ -209,9 +266,11 @@ async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
             raise Forbidden(
                 f"{message.type} is not for {conn.identity.role.value} accounts", code=ErrorCode.FORBIDDEN
             )
-    except Exception as exc:
+    except Exception as exc:  # a bad frame must not end the connection or the server
+        if not is_client_caused(exc):
+            log.exception("handling %s", raw[:200])
         code, text = to_error(exc)
-        conn.send(Error(ref=ref, code=code, message=text))
+        conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
         return
     await _handle_once(svc, conn, message, raw)
 
@@ -262,6 +321,7 @@ def setup(app: web.Application) -> None:
     app[appkeys.CONNECTIONS] = set()
     app[appkeys.CLEANUPS] = set()
     app[appkeys.PRESENCE] = PresenceLocks()
+    app.cleanup_ctx.append(sessions.sessions_ctx)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/ws-token", tokens.ws_token)
     app.on_shutdown.append(close_all)

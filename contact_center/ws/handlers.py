@@ -10,12 +10,15 @@ To add a message: its model in ``contact_center.protocol``, its handler here, in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from contact_center import appkeys
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.states import ContactState
+from contact_center.errors import ClientError, ErrorCode, NotFound, RateLimited
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
     AcceptResult,
@@ -52,13 +55,27 @@ def _who(conn: Connection) -> Identity:
 
 
 async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> StartResult:
+    identity, address = _who(conn), conn.request.remote
+    quota = conn.request.app[appkeys.GUEST_QUOTA]
+    if identity.guest:
+        wait = await quota.take(address)
+        if wait:
+            raise RateLimited(
+                "too many new conversations from your network; "
+                f"try again in {math.ceil(wait / 60)} min"
+            )
     bot = conn.request.app.get(appkeys.BOT)
-    if bot is not None and not msg.skip_bot:
-        contact = await bot.start(_who(conn), msg)
-    else:
-        contact = await svc.start(
-            _who(conn), channels=msg.channels, language=msg.language, topic=msg.topic
-        )
+    try:
+        if bot is not None and not msg.skip_bot:
+            contact = await bot.start(identity, msg)
+        else:
+            contact = await svc.start(
+                identity, channels=msg.channels, language=msg.language, topic=msg.topic
+            )
+    except Exception:
+        if identity.guest:
+            await quota.give_back(address)
+        raise
     return StartResult(
         contact_id=contact.id, state=contact.state, resume_token=await svc.resume_token(contact.id)
     )
@@ -115,8 +132,22 @@ async def _agent_status(
     return StateResult(state=await svc.set_agent_status(_who(conn), msg.status))
 
 
+@contextlib.contextmanager
+def _no_offer_hides_the_contact(contact_id: str) -> Iterator[None]:
+    """Without an offer of it, a contact that exists (in whatever state) and one that does not
+    get the same answer: the state of someone else's contact is not for this advisor to learn.
+    (An offer of theirs that expired still says so.)"""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.code != ErrorCode.INVALID_STATE:
+            raise
+        raise NotFound(f"no offer of contact {contact_id} for you") from None
+
+
 async def _accept(svc: ContactService, conn: Connection, msg: OfferAccept) -> AcceptResult:
-    contact = await svc.accept(_who(conn), msg.contact_id)
+    with _no_offer_hides_the_contact(msg.contact_id):
+        contact = await svc.accept(_who(conn), msg.contact_id)
     return AcceptResult(
         contact_id=contact.id,
         state=contact.state,
@@ -128,7 +159,8 @@ async def _accept(svc: ContactService, conn: Connection, msg: OfferAccept) -> Ac
 
 
 async def _reject(svc: ContactService, conn: Connection, msg: OfferReject) -> Result:
-    await svc.reject(_who(conn), msg.contact_id)
+    with _no_offer_hides_the_contact(msg.contact_id):
+        await svc.reject(_who(conn), msg.contact_id)
     return Result()
 
 

@@ -75,6 +75,9 @@ async def new_page(browser) -> AsyncIterator[Callable[..., object]]:  # type: ig
 
     async def make(**context_options: object):  # type: ignore[no-untyped-def]
         context_options.setdefault("viewport", {"width": 1100, "height": 900})
+        # Playwright's wait_for_function evaluates strings, which the pages' CSP forbids (as it
+        # should); test_browser_csp.py opens every page with the policy enforced.
+        context_options.setdefault("bypass_csp", True)
         context = await browser.new_context(**context_options)
         context.set_default_timeout(10_000)
         contexts.append(context)
