@@ -282,7 +282,7 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
     try:
         first = await idempotency.begin(svc.redis, who, request_id)
     except ClientError as exc:
-        conn.send(Error(ref=request_id, code=exc.code, message=str(exc)))
+        conn.send(Error(ref=frames.request_id(raw), code=exc.code, message=str(exc)))
         return
     if first is not None:
         conn.deliver(first)
@@ -292,7 +292,7 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
         answer: Ack | Error = Ack(ref=request_id, data=result.model_dump(mode="json"))
     except Exception as exc:  # one bad request must not end the connection or the server
         code, text = to_error(exc)
-        answer = Error(ref=request_id, code=code, message=text)
+        answer = Error(ref=frames.request_id(raw), code=code, message=text)
         if not is_client_caused(exc):
             log.exception("handling %s", raw[:200])
             await idempotency.forget(svc.redis, who, request_id)  # a retry runs it again
