@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--password", help="prefer --password-stdin: arguments show in ps")
     pw.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_users_create)
+    from contact_center.server import users_cli
+
+    users_cli.add_parsers(usub)
 
     demo = sub.add_parser("demo", help="create the demo accounts")
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users yet")
