@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from contact_center.identity.auth import Identity, LoginThrottle
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
+    from contact_center.views.supervisor import SupervisorFeed
     from contact_center.ws.connection import Connection, PresenceLocks
     from routing.store import RouterStore
 
@@ -45,6 +46,7 @@ BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 LEASES: web.AppKey[Leases] = web.AppKey("leases")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+SUPERVISOR_FEED: web.AppKey[SupervisorFeed] = web.AppKey("supervisor_feed")
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")
