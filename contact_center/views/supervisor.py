@@ -78,7 +78,7 @@ def stranded_reason(
     ):
         return "not_offered"
     risk = at_risk.get(contact.id)
-    if risk and any(derive_state(a) is AgentState.AVAILABLE for a in agents):
+    if risk and any(a.presence == AgentState.AVAILABLE for a in agents):
         return str(risk.get("reason") or "no_agent")
     return None
 
@@ -97,6 +97,7 @@ def advisor_rows(
                 "in_state_s": round(max(0.0, now - since.get(a.id, now)), 1),
                 "held": sum(1 for how in a.held.values() if how == "assigned"),
                 "offered": sum(1 for how in a.held.values() if how == "offered"),
+                "assigned": sorted(c for c, how in a.held.items() if how == "assigned"),
                 "load": {ch.value: a.load.get(ch.value, 0) for ch in CHANNELS},
                 "capacity": {ch.value: a.capacity.get(ch.value, 0) for ch in CHANNELS},
                 "languages": sorted(a.languages),
@@ -196,8 +197,9 @@ class SupervisorFeed:
     def names_changed(self) -> None:
         self._names_at = 0.0
 
-    async def _advisor_names(self) -> dict[str, str]:
-        if time.monotonic() - self._names_at > NAMES_TTL_S:
+    async def _advisor_names(self, agents: Iterable[AgentView] = ()) -> dict[str, str]:
+        stale = time.monotonic() - self._names_at > NAMES_TTL_S
+        if stale or any(a.id not in self._names for a in agents):  # a new advisor: read now
             async with transaction(self.app[appkeys.DB]) as session:
                 users = await session.exec(select(User).where(User.role == Role.ADVISOR))
                 self._names = {agent_id_of(u.id): u.display_name for u in users if u.id}
@@ -242,7 +244,7 @@ class SupervisorFeed:
         now = float(snapshot["time"])
         agents = await router.agent_views()
         contacts = [c for c in await router.contact_views() if c.state in ("queued", "offered")]
-        names = await self._advisor_names()
+        names = await self._advisor_names(agents)
         waiting = waiting_rows(
             router.policy,
             contacts,

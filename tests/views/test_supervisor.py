@@ -109,7 +109,7 @@ async def test_the_feed_pushes_advisors_by_name_and_the_waiting_list_on_router_e
     await router.enqueue(ContactRequest(id="c-yue", channel=Channel.TEXT, language="yue"))
     seen = await _events(response, lambda n, d: any(w["contact_id"] == "c-yue" for w in d["waiting"]))
     flagged = next(w for w in seen[-1][1]["waiting"] if w["contact_id"] == "c-yue")
-    assert flagged["at_risk"] == "no_agent" and flagged["stranded"] is None  # Emma is busy now
+    assert flagged["at_risk"] == "no_agent" and flagged["stranded"] == "no_agent"  # Emma is signed in
     assert seen[-1][1]["sample"]["waiting"] == 2
     response.close()
 
