@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
+    from contact_center.views.supervisor import SupervisorFeed
     from contact_center.ws.connection import Connection, PresenceLocks
     from routing.store import RouterStore
 
@@ -53,6 +54,7 @@ GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
 """Conversations guests may start per address and window."""
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
+SUPERVISOR_FEED: web.AppKey[SupervisorFeed] = web.AppKey("supervisor_feed")
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")

@@ -86,3 +86,16 @@ RECONCILE_LOCK = "cc:reconcile-lock"
 def client_request(ref: str, request_id: str) -> str:
     """String: the first answer to one client request id of one person (idempotent retries)."""
     return f"cc:req:{ref}:{request_id}"
+
+
+#: Hash: router agent id -> JSON {state, since}: when the supervisor feed first saw the agent in
+#: its current state (the router keeps no such time), so that every instance shows the same.
+SUPERVISOR_STATE_SINCE = "cc:sup:since"
+
+#: List: the supervisor charts' samples of the last hour (JSON, oldest first, trimmed).
+SUPERVISOR_HISTORY = "cc:sup:history"
+
+
+def supervisor_sample_lock(bucket: int) -> str:
+    """String: held by the instance that takes the history sample of one time bucket."""
+    return f"cc:sup:sample:{bucket}"

@@ -104,8 +104,8 @@ class Presence(ContactCore):
         assert identity.user_id is not None
         async with transaction(self.db) as session:
             user = await session.get(User, identity.user_id)
-            if user is None:
-                raise Forbidden("this account no longer exists")
+            if user is None or user.disabled:
+                raise Forbidden("this account no longer exists or is disabled")
             open_contacts = await store.open_contacts_of_advisor(
                 session, advisor_id=identity.user_id
             )

@@ -35,7 +35,7 @@ from contact_center.server.contexts import (
 )
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
-from contact_center.views import api, health, pages
+from contact_center.views import admin, api, health, pages, supervisor
 from contact_center.views import auth as auth_views
 from contact_center.ws import endpoint
 
@@ -221,4 +221,6 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     endpoint.setup(app)
     api.setup(app)
+    admin.setup(app)
+    supervisor.setup(app)
     return app

@@ -318,7 +318,6 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_users_create)
     for name, what in (
-        ("disable", "disable an account and end its sessions"),
         ("enable", "enable a disabled account"),
         ("set-password", "give an account a new password and end its sessions"),
     ):
@@ -327,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "set-password":
             change.add_argument("--password-stdin", action="store_true")
         change.set_defaults(func=cmd_users_change)
+    from contact_center.server import users_cli
+
+    users_cli.add_parsers(usub)  # list, update, disable (which also ends the sessions)
 
     demo = sub.add_parser("demo", help="create the demo accounts")
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users yet")
