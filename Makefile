@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup rasa run test lint bench browser clean
+.PHONY: setup rasa run test lint bench browser promtool clean
 
 setup: $(VENV_STAMP) rasa
 
@@ -29,6 +29,11 @@ browser:
 	@test -x $(CHROMIUM) && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
+# Debian's prometheus package brings promtool, which checks and unit-tests deploy/alerts.yml.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 run: setup
 	$(BIN)/contact-center db upgrade
 	$(BIN)/contact-center demo --if-empty
@@ -39,7 +44,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup browser lint
+test: setup browser promtool lint
 	$(BIN)/pytest -q -ra
 
 bench: setup

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     guest_contacts_window_s: int = Field(default=600, ge=1, le=86400)
     #: a staff session without a request (or a WebSocket message) for this long ends
     staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
+    #: bearer token for GET /metrics; unset, /metrics answers loopback only
+    metrics_token: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -163,6 +163,8 @@ class RouterStore:
         self._script_keys: list[bytes | str] = [k.encode() for k in self.keys.script_keys()]
         self._policy_arg = policy.lua_json.encode()
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES}
+        #: Called with (script name, seconds) after each decision, e.g. to feed a histogram.
+        self.on_decision: Callable[[str, float], None] | None = None
 
     @staticmethod
     def _now(now: float | None) -> float:
@@ -170,9 +172,14 @@ class RouterStore:
         return round(float(time.time() if now is None else now), 3)
 
     async def _run(self, name: str, now: float, *args: str) -> dict[str, Any]:
-        raw = await self._scripts[name](
-            keys=self._script_keys, args=[self._policy_arg, repr(now), *args]
-        )
+        started = time.perf_counter()
+        try:
+            raw = await self._scripts[name](
+                keys=self._script_keys, args=[self._policy_arg, repr(now), *args]
+            )
+        finally:
+            if self.on_decision is not None:
+                self.on_decision(name, time.perf_counter() - started)
         data: dict[str, Any] = json.loads(raw)
         if "err" in data:
             cls = ERRORS_BY_CODE.get(data["err"], RoutingError)

@@ -20,7 +20,7 @@ from aiohttp.typedefs import Middleware
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from contact_center import appkeys
+from contact_center import appkeys, metrics
 from contact_center.config import Settings
 from contact_center.identity.auth import Handler, csrf_middleware
 from contact_center.identity.sessions import SESSION_MAX_AGE_S
@@ -35,8 +35,9 @@ from contact_center.server.contexts import (
 )
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
-from contact_center.views import admin, api, health, pages, supervisor
+from contact_center.views import admin, api, docs, health, pages, supervisor
 from contact_center.views import auth as auth_views
+from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         exc.headers["X-Request-Id"] = request_id
         raise
     finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        seconds = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.HTTP_SECONDS.labels(route).observe(seconds)
         if request.path not in ("/healthz", "/readyz"):
             access_log.info(
                 "request",
@@ -117,7 +123,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                     "method": request.method,
                     "path": request.path,
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                     "remote": request.remote,
                 },
             )
@@ -223,4 +229,6 @@ def create_app(settings: Settings) -> web.Application:
     api.setup(app)
     admin.setup(app)
     supervisor.setup(app)
+    metrics_view.setup(app)
+    docs.setup(app)
     return app

@@ -26,7 +26,7 @@ from aiohttp import web
 from chatbot import env
 from chatbot.client import RasaClient
 from chatbot.services import RasaServices, ServiceError
-from contact_center import appkeys
+from contact_center import appkeys, metrics
 from contact_center.bot.gateway import BotGateway
 from contact_center.bus import Bus
 from contact_center.config import Settings
@@ -279,7 +279,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("bot disabled (CC_BOT_ENABLED=false): customers go straight to the queue")
         yield
         return
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(trace_configs=[metrics.rasa_trace_config()]) as http:
         rasa = RasaClient(settings.rasa_url, session=http, timeout=TURN_TIMEOUT_S)
         probe = RasaClient(settings.rasa_url, session=http, timeout=PROBE_TIMEOUT_S)
         # Rasa may come up after us (containers): the gateway checks again at every session.

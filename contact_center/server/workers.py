@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,12 +25,14 @@ import time
 from collections import deque
 
 from aiohttp import web
+from prometheus_client.multiprocess import mark_process_dead
 
 from contact_center.config import Settings
 
 log = logging.getLogger(__name__)
 
 WORKER_FD_ENV = "CC_WORKER_LISTEN_FD"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RESTARTS_PER_MINUTE = 5
 
 
@@ -48,6 +51,12 @@ def supervise(settings: Settings, sock: socket.socket) -> int:
         valkey = EmbeddedValkey(settings.var_dir / "valkey")
         env["CC_REDIS_URL"] = valkey.start()
     env[WORKER_FD_ENV] = str(sock.fileno())
+    # Prometheus multiprocess mode: each worker writes its instruments to files here and any
+    # worker's /metrics sums them. Emptied first: values of an earlier run would add up.
+    metrics_dir = settings.var_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env[METRICS_DIR_ENV] = str(metrics_dir)
     # what the parent was told on its command line holds for the workers too
     env.update(
         CC_HOST=settings.host, CC_PORT=str(settings.port), CC_PUBLIC_BASE_URL=settings.public_base_url
@@ -92,6 +101,7 @@ def supervise(settings: Settings, sock: socket.socket) -> int:
                     break
                 restarts.append(now)
                 log.warning("worker %d exited with %s; restarting", index, process.returncode)
+                mark_process_dead(process.pid, str(metrics_dir))  # its live gauges go
                 workers[index] = start(index)
     finally:
         for process in workers.values():

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from contact_center import appkeys
+from contact_center.openapi import Response, operation, respond
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +38,35 @@ async def readiness(app: web.Application, limit_s: float = 2.0) -> dict[str, str
     return report
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    database: str = Field(description="`ok`, or `error: <kind>`")
+    redis: str = Field(description="`ok`, or `error: <kind>`")
+
+
+@operation(
+    "Liveness: the process is alive and its event loop answers", tag="operations",
+    responses={200: Response("Alive", Health)},
+)
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and its event loop answers."""
-    return web.json_response({"status": "ok"})
+    return respond(Health())
 
 
+@operation(
+    "Readiness: the database and Redis answer", tag="operations",
+    responses={200: Response("Ready", Readiness), 503: Response("Not ready: which one", Readiness)},
+)
 async def readyz(request: web.Request) -> web.Response:
     """The database and Redis answer; 503 names the one that does not."""
-    report = await readiness(request.app)
-    ready = all(value == "ok" for value in report.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", **report}, status=200 if ready else 503
-    )
+    report = Readiness(status="ready", **(await readiness(request.app)))
+    if report.database != "ok" or report.redis != "ok":
+        report.status = "not ready"
+    return respond(report, status=200 if report.status == "ready" else 503)
 
 
 def setup(app: web.Application) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp_jinja2
 from aiohttp import web
 
 from contact_center import appkeys
 from contact_center.db.models import Role
-from contact_center.identity.auth import csrf_token, require_role
+from contact_center.identity.auth import Handler, csrf_token, require_role
+from contact_center.openapi import Response, operation
 
 
 async def _page(request: web.Request, template: str, **extra: object) -> web.Response:
@@ -21,26 +24,42 @@ async def _page(request: web.Request, template: str, **extra: object) -> web.Res
     return aiohttp_jinja2.render_template(template, request, context)
 
 
+def _page_doc(what: str) -> Callable[[Handler], Handler]:
+    return operation(
+        what, tag="pages",
+        responses={
+            200: Response("The page", content_type="text/html"),
+            302: "Not signed in: to /login?next=…",
+            403: Response("Signed in with another role", content_type="text/plain"),
+        },
+    )
+
+
+@_page_doc("The customer's start page (a guest identity is made if there is none)")
 @require_role(Role.CUSTOMER, allow_guest=True)
 async def customer(request: web.Request) -> web.Response:
     return await _page(request, "customer.html")
 
 
+@_page_doc("The advisor console")
 @require_role(Role.ADVISOR)
 async def advisor(request: web.Request) -> web.Response:
     return await _page(request, "advisor.html")
 
 
+@_page_doc("The supervisor wall")
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def supervisor(request: web.Request) -> web.Response:
     return await _page(request, "supervisor.html")
 
 
+@_page_doc("The compliance console")
 @require_role(Role.COMPLIANCE)
 async def compliance(request: web.Request) -> web.Response:
     return await _page(request, "compliance.html")
 
 
+@_page_doc("Administration")
 @require_role(Role.ADMIN)
 async def admin(request: web.Request) -> web.Response:
     return await _page(request, "admin.html")

@@ -15,8 +15,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from contact_center import redis_keys
+from contact_center import metrics, redis_keys
 from contact_center.identity.auth import Identity
+from contact_center.protocol import Error
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Connection:
             return
         try:
             self._outbox.put_nowait(frame)
+            metrics.WS_FRAMES.labels("out").inc()
         except asyncio.QueueFull:
             self.overflowed = True
             who = self.identity.ref if self.identity else "anonymous"
@@ -131,6 +133,8 @@ class Connection:
                 transport.abort()
 
     def send(self, message: Any) -> None:
+        if isinstance(message, Error):
+            metrics.WS_ERRORS.labels(message.code).inc()
         self.deliver(message.model_dump_json())
 
     async def _write(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from contact_center import appkeys, redis_keys
+from contact_center import appkeys, metrics, redis_keys
 from contact_center.config import origin_of
 from contact_center.contacts.service import ContactService
 from contact_center.db.models import Role
@@ -29,6 +29,7 @@ from contact_center.errors import (
     to_error,
 )
 from contact_center.identity.auth import Identity, current_identity, live_identity
+from contact_center.openapi import operation
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
     Ack,
@@ -107,6 +108,7 @@ async def _hello(request: web.Request, conn: Connection) -> Identity | None:
         async with asyncio.timeout(HELLO_TIMEOUT_S):
             for _ in range(HELLO_FRAMES):
                 frame = await conn.ws.receive()
+                metrics.WS_FRAMES.labels("in").inc()
                 if frame.type is WSMsgType.BINARY:
                     conn.send(Error(code=ErrorCode.BAD_FRAME, message="frames are JSON text, not binary"))
                     continue
@@ -151,6 +153,13 @@ def check_origin(request: web.Request) -> None:
         raise web.HTTPForbidden(text="This page may not open our WebSocket (Origin not allowed).")
 
 
+@operation(
+    "The signalling WebSocket", tag="signalling",
+    description="Upgrade to a WebSocket; the first frame is `hello`. The messages are in "
+    "docs/protocol.md. A browser's `Origin` must be CC_PUBLIC_BASE_URL's or one of "
+    "CC_ALLOWED_ORIGINS.",
+    responses={101: "Switching protocols", 403: "A page of another origin opened it"},
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[appkeys.SETTINGS]
@@ -228,6 +237,7 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             break
         conn.active = True
+        metrics.WS_FRAMES.labels("in").inc()
         # Every frame a client sends counts against its rate, binary ones included.
         if not bucket.take():
             refused += 1
