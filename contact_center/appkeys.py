@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
+    from contact_center.bot.voice import VoiceBridge
     from contact_center.config import Settings
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import Identity, LoginThrottle
@@ -40,6 +41,8 @@ MEDIA: web.AppKey[MediaHub] = web.AppKey("media")
 CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
 BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
+VOICE: web.AppKey[VoiceBridge] = web.AppKey("voice")
+"""Absent without the bot or with CC_VOICE_ENABLED=false: voice customers type to the bot."""
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 
 # The WebSocket endpoint

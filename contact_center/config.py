@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=256, ge=8, le=100_000)
     customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    voice_enabled: bool = True
+    voice_models: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("voice_models", mode="before")
+    @classmethod
+    def _voice_models(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "en=/models/en,zh=/models/zh"
+            from chatbot.speech.stream import parse_models
+
+            return parse_models(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -73,13 +73,19 @@ def _mean_confidence(result: dict[str, Any]) -> float:
 
 
 class VoskRecognizer:
-    """One session's recogniser: phrase mode with a free fallback, or free only."""
+    """One session's recogniser: phrase mode with a free fallback, or free only.
+
+    In phrase mode only the grammar recogniser runs live (it also finds the utterance's end);
+    the utterance's audio is kept (at most ``max_utterance_s``) and decoded freely only when
+    the phrase result is unsure, so a session costs one decoder, not two.
+    """
 
     def __init__(self, model: Any, grammar: list[str] | None, *, rate: int = RATE,
                  max_utterance_s: float = MAX_UTTERANCE_S) -> None:
         if rate != RATE:
             raise SpeechError(f"Vosk recognisers here take {RATE} Hz PCM, not {rate} Hz: resample")
         vosk = _vosk()
+        self._model = model
         self._free = vosk.KaldiRecognizer(model, RATE)
         self._free.SetWords(True)
         self._phrase = None
@@ -88,51 +94,53 @@ class VoskRecognizer:
                 model, RATE, json.dumps([*grammar, "[unk]"], ensure_ascii=False)
             )
             self._phrase.SetWords(True)
+        self._live = self._phrase if self._phrase is not None else self._free
         self._max_bytes = int(max_utterance_s * BYTES_PER_SECOND)
+        self._audio = bytearray()  # this utterance so far (phrase mode: for the fallback)
         self._pending = 0  # bytes fed since the last final
         self._last_partial = ""
 
     def accept(self, pcm: bytes) -> list[Utterance]:
         if len(pcm) % 2:
             raise SpeechError("PCM s16 must have an even number of bytes")
-        out: list[Utterance] = []
         self._pending += len(pcm)
-        ended = self._free.AcceptWaveform(pcm)
         if self._phrase is not None:
-            # Both see the same audio; the free one's endpointing decides the utterance end.
-            self._phrase.AcceptWaveform(pcm)
+            self._audio.extend(pcm)
+        ended = self._live.AcceptWaveform(pcm)
         if ended or self._pending >= self._max_bytes:
             final = self._final(cut=not ended)
-            if final is not None:
-                out.append(final)
-            return out
-        partial = json.loads(self._free.PartialResult()).get("partial", "")
-        if self._phrase is not None:
-            partial = json.loads(self._phrase.PartialResult()).get("partial", "") or partial
+            return [final] if final is not None else []
+        partial = json.loads(self._live.PartialResult()).get("partial", "")
         if partial and partial != self._last_partial:
             self._last_partial = partial
-            out.append(Utterance(text=partial, final=False))
-        return out
+            return [Utterance(text=partial, final=False)]
+        return []
 
     def finish(self) -> Utterance | None:
         return self._final(cut=False) if self._pending else None
 
     def _final(self, *, cut: bool) -> Utterance | None:
-        free = json.loads(self._free.FinalResult())
-        phrase = json.loads(self._phrase.FinalResult()) if self._phrase is not None else None
+        result = json.loads(self._live.FinalResult())
+        audio, self._audio = bytes(self._audio), bytearray()
         self._pending, self._last_partial = 0, ""
         if cut:
             log.info("speech: utterance cut at %.0f s", self._max_bytes / BYTES_PER_SECOND)
-        if phrase is not None:
-            text = " ".join(w["word"] for w in phrase.get("result") or [] if w["word"] != "[unk]")
-            confidence = _mean_confidence(phrase)
+        if self._phrase is not None:
+            text = " ".join(w["word"] for w in result.get("result") or [] if w["word"] != "[unk]")
+            confidence = _mean_confidence(result)
             if text and confidence >= PHRASE_MIN_CONFIDENCE:
                 return Utterance(text=text, final=True, confidence=confidence, mode="phrase")
-        text = str(free.get("text") or "").strip()
+            if not text and not result.get("result"):
+                return None  # silence or noise: nothing to say
+            # Unsure: what would free recognition make of the same audio?
+            self._free.AcceptWaveform(audio)
+            result = json.loads(self._free.FinalResult())
+        text = str(result.get("text") or "").strip()
         if not text:
-            return None  # silence or noise: nothing to say
-        return Utterance(text=text, final=True, confidence=_mean_confidence(free), mode="free",
-                         sure=phrase is None and _mean_confidence(free) >= PHRASE_MIN_CONFIDENCE)
+            return None
+        confidence = _mean_confidence(result)
+        return Utterance(text=text, final=True, confidence=confidence, mode="free",
+                         sure=self._phrase is None and confidence >= PHRASE_MIN_CONFIDENCE)
 
 
 class VoskEngine:

@@ -29,6 +29,7 @@ from contact_center.server.contexts import (
     valkey_ctx,
 )
 from contact_center.server.logs import request_id_var
+from contact_center.server.voice import voice_ctx
 from contact_center.views import api, health, pages
 from contact_center.views import auth as auth_views
 from contact_center.ws import endpoint
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, bot_ctx]
     )
+    app.cleanup_ctx.append(voice_ctx)  # after the bot: it needs the gateway
 
     aiohttp_jinja2.setup(
         app,
