@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
+    from contact_center.bot.voice import VoiceBridge
     from contact_center.config import Settings
     from contact_center.contacts.leases import Leases
     from contact_center.contacts.reconcile import Reconciler
@@ -47,6 +48,8 @@ BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
 LEASES: web.AppKey[Leases] = web.AppKey("leases")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
+VOICE: web.AppKey[VoiceBridge] = web.AppKey("voice")
+"""Absent without the bot or with CC_VOICE_ENABLED=false: voice customers type to the bot."""
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 """argon2 off the event loop, bounded (sign-in is the only caller on a request)."""

@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
     #: bearer token for GET /metrics; unset, /metrics answers loopback only
     metrics_token: SecretStr | None = None
+    voice_enabled: bool = True
+    voice_models: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("voice_models", mode="before")
+    @classmethod
+    def _voice_models(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "en=/models/en,zh=/models/zh"
+            from chatbot.speech.stream import parse_models
+
+            return parse_models(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

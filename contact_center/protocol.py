@@ -289,6 +289,16 @@ class BotMessage(_Message):
     at: datetime
 
 
+class VoiceCaption(_Message):
+    """What the bot hears the customer say, live: partials, then the final utterance."""
+
+    type: Literal["voice.caption"] = "voice.caption"
+    contact_id: str
+    text: str
+    final: bool
+    confidence: float | None = None
+
+
 class OfferPush(_Message):
     type: Literal["offer"] = "offer"
     contact_id: str
@@ -343,6 +353,7 @@ ServerMessage = Annotated[
     | ChatMessage
     | ChatTypingNotice
     | BotMessage
+    | VoiceCaption
     | OfferPush
     | RtcAnswer
     | UpgradeRequest

@@ -21,7 +21,10 @@ class Calls(ContactCore):
 
     async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
         contact = await self.contact_for(identity, contact_id)
-        if contact.state != ContactState.CONNECTED:
+        # Voice and video customers talk to the bot too (bot.voice); the call goes on into
+        # the advisor's.
+        with_bot = contact.state == ContactState.BOT and set(contact.channels) & {"voice", "video"}
+        if contact.state != ContactState.CONNECTED and not with_bot:
             raise Conflict(
                 f"contact {contact_id} is {contact.state}; media starts once connected",
                 code=ErrorCode.INVALID_STATE,

@@ -255,7 +255,7 @@ class CallMedia:
             parsed.sdpMid, parsed.sdpMLineIndex = sdp_mid, sdp_mline_index
             await pc.addIceCandidate(parsed)
 
-    def subscribe(self, party: Party, kind: Kind) -> Subscription:
+    def subscribe(self, party: Party, kind: Kind, *, max_queued: int = 1) -> Subscription:
         """An independent, latest-frame-only feed of ``party``'s inbound ``kind`` (own copies).
 
         It may be taken before the track exists; frames start when it does and follow
@@ -265,7 +265,9 @@ class CallMedia:
         if self._closed:
             raise MediaStateError(f"media {self.contact_id} is closed")
         media = self._parties[party]
-        tap = Subscription(kind, copy=True, name=f"{self.contact_id}/{party}/{kind}/tap")
+        tap = Subscription(
+            kind, copy=True, name=f"{self.contact_id}/{party}/{kind}/tap", max_queued=max_queued
+        )
         tap.attach(media.current.get(kind))
         media.taps.append(tap)
         return tap

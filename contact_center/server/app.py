@@ -35,6 +35,7 @@ from contact_center.server.contexts import (
 )
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
+from contact_center.server.voice import voice_ctx
 from contact_center.views import admin, api, docs, health, pages, supervisor
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
@@ -213,7 +214,7 @@ def create_app(settings: Settings) -> web.Application:
     # as it needs the session service.
     app.cleanup_ctx.extend(
         [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, reliability_ctx,
-         bot_ctx]
+         bot_ctx, voice_ctx]  # the voice bridge after the bot: it needs the gateway
     )
 
     aiohttp_jinja2.setup(

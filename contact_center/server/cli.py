@@ -345,9 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     classify.set_defaults(func=cmd_bot_classify)
 
+    from chatbot.speech import transcribe
     from contact_center.tools import simulate
 
     simulate.add_parser(sub)
+    transcribe.add_parser(sub)
     return parser
 
 

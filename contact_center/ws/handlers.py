@@ -106,6 +106,9 @@ async def _typing(svc: ContactService, conn: Connection, msg: ChatTyping) -> Res
 async def _rtc_offer(svc: ContactService, conn: Connection, msg: RtcOffer) -> Result:
     answer = await svc.rtc_offer(_who(conn), msg.contact_id, msg.sdp)
     conn.send(RtcAnswer(contact_id=msg.contact_id, sdp=answer))
+    voice = conn.request.app.get(appkeys.VOICE)
+    if voice is not None:  # listens only while the bot has the contact
+        await voice.media_started(_who(conn), msg.contact_id)
     return Result()
 
 
