@@ -21,6 +21,10 @@ from pathlib import Path
 CACHE = Path.home() / ".cache" / "contact-center" / "vosk"
 
 
+class Unpinned(SystemExit):
+    """The archive has no pinned digest: not installed (a warning, not a failure)."""
+
+
 @dataclass(frozen=True)
 class ModelArchive:
     language: str
@@ -64,7 +68,7 @@ def install(model: ModelArchive, into: Path = CACHE) -> Path:
             shutil.copyfileobj(resp, out)
         digest = _sha256(archive)
         if model.sha256 is None:
-            raise SystemExit(f"{model.name}: no pinned SHA-256, refusing it (downloaded: {digest})")
+            raise Unpinned(f"{model.name}: no pinned SHA-256, not installed (downloaded: {digest})")
         if digest != model.sha256 or (model.size is not None and archive.stat().st_size != model.size):
             raise SystemExit(f"{model.name}: checksum mismatch ({digest}), refusing it")
         with zipfile.ZipFile(archive) as z:
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     for language in args.languages:
         try:
             installed.append(f"{language}={install(MODELS[language])}")
+        except Unpinned as exc:
+            print(f"{language}: warning: {exc}", file=sys.stderr)
         except (SystemExit, OSError) as exc:
             print(f"{language}: {exc}", file=sys.stderr)
             failed += 1

@@ -90,8 +90,10 @@ class VoskRecognizer:
         self._free.SetWords(True)
         self._phrase = None
         if grammar:
+            # "[unk]" lets the grammar say "none of these"; not every model has it.
+            unk = ["[unk]"] if model.vosk_model_find_word("[unk]") >= 0 else []
             self._phrase = vosk.KaldiRecognizer(
-                model, RATE, json.dumps([*grammar, "[unk]"], ensure_ascii=False)
+                model, RATE, json.dumps([*grammar, *unk], ensure_ascii=False)
             )
             self._phrase.SetWords(True)
         self._live = self._phrase if self._phrase is not None else self._free

@@ -31,12 +31,13 @@ from contact_center import appkeys
 from contact_center.bot.voice import NO_VOICE_INPUT
 from contact_center.config import Settings
 from contact_center.db.engine import transaction
-from contact_center.db.models import ContactEvent
+from contact_center.db.models import ContactEvent, Role
 from contact_center.media.ice import IceSettings
 from contact_center.server.app import create_app
-from contact_center.tools.synthetic import LoopbackPeer
+from contact_center.tools.synthetic import LoopbackPeer, SyntheticPeer
 from contact_center.tools.wsclient import SignallingClient
 from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401  (session fixtures)
+from tests.helpers import PASSWORD, make_user
 from tests.voice.conftest import KO_PHRASES
 
 RATE = 48000
@@ -246,3 +247,51 @@ async def test_a_queued_voice_contact_still_waits_for_an_advisor_for_media(
         await peer.close()
         await customer.close()
         await srv.close()
+
+
+@pytest.mark.rasa
+@pytest.mark.slow
+async def test_after_the_handoff_the_customer_hears_the_advisor(
+    voice_server: TestServer, ice: IceSettings, fast_settings: Settings
+) -> None:
+    user = await make_user(fast_settings, Role.ADVISOR, languages=["en"],
+                           skills={"general": 3, "cards": 3})
+    advisor = SignallingClient(str(voice_server.make_url("")))
+    await advisor.login(user.username, PASSWORD)
+    await advisor.connect()
+    await advisor.request("agent.status", status="available")
+    customer = SignallingClient(str(voice_server.make_url("")))
+    await customer.as_guest()
+    await customer.connect()
+    peer = VoiceCustomer(ice)
+    advisor_peer = SyntheticPeer(ice, video=False, name="advisor")
+    try:
+        started = await customer.request("session.start", channels=["voice"], language="en")
+        contact_id = started["contact_id"]
+        await customer.wait_for("chat.message", contact_id=contact_id, sender="bot", timeout=30)
+        await customer.request("rtc.offer", contact_id=contact_id, sdp=await peer.offer())
+        await peer.accept_answer((await customer.wait_for("rtc.answer", contact_id=contact_id))["sdp"])
+        async with asyncio.timeout(30):
+            while contact_id not in voice_server.app[appkeys.VOICE].sessions:
+                await asyncio.sleep(0.05)
+        voice = voice_server.app[appkeys.VOICE].sessions[contact_id]
+        await customer.request("chat.send", contact_id=contact_id, text="I want to talk to a person")
+        await advisor.wait_for("offer", contact_id=contact_id, timeout=30)
+        await advisor.request("offer.accept", contact_id=contact_id)
+        await customer.wait_for("session.state", contact_id=contact_id, state="connected",
+                                timeout=30)
+        assert voice.task is not None
+        async with asyncio.timeout(20):  # the bridge lets go and puts the relay back
+            await asyncio.shield(voice.task)
+        await advisor.request("rtc.offer", contact_id=contact_id, sdp=await advisor_peer.offer())
+        await advisor_peer.accept_answer(
+            (await advisor.wait_for("rtc.answer", contact_id=contact_id))["sdp"])
+        peer.loud.clear()
+        async with asyncio.timeout(20):  # the advisor's tone reaches the customer
+            while peer.loud_seconds() < 1.0:
+                await asyncio.sleep(0.1)
+    finally:
+        await advisor_peer.close()
+        await peer.close()
+        await customer.close()
+        await advisor.close()
