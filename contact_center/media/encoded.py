@@ -69,6 +69,11 @@ class EncodedTap:
             source.taps.add(self)
             source.request_keyframe(force=True)
 
+    def request_keyframe(self) -> None:
+        """Ask the sender for a keyframe (a recorder resuming after a pause needs one)."""
+        if self._source is not None:
+            self._source.request_keyframe(force=True)
+
     def _push(self, frame: EncodedFrame) -> None:
         """Called by the source, on the event loop, for every frame."""
         if self._stopped:
