@@ -42,3 +42,17 @@ def ws_token(token: str) -> str:
 
 #: Hash: server instance id -> the WebSocket URL where the media of its contacts is negotiated.
 INSTANCES = "cc:instances"
+
+
+#: Stream: supervisor alarms (recorder failures...), newest last; see ``contacts.alarms``.
+ALARMS = "cc:alarms"
+
+
+def timeline(contact_id: str) -> str:
+    """Stream: a contact's timeline events, in the one order its ``timeline.jsonl`` keeps."""
+    return f"cc:timeline:{contact_id}"
+
+
+def recording_pause(contact_id: str) -> str:
+    """String (JSON, expires with the pause limit): the open pause of a contact's recording."""
+    return f"cc:rec-pause:{contact_id}"

@@ -66,9 +66,11 @@ class CallRecorder:
     ``write``): a file that cannot be created or written is never a silent gap. It is awaited
     by the recording task, so a ``media_close`` is reported before ``wait()`` returns.
 
-    ``pause()`` stops writing media (frames are read and dropped, counted in ``paused_frames``)
-    until ``resume()``; video then restarts at a keyframe, asked of the sender. The file's
-    timestamps keep the sender's clock, so the gap has its real length on replay.
+    ``pause()`` stops writing media until ``resume()``; video then restarts at a keyframe,
+    asked of the sender. A tap that can ``pause()`` itself drops frames as they *arrive* (so a
+    recorder running late writes nothing received during the pause and loses nothing from
+    before it); from any other, frames are dropped as they are read. ``paused_frames`` counts
+    both. The file's timestamps keep the sender's clock, so the gap has its real length.
     """
 
     def __init__(
@@ -83,7 +85,7 @@ class CallRecorder:
         self.contact_id = contact_id
         self.files: list[Path] = []
         self.writers: list[TrackWriter] = []
-        self.paused_frames = 0
+        self._dropped_paused = 0
         self.failures: list[dict[str, Any]] = []
         self._on_event = on_event
         self._paused = paused
@@ -95,9 +97,17 @@ class CallRecorder:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def paused_frames(self) -> int:
+        """Frames not written because the recording was paused."""
+        return self._dropped_paused + sum(int(getattr(t, "paused", 0)) for t in self._taps)
+
     def pause(self) -> None:
         """Stop writing media frames (idempotent)."""
         self._paused = True
+        for tap in self._taps:
+            if _pausable(tap):
+                tap.pause()  # type: ignore[attr-defined]
 
     def resume(self) -> None:
         """Write media frames again; video waits for a keyframe (idempotent)."""
@@ -108,6 +118,8 @@ class CallRecorder:
             if writer.kind == "video":
                 writer.need_keyframe()
         for tap in self._taps:
+            if _pausable(tap):
+                tap.resume()  # type: ignore[attr-defined]
             request = getattr(tap, "request_keyframe", None)
             if callable(request):
                 request()
@@ -115,6 +127,8 @@ class CallRecorder:
     def record(self, party: str, kind: str, tap: FrameSource) -> None:
         """Write every track ``tap`` delivers until it ends (the call closes)."""
         self._taps.append(tap)
+        if self._paused and _pausable(tap):
+            tap.pause()  # type: ignore[attr-defined]
         task = asyncio.create_task(
             self._run(party, kind, tap), name=f"record {self.contact_id}/{party}/{kind}"
         )
@@ -153,10 +167,11 @@ class CallRecorder:
         track_id = ""  # the track ``writer`` records
         refused: str | None = None  # a track that cannot be recorded (codec, disk)
         reported: TrackWriter | None = None  # the writer whose error was reported
+        pausable = _pausable(tap)
         try:
             async for frame in tap:
-                if self._paused:
-                    self.paused_frames += 1
+                if self._paused and not pausable:
+                    self._dropped_paused += 1
                     continue
                 if writer is not None and track_id != frame.track_id:
                     await self._close(party, kind, writer, reported is writer)
@@ -250,3 +265,7 @@ class CallRecorder:
             duration_s=round(writer.duration, 3),
             error=f"{type(error).__name__}: {error}" if error else None,
         )
+
+
+def _pausable(tap: object) -> bool:
+    return callable(getattr(tap, "pause", None)) and callable(getattr(tap, "resume", None))

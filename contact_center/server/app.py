@@ -24,6 +24,7 @@ from contact_center.server.contexts import (
     contacts_ctx,
     database_ctx,
     rasa_ctx,
+    recordings_ctx,
     redis_ctx,
     throttle_ctx,
     valkey_ctx,
@@ -98,7 +99,16 @@ def create_app(settings: Settings) -> web.Application:
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.
     app.cleanup_ctx.extend(
-        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, bot_ctx]
+        [
+            rasa_ctx,
+            database_ctx,
+            valkey_ctx,
+            redis_ctx,
+            throttle_ctx,
+            contacts_ctx,
+            recordings_ctx,
+            bot_ctx,
+        ]
     )
 
     aiohttp_jinja2.setup(

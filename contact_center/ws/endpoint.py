@@ -38,6 +38,7 @@ from contact_center.protocol import (
 from contact_center.ws import tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
 from contact_center.ws.handlers import HANDLERS
+from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,8 @@ async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
         conn.send(Ack(ref=message.id, data=result.model_dump(mode="json")))
     except Exception as exc:  # one bad request must not end the connection or the server
         if not is_client_caused(exc):
-            log.exception("handling %s", raw[:200])
+            # Masked before it is cut: a chat line may hold a card number.
+            log.exception("handling %s", mask_card_numbers(raw)[:200])
         code, text = to_error(exc)
         conn.send(Error(ref=ref, code=code, message=text))
 
