@@ -99,3 +99,16 @@ SUPERVISOR_HISTORY = "cc:sup:history"
 def supervisor_sample_lock(bucket: int) -> str:
     """String: held by the instance that takes the history sample of one time bucket."""
     return f"cc:sup:sample:{bucket}"
+
+#: Stream: supervisor alarms (recorder failures...), newest last; see ``contacts.alarms``.
+ALARMS = "cc:alarms"
+
+
+def timeline(contact_id: str) -> str:
+    """Stream: a contact's timeline events, in the one order its ``timeline.jsonl`` keeps."""
+    return f"cc:timeline:{contact_id}"
+
+
+def recording_pause(contact_id: str) -> str:
+    """String (JSON, expires with the pause limit): the open pause of a contact's recording."""
+    return f"cc:rec-pause:{contact_id}"

@@ -40,7 +40,7 @@ class Presence(ContactCore):
         contact_id = str(found)
         if not contact_id:
             raise NotFound("this resume token is unknown or expired", code=ErrorCode.RESUME_EXPIRED)
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             contact = await store.get_contact(session, contact_id=contact_id)
             if contact is None:
                 raise NotFound("this resume token is unknown or expired", code=ErrorCode.RESUME_EXPIRED)

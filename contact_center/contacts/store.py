@@ -19,6 +19,10 @@ from contact_center.contacts.states import (
     check_transition,
 )
 from contact_center.db.models import ChatMessage, Contact, ContactEvent, utcnow
+from recordings.redact import mask_fields
+
+#: ``session.info`` key: the events added in a transaction, for the timeline once committed.
+TIMELINE_EVENTS = "timeline_events"
 
 
 async def get_contact(session: AsyncSession, *, contact_id: str) -> Contact | None:
@@ -35,16 +39,19 @@ async def add_event(
     to_state: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> ContactEvent:
+    """Add an event row (its data with card numbers masked); ``ContactCore.tx`` sends it to the
+    contact's timeline once the transaction is committed."""
     event = ContactEvent(
         contact_id=contact_id,
         actor=actor,
         kind=kind,
         from_state=from_state,
         to_state=to_state,
-        data=data or {},
+        data=mask_fields(data or {}),
     )
     session.add(event)
     await session.flush()
+    session.info.setdefault(TIMELINE_EVENTS, []).append(event)
     return event
 
 

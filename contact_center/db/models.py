@@ -84,6 +84,12 @@ class Contact(SQLModel, table=True):
     instance: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     ended_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    recording_status: str | None = Field(default=None, max_length=16)
+    """``recording`` while its instance writes it, then ``complete`` or ``incomplete``."""
+    recording_failed: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
+    """A recorder could not start or write (the timeline and the alarms say what)."""
 
 
 class ContactEvent(SQLModel, table=True):

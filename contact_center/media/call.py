@@ -43,7 +43,7 @@ from contact_center.media.relay import (
     check_aiortc,
     install_sender_hooks,
 )
-from recordings.recorder import CallRecorder
+from recordings.recorder import CallRecorder, RecorderEvent
 
 logger = logging.getLogger(__name__)
 
@@ -297,15 +297,25 @@ class CallMedia:
         media.encoded_taps.append(tap)
         return tap
 
-    def start_recording(self, directory: Path) -> list[Path]:
+    def start_recording(
+        self,
+        directory: Path,
+        *,
+        on_event: RecorderEvent | None = None,
+        paused: bool = False,
+    ) -> list[Path]:
         """Record every inbound track of both parties into ``directory``, until ``close()``.
 
-        One file per inbound track, written as received (no decoding): see ``recording.py``.
+        One file per inbound track, written as received (no decoding): see
+        ``recordings.recorder``, which reports each file opened and closed and each failure to
+        ``on_event``; ``paused`` starts it paused (``recorder.pause()``/``resume()``).
         Returns the recorder's list of files, which grows as tracks send their first frames.
         """
         if self._recorder is not None:
             raise MediaStateError(f"media {self.contact_id} is already recording")
-        recorder = CallRecorder(directory, contact_id=self.contact_id)
+        recorder = CallRecorder(
+            directory, contact_id=self.contact_id, on_event=on_event, paused=paused
+        )
         taps = [(p, k, self.subscribe_encoded(p, k)) for p in PARTIES for k in KINDS]
         self._recorder = recorder
         for party, kind, tap in taps:

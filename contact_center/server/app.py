@@ -29,6 +29,7 @@ from contact_center.server.contexts import (
     contacts_ctx,
     database_ctx,
     rasa_ctx,
+    recordings_ctx,
     redis_ctx,
     throttle_ctx,
     valkey_ctx,
@@ -213,8 +214,18 @@ def create_app(settings: Settings) -> web.Application:
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.
     app.cleanup_ctx.extend(
-        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, reliability_ctx,
-         bot_ctx, voice_ctx]  # the voice bridge after the bot: it needs the gateway
+        [
+            rasa_ctx,
+            database_ctx,
+            valkey_ctx,
+            redis_ctx,
+            throttle_ctx,
+            contacts_ctx,
+            recordings_ctx,
+            reliability_ctx,
+            bot_ctx,
+            voice_ctx,  # the voice bridge after the bot: it needs the gateway
+        ]
     )
 
     aiohttp_jinja2.setup(

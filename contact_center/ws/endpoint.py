@@ -42,6 +42,7 @@ from contact_center.protocol import (
 from contact_center.ws import frames, idempotency, sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
 from contact_center.ws.handlers import HANDLERS
+from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,8 @@ async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
             )
     except Exception as exc:  # a bad frame must not end the connection or the server
         if not is_client_caused(exc):
-            log.exception("handling %s", raw[:200])
+            # Masked before it is cut: a chat line may hold a card number.
+            log.exception("handling %s", mask_card_numbers(raw)[:200])
         code, text = to_error(exc)
         conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
         return
