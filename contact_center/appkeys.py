@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
+    from contact_center.compliance.access import ComplianceAccess
     from contact_center.config import Settings
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import Identity, LoginThrottle
@@ -41,6 +42,8 @@ CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
 BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+COMPLIANCE: web.AppKey[ComplianceAccess] = web.AppKey("compliance")
+COMPLIANCE_GRANT_KEY: web.AppKey[bytes] = web.AppKey("compliance_grant_key")
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")

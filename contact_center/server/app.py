@@ -29,7 +29,7 @@ from contact_center.server.contexts import (
     valkey_ctx,
 )
 from contact_center.server.logs import request_id_var
-from contact_center.views import api, health, pages
+from contact_center.views import api, compliance, health, pages
 from contact_center.views import auth as auth_views
 from contact_center.ws import endpoint
 
@@ -112,4 +112,5 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     endpoint.setup(app)
     api.setup(app)
+    compliance.setup(app)
     return app
