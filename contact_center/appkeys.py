@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
     from contact_center.bot.voice import VoiceBridge
+    from contact_center.compliance.access import ComplianceAccess
     from contact_center.config import Settings
     from contact_center.contacts.leases import Leases
     from contact_center.contacts.reconcile import Reconciler
@@ -58,6 +59,8 @@ GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
 SUPERVISOR_FEED: web.AppKey[SupervisorFeed] = web.AppKey("supervisor_feed")
+COMPLIANCE: web.AppKey[ComplianceAccess] = web.AppKey("compliance")
+COMPLIANCE_GRANT_KEY: web.AppKey[bytes] = web.AppKey("compliance_grant_key")
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")

@@ -37,7 +37,7 @@ from contact_center.server.contexts import (
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
 from contact_center.server.voice import voice_ctx
-from contact_center.views import admin, api, docs, health, pages, supervisor
+from contact_center.views import admin, api, compliance, docs, health, pages, supervisor
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
@@ -243,4 +243,5 @@ def create_app(settings: Settings) -> web.Application:
     supervisor.setup(app)
     metrics_view.setup(app)
     docs.setup(app)
+    compliance.setup(app)
     return app
