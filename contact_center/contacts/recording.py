@@ -15,7 +15,11 @@ its open contacts (``run``). So each line's ``seq`` follows the stream, and the 
 ``sid`` (the stream id as ``[milliseconds, sequence]``: numbers, which the card-number masking
 leaves alone), ``instance`` (who handled the event) and ``t`` (that instance's time of the
 event). An event is appended before anyone is told of it (the bus), so what a party
-did in answer to an event is always after it in the timeline.
+did in answer to an event is always after it in the timeline. A reader needs no sorting: the
+file's order is ``seq``'s is the stream's (``t`` may step back a little from one line to the
+next: two instances' clocks, or an event timed just before a slow append). Should the owner
+die, what it had not copied stays in the stream (a week), and the next start on its machine
+copies it before sealing the recording ``incomplete`` (``sweep``).
 
 The owner also acts on what it copies: a ``pause``/``resume`` line pauses or resumes its
 recorder (the request may have come to another instance), leaving ``connected`` closes the
@@ -299,7 +303,7 @@ class Recordings:
                 if recording.writer is not None and not recording.timeline_failed:
                     try:
                         await asyncio.to_thread(_write, recording.writer, entries)
-                    except (OSError, ValueError) as error:
+                    except (OSError, ValueError) as error:  # a disk that fails, a writer closed
                         recording.timeline_failed = True
                         failed = error
                 recording.last_sid = entries[-1].sid
@@ -538,10 +542,13 @@ class Recordings:
 
     async def sweep(self) -> list[str]:
         """Seal, as ``incomplete``, every unsealed directory that no live process claims:
-        its instance died (or stopped) before sealing it. Returns the contacts sealed."""
+        its instance died (or stopped) before sealing it; and chain a manifest its instance
+        wrote without getting to the ledger entry. Returns the contacts sealed or chained."""
+        from contact_center.contacts.sealing import chain_unchained
+
         if self.root is None:
             return []
-        sealed: list[str] = []
+        sealed: list[str] = await chain_unchained(self)
         claims = await asyncio.to_thread(lambda: list(unsealed(self.root)))  # type: ignore[arg-type]
         for claim in claims:
             contact_id = claim.contact_id
@@ -646,10 +653,23 @@ class Recordings:
 
 
 def _write(writer: TimelineWriter, entries: list[Entry]) -> None:
+    """Append entries in order; an entry the timeline refuses (a bad kind, a value JSON cannot
+    hold) becomes a line saying so, in its place: one bad event does not stop the timeline."""
     for entry in entries:
-        writer.append(
-            entry.kind, at=entry.at, sid=sid_pair(entry.sid), instance=entry.instance, **entry.fields
-        )
+        sid = sid_pair(entry.sid)
+        try:
+            writer.append(entry.kind, at=entry.at, sid=sid, instance=entry.instance, **entry.fields)
+        except ValueError as error:
+            if writer.closed:
+                raise
+            writer.append(
+                "unwritable_event",
+                at=entry.at,
+                sid=sid,
+                instance=entry.instance,
+                original_kind=str(entry.kind)[:64],
+                error=str(error)[:500],
+            )
 
 
 def sid_pair(sid: str) -> list[int]:

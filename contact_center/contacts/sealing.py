@@ -17,6 +17,7 @@ sealed but not uploaded is queued again (``Uploader.resume_pending``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from contact_center.db.models import Contact, User
 from recordings import ledger
 from recordings.claim import Claim, ClaimHeld
 from recordings.ledger import LedgerEntry
-from recordings.manifest import MANIFEST, TIMELINE
+from recordings.manifest import MANIFEST, TIMELINE, read_manifest
 from recordings.seal import SealResult, seal_contact
 from recordings.storage import Storage
 from recordings.timeline import pauses_of, read_timeline
@@ -155,6 +156,53 @@ async def seal(
     return result
 
 
+async def chain_unchained(recordings: Recordings) -> list[str]:
+    """Ledger entries for manifests that have none: their instance died (or was stopped)
+    between writing ``manifest.json`` and appending its seal entry. The manifest is as it was
+    written (its hash is what the entry records); the entry says when it was found."""
+    root = recordings.root
+    if root is None or not root.is_dir():
+        return []
+    chained = {e.contact_id for e in await ledger.entries(recordings.db, kind="seal")}
+    found: list[str] = []
+    for directory in sorted(root.iterdir()):
+        if directory.name.startswith(".") or directory.name in chained:
+            continue
+        if not (directory / MANIFEST).is_file():
+            continue
+        try:
+            claim = await asyncio.to_thread(Claim.take, root, directory.name)
+        except ClaimHeld:
+            continue  # its live process is appending it now
+        try:
+            data = await asyncio.to_thread((directory / MANIFEST).read_bytes)
+            manifest = read_manifest(data)
+            names = [f["name"] for f in manifest["files"]] + [MANIFEST]
+            at = datetime.now(UTC)
+            entry = await ledger.append_seal(
+                recordings.db,
+                contact_id=directory.name,
+                manifest_hash=hashlib.sha256(data).hexdigest(),
+                status=str(manifest.get("status", "incomplete")),
+                locations={name: f"local:{directory.name}/{name}" for name in names},
+                retain_until=recordings.policy.retain_until(
+                    at, (manifest.get("metadata") or {}).get("topic")
+                ),
+                sealed_at=at,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.error("manifest of %s without a ledger entry, unreadable: %s", directory.name, error)
+            claim.release()
+            continue
+        log.warning("manifest of %s had no ledger entry: appended (seq %d)", directory.name, entry.seq)
+        found.append(directory.name)
+        if recordings.uploader is not None:
+            recordings.uploader.submit(directory.name, directory, entry, claim)
+        else:
+            claim.release()
+    return found
+
+
 @dataclass
 class _Upload:
     contact_id: str
@@ -228,6 +276,12 @@ class Uploader:
     async def join(self) -> None:
         """Wait until everything queued is uploaded (or given up)."""
         await self._queue.join()
+
+    def close(self) -> None:
+        """Let go of what is still queued (the next start uploads it: ``resume_pending``)."""
+        while not self._queue.empty():
+            self._queue.get_nowait().claim.release()
+            self._queue.task_done()
 
     async def _upload(self, item: _Upload) -> None:
         for attempt in range(1, self.attempts + 1):

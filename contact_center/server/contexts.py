@@ -301,6 +301,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(recordings.run(), name="timelines"),
         asyncio.create_task(_sweep(recordings), name="recordings-sweep"),
     ]
+    uploader: Uploader | None = None
     if storage is not None and recordings.enabled:
         uploader = Uploader(
             recordings,
@@ -318,6 +319,8 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
         recordings.uploader = None  # seals from now on (shutdown) are uploaded at the next start
         for task in tasks:
             task.cancel()
+        if uploader is not None:
+            uploader.close()
         _, stuck = await asyncio.wait(tasks, timeout=10)
         for task in stuck:
             log.error("task %s did not stop within 10 s of being cancelled", task.get_name())

@@ -39,10 +39,19 @@ from contact_center.tools.synthetic import SyntheticPeer
 from contact_center.tools.wsclient import RequestFailed, SignallingClient
 from recordings import ledger
 from recordings.ledger import LedgerEntry
-from recordings.manifest import MANIFEST, TIMELINE, hash_file, manifest_hash, read_manifest
+from recordings.manifest import (
+    MANIFEST,
+    TIMELINE,
+    build_manifest,
+    hash_file,
+    manifest_hash,
+    read_manifest,
+    write_manifest,
+)
 from recordings.storage import LocalStorage
 from recordings.timeline import TimelineWriter, read_timeline
 from recordings.verify import verify
+from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401
 from tests.helpers import PASSWORD, ROOT, cli_env, free_port, make_user, run_cli, wait_ready
 from tests.recordings.sealing import record_contact
 
@@ -653,7 +662,7 @@ async def test_a_contact_handled_by_two_instances_has_one_timeline_where_its_med
 # ---------------------------------------------------------------- after a crash
 
 
-async def test_at_start_an_unsealed_recording_of_a_dead_instance_is_sealed_incomplete(
+async def test_at_start_what_a_dead_instance_left_unsealed_or_unchained_is_sealed(
     fast_settings: Settings, redis_client
 ) -> None:
     root = fast_settings.recordings_dir
@@ -678,11 +687,20 @@ async def test_at_start_an_unsealed_recording_of_a_dead_instance_is_sealed_incom
         redis_keys.timeline(contact.id),
         {"k": "chat", "t": "2026-12-02T10:00:01.000Z", "i": "other", "f": json.dumps({"text": "still there?"})},
     )
+    # and a manifest written by an instance that died before appending its ledger entry
+    unchained = record_contact(root / "unchained1", timeline=False)
+    write_manifest(unchained, build_manifest(
+        unchained, metadata={"topic": "cards"}, pauses=[], previous_hash=None, status="complete"
+    ))
     server = await _instance(fast_settings)
     try:
         entry = await sealed(server.app, contact.id)
+        chained = await sealed(server.app, "unchained1")
     finally:
         await server.close()
+    assert chained.status == "complete" and chained.manifest_hash == hash_file(unchained / MANIFEST)[0]
+    report = await verify(server.app[appkeys.DB], LocalStorage(root), contact_id="unchained1")
+    assert report.ok, report.problems
     assert entry.status == "incomplete"
     lines = read_timeline(directory)
     # the torn line stays as found (ended, reported), then the writer carries on
@@ -792,3 +810,213 @@ def test_a_server_killed_mid_call_seals_it_incomplete_at_restart_and_the_files_p
         assert frames >= (20 if "video" in path.name else 50), (path.name, frames)
         described = next(f for f in manifest["files"] if f["name"] == path.name)
         assert described["duration_s"] and described["duration_s"] > 1.0, described
+
+
+# ---------------------------------------------------------------- upload to S3 (Object Lock)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():  # type: ignore[no-untyped-def]
+    """moto's S3 server (Object Lock included) in a thread of this process, on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+async def test_sealed_recordings_are_uploaded_in_the_background_with_retries_and_object_lock(
+    fast_settings: Settings, redis_client, s3_endpoint: str, caplog
+) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from pydantic import SecretStr
+
+    from recordings.storage import S3Settings, S3Storage
+
+    bucket = f"rec-{uuid.uuid4().hex[:12]}"
+    settings = fast_settings.model_copy(
+        update={
+            "recordings_url": f"s3://{bucket}/calls",
+            "recordings_s3_endpoint": s3_endpoint,
+            "recordings_s3_access_key": "testing",
+            "recordings_s3_secret_key": SecretStr("testing"),
+            "recordings_upload_backoff_s": 0.3,
+            "recordings_retention_topics": "cards=10y",
+        }
+    )
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    caplog.set_level(logging.WARNING, logger="contact_center.contacts.sealing")
+    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await server.start_server()
+    try:
+        user = await make_user(settings, "advisor", languages=["en"], skills={"cards": 3})
+        agent, customer = SignallingClient(str(server.make_url(""))), SignallingClient(str(server.make_url("")))
+        await agent.login(user.username, PASSWORD)
+        await agent.connect()
+        await agent.request("agent.status", status="available")
+        await customer.as_guest()
+        await customer.connect()
+        contact_id = (await customer.request("session.start", channels=["text"], language="en", topic="cards", skip_bot=True))["contact_id"]
+        await agent.wait_for("offer", contact_id=contact_id)
+        await agent.request("offer.accept", contact_id=contact_id)
+        await customer.request("chat.send", contact_id=contact_id, text="hello")
+        await agent.request("session.end", contact_id=contact_id)
+        await agent.request("wrapup.done", contact_id=contact_id)
+        entry = await sealed(server.app, contact_id)
+        # the bucket does not exist yet: the upload fails, and is tried again once it does
+        async with asyncio.timeout(20):
+            while not any("upload of" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.05)
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        async with asyncio.timeout(30):
+            while not all(str(v).startswith("s3://") for v in entry.locations.values()):
+                await asyncio.sleep(0.1)
+                (entry,) = [e for e in await ledger.entries(server.app[appkeys.DB], contact_id=contact_id)]
+        for client in (customer, agent):
+            await client.close()
+    finally:
+        await server.close()
+    directory = settings.recordings_dir / contact_id  # type: ignore[operator]
+    assert not directory.exists(), "the local copy is removed once uploaded"
+    names = {MANIFEST, TIMELINE}
+    assert entry.locations == {n: f"s3://{bucket}/calls/{contact_id}/{n}" for n in names}
+    storage = S3Storage(S3Settings(bucket=bucket, prefix="calls", endpoint_url=s3_endpoint,
+                                   access_key="testing", secret_key="testing"))
+    assert entry.retain_until is not None
+    assert entry.retain_until > datetime.now(UTC) + timedelta(days=365 * 9)  # the topic's 10 y
+    for name in names:
+        mode, until = storage.retention(contact_id, name) or ("", None)
+        assert mode == "COMPLIANCE" and until is not None and until >= entry.retain_until
+    report = await verify(server.app[appkeys.DB], storage, contact_id=contact_id)
+    assert report.ok and report.files == 1, report.problems  # the timeline (and the manifest)
+
+
+# ---------------------------------------------------------------- bot turns (a real Rasa)
+
+
+@pytest.mark.rasa
+async def test_bot_turns_are_in_the_timeline_with_intent_and_no_card_number(
+    rasa_services, fast_settings: Settings, redis_client  # noqa: F811
+) -> None:
+    settings = fast_settings.model_copy(update={"bot_enabled": True, "rasa_url": rasa_services.url})
+    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await server.start_server()
+    customer = SignallingClient(str(server.make_url("")))
+    try:
+        await customer.as_guest()
+        await customer.connect()
+        started = await customer.request("session.start", channels=["text"], language="en", topic="cards")
+        contact_id = started["contact_id"]
+        assert started["state"] == "bot"
+        await customer.wait_for("chat.message", contact_id=contact_id, sender="bot", timeout=30)  # greeting
+        await customer.request("chat.send", contact_id=contact_id, text="what time do you open?")
+        hours = await customer.wait_for("chat.message", contact_id=contact_id, sender="bot", timeout=30)
+        await customer.request("chat.send", contact_id=contact_id, text=f"my card {CARD} was stolen")
+        await customer.wait_for("session.state", contact_id=contact_id, state="queued", reason="handoff", timeout=30)
+        await customer.request("session.end", contact_id=contact_id)
+        await sealed(server.app, contact_id)
+    finally:
+        await customer.close()
+        await server.close()
+    directory = settings.recordings_dir / contact_id  # type: ignore[operator]
+    lines = timeline(directory)
+    turns = [e for e in lines if e["kind"] == "bot"]
+    assert [t["customer_text"] for t in turns] == ["what time do you open?", f"my card {MASKED} was stolen"]
+    assert turns[0]["intent"] == "ask_opening_hours" and turns[0]["confidence"] > 0.5
+    assert turns[0]["language"] == "en" and turns[0]["replies"] == [hours["text"]]
+    assert turns[0]["handoff"] is None
+    assert turns[1]["intent"] == "report_lost_card" and turns[1]["handoff"]["intent"] == "report_lost_card"
+    assert turns[1]["handoff"]["skills"] == {"cards": 1}
+    assert_no_card((directory / TIMELINE).read_text(encoding="utf-8"), "the timeline")
+    handoff = next(e for e in lines if e.get("event") == "handoff")
+    assert handoff["actor"] == "bot" and handoff["to"] == "queued"
+    manifest = manifest_of(directory)
+    assert manifest["metadata"]["intent"] == "report_lost_card"
+    assert_no_card((directory / MANIFEST).read_text(encoding="utf-8"), "the manifest")
+
+
+# ---------------------------------------------------------------- the command line, settings
+
+
+async def test_contact_center_recordings_commands_use_the_apps_database_and_store(
+    server: TestServer, clients, advisor_factory, tmp_path: Path
+) -> None:
+    customer, agent, contact_id, _ = await connect(clients, advisor_factory)
+    await customer.request("chat.send", contact_id=contact_id, text="hello")
+    await agent.request("session.end", contact_id=contact_id)
+    await agent.request("wrapup.done", contact_id=contact_id)
+    await sealed(server.app, contact_id)
+    settings = server.app[appkeys.SETTINGS]
+    env = cli_env(
+        CC_VAR_DIR=str(settings.var_dir), CC_DATABASE_URL=settings.database_url, CC_LOG_JSON="false"
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("recordings", *args, env=env)
+
+    ok = await asyncio.to_thread(cli, "verify", "--contact", contact_id)
+    assert ok.returncode == 0 and "OK:" in ok.stdout, ok.stdout + ok.stderr
+    held = await asyncio.to_thread(cli, "hold", contact_id, "--reason", "complaint under review", "--actor", "carol")
+    assert held.returncode == 0, held.stderr
+    assert (await ledger.entries(server.app[appkeys.DB], contact_id=contact_id))[0].held
+    short = await asyncio.to_thread(cli, "unhold", contact_id, "--reason", "no", "--actor", "carol")
+    assert short.returncode == 2 and "reason" in short.stderr
+    dry = await asyncio.to_thread(cli, "purge", "--dry-run")
+    assert dry.returncode == 0 and contact_id not in dry.stdout  # 7 years from now
+    out = tmp_path / "export.zip"
+    exported = await asyncio.to_thread(cli, "export", "--contact", contact_id, "--out", str(out))
+    assert exported.returncode == 0 and out.exists(), exported.stdout + exported.stderr
+    timeline_path = settings.recordings_dir / contact_id / TIMELINE
+    data = bytearray(timeline_path.read_bytes())
+    data[10] ^= 1
+    timeline_path.write_bytes(bytes(data))
+    tampered = await asyncio.to_thread(cli, "verify", "--contact", contact_id)
+    assert tampered.returncode == 1 and f"contact {contact_id} file {TIMELINE}" in tampered.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CC_RECORDINGS_RETENTION", "3m", "below the minimum of 6 months"),
+        ("CC_RECORDINGS_RETENTION_TOPICS", "complaints=10y,sales=90d", "below the minimum of 6 months"),
+        ("CC_RECORDINGS_URL", "https://bucket", "not an s3:// URL"),
+        ("CC_RECORDING_PAUSE_LIMIT_S", "0", "CC_RECORDING_PAUSE_LIMIT_S"),
+    ],
+)
+def test_recording_settings_are_checked_at_start(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    result = run_cli("db", "current", env=cli_env(CC_VAR_DIR=str(tmp_path), **{variable: value}))
+    assert result.returncode == 2
+    assert variable in result.stderr and message in result.stderr, result.stderr
+
+
+async def test_a_rejected_offer_and_its_reason_are_routing_decisions_in_the_timeline(
+    server: TestServer, clients, advisor_factory
+) -> None:
+    user = await advisor_factory()
+    agent = await clients(username=user.username)
+    await agent.request("agent.status", status="available")
+    customer = await clients(guest=True)
+    contact_id = (await customer.request("session.start", channels=["text"], language="en", skip_bot=True))["contact_id"]
+    await agent.wait_for("offer", contact_id=contact_id)
+    await agent.request("offer.reject", contact_id=contact_id)
+    await customer.wait_for("session.state", contact_id=contact_id, reason="offer_rejected")
+    await customer.request("session.end", contact_id=contact_id)
+    await sealed(server.app, contact_id)
+    lines = timeline(server.app[appkeys.SETTINGS].recordings_dir / contact_id)
+    routing = [(e["decision"], e["agent_id"]) for e in lines if e["kind"] == "routing"]
+    assert routing[:2] == [("offer_created", str(user.id)), ("offer_rejected", str(user.id))]
+    created = next(e for e in lines if e.get("decision") == "offer_created")
+    assert created["explanation"]["ring"] == 0 and created["explanation"]["winner"]["agent_id"] == str(user.id)
+    assert state_changes(lines) == ["queued", "offered", "queued", "abandoned"]
