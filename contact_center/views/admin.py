@@ -35,6 +35,7 @@ from contact_center.identity.users import (
     reset_password,
     update_user,
 )
+from contact_center.openapi import operation
 from routing.errors import RoutingError, UnknownAgentError
 from routing.models import AgentProfile, AgentState, Channel
 
@@ -120,6 +121,11 @@ async def end_advisor_work(app: web.Application, user: User, *, actor: str) -> d
 # ------------------------------------------------------------------ handlers
 
 
+@operation(
+    "List accounts (staff; ?all=1 for customers too)",
+    tag="admin",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.ADMIN)
 async def users_list(request: web.Request) -> web.Response:
     async with transaction(request.app[appkeys.DB]) as session:
@@ -127,6 +133,11 @@ async def users_list(request: web.Request) -> web.Response:
     return web.json_response({"users": [_public(u) for u in users]})
 
 
+@operation(
+    "Create an account (audited)",
+    tag="admin",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.ADMIN)
 async def users_create(request: web.Request) -> web.Response:
     data = await _body(request, UserCreate)
@@ -147,6 +158,11 @@ async def users_create(request: web.Request) -> web.Response:
     return web.json_response({"user": _public(user), "router_state": router_state}, status=201)
 
 
+@operation(
+    "Change an account: only the fields given (audited, pushed to the router)",
+    tag="admin",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.ADMIN)
 async def users_update(request: web.Request) -> web.Response:
     data = await _body(request, UserUpdate)
@@ -178,6 +194,11 @@ async def users_update(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+@operation(
+    "A one-time temporary password (audited; ends the account's sessions)",
+    tag="admin",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.ADMIN)
 async def users_reset_password(request: web.Request) -> web.Response:
     """A new temporary password, shown once to the administrator who hands it over."""
@@ -203,6 +224,11 @@ async def users_reset_password(request: web.Request) -> web.Response:
     return web.json_response({"user": _public(user), "temporary_password": password})
 
 
+@operation(
+    "One account",
+    tag="admin",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.ADMIN)
 async def users_get(request: web.Request) -> web.Response:
     async with transaction(request.app[appkeys.DB]) as session:

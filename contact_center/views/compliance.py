@@ -30,6 +30,7 @@ from contact_center.compliance.search import SearchQuery
 from contact_center.db.models import Role
 from contact_center.errors import ClientError, Conflict, NotFound
 from contact_center.identity.auth import Identity, csrf_token, require_role
+from contact_center.openapi import operation
 from recordings.storage import LocalStorage
 
 GRANT_HEADER = "X-Compliance-Grant"
@@ -103,6 +104,11 @@ def _grant_reply(request: web.Request, grant: grants.Grant, status: int = 200) -
 # ---------------------------------------------------------------------------- grants
 
 
+@operation(
+    "Open a case: a short-lived grant tied to the typed reason",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def create_grant(request: web.Request) -> web.Response:
@@ -115,6 +121,11 @@ async def create_grant(request: web.Request) -> web.Response:
     return _grant_reply(request, grant, status=201)
 
 
+@operation(
+    "Add contacts to the case's grant",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def extend_grant(request: web.Request) -> web.Response:
@@ -133,6 +144,11 @@ async def extend_grant(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------- search
 
 
+@operation(
+    "Values to filter by (languages, topics, advisors...)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def facets(request: web.Request) -> web.Response:
@@ -140,6 +156,11 @@ async def facets(request: web.Request) -> web.Response:
     return web.json_response(await _access(request).facets())
 
 
+@operation(
+    "Search contacts (filters and full text), paged and sorted (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def search(request: web.Request) -> web.Response:
@@ -151,6 +172,11 @@ async def search(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------- one contact
 
 
+@operation(
+    "One contact's details (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def contact(request: web.Request) -> web.Response:
@@ -160,6 +186,11 @@ async def contact(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "A contact's timeline as JSON (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def timeline(request: web.Request) -> web.Response:
@@ -169,6 +200,11 @@ async def timeline(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "A contact's manifest (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def manifest(request: web.Request) -> web.Response:
@@ -178,6 +214,11 @@ async def manifest(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Verify a contact's recording now (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def verify(request: web.Request) -> web.Response:
@@ -187,6 +228,11 @@ async def verify(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Set or clear the legal hold, with a reason (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def hold(request: web.Request) -> web.Response:
@@ -202,6 +248,11 @@ async def hold(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+@operation(
+    "Export a contact as a zip checkable offline (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def create_export(request: web.Request) -> web.Response:
@@ -220,6 +271,11 @@ async def create_export(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Download an export (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def download_export(request: web.Request) -> web.StreamResponse:
@@ -240,6 +296,11 @@ async def download_export(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------- media
 
 
+@operation(
+    "A media file, with HTTP byte ranges (audited)",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def media(request: web.Request) -> web.StreamResponse:
@@ -323,6 +384,11 @@ def _int(value: str | None, name: str, default: int, low: int, high: int) -> int
     return int(value)
 
 
+@operation(
+    "The audit log, filterable",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 @api
 async def audit_log(request: web.Request) -> web.Response:
@@ -359,6 +425,11 @@ async def _page(request: web.Request, template: str, **extra: object) -> web.Res
     return aiohttp_jinja2.render_template(template, request, context)
 
 
+@operation(
+    "The replay page of one contact",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 async def replay_page(request: web.Request) -> web.Response:
     return await _page(
@@ -366,6 +437,11 @@ async def replay_page(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "The audit log page",
+    tag="compliance",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.COMPLIANCE)
 async def audit_page(request: web.Request) -> web.Response:
     return await _page(request, "compliance_audit.html")

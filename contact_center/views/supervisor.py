@@ -33,6 +33,7 @@ from contact_center.db.engine import transaction
 from contact_center.db.models import Contact, Role, User
 from contact_center.identity import audit
 from contact_center.identity.auth import require_role
+from contact_center.openapi import operation
 from routing.errors import InvalidStateError, UnknownAgentError, UnknownContactError
 from routing.models import CHANNELS, AgentState
 from routing.policy import Policy
@@ -326,6 +327,11 @@ def _event(name: str, data: str) -> bytes:
     return f"event: {name}\ndata: {data}\n\n".encode()
 
 
+@operation(
+    "The live floor as Server-Sent Events",
+    tag="supervisor",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def feed(request: web.Request) -> web.StreamResponse:
     """``text/event-stream``: ``history`` once, then a ``floor`` frame on each change."""
@@ -363,6 +369,11 @@ class ForceState(BaseModel):
     state: AgentState
 
 
+@operation(
+    "Force an advisor away or offline (audited)",
+    tag="supervisor",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def force_state(request: web.Request) -> web.Response:
     """Set an advisor away or offline (open offers go back to the queue at once)."""
@@ -389,6 +400,11 @@ async def force_state(request: web.Request) -> web.Response:
     return web.json_response({"agent_id": agent_id, "state": state.value})
 
 
+@operation(
+    "Put an offered or connected contact back in the queue (audited)",
+    tag="supervisor",
+    responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
+)
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def requeue(request: web.Request) -> web.Response:
     """Take a contact from its advisor (offered or connected): front of its queue, that advisor
