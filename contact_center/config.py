@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from recordings.retention import RetentionPolicy, parse_period
+from recordings.storage import S3Settings, S3Storage, parse_s3_url
+
 DEFAULT_SECRET = "change-me"
 
 
@@ -72,6 +75,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     public_base_url: str = ""
     recordings_dir: Path | None = None
+    recordings_url: str | None = None
+    recordings_s3_endpoint: str | None = None
+    recordings_s3_region: str = "us-east-1"
+    recordings_s3_access_key: str | None = None
+    recordings_s3_secret_key: SecretStr | None = None
+    recordings_keep_local: bool = False
+    recordings_retention: str = "7y"
+    recordings_retention_topics: str = ""
+    recordings_upload_attempts: int = Field(default=5, ge=1, le=100)
+    recordings_upload_backoff_s: float = Field(default=5.0, ge=0, le=3600)
+    recording_pause_limit_s: float = Field(default=120.0, gt=0, le=3600)
     rasa_url: str = "http://127.0.0.1:5005"
     bot_enabled: bool = True
     rasa_manage: bool = False
@@ -92,6 +106,8 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=256, ge=8, le=100_000)
     customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
+    # reliability: how long an instance's presence outlives its last heartbeat
+    presence_lease_s: float = Field(default=10.0, ge=1, le=600)
 
     # --- Security and operations (issue 13): sign-in cost and limits, sessions, origins, metrics
     #: argon2 checks at once (each takes a core for ~0.1-0.2 s); 32 each may wait, then 503.
@@ -109,6 +125,17 @@ class Settings(BaseSettings):
     staff_idle_timeout_s: int = Field(default=900, ge=1, le=12 * 3600)
     #: bearer token for GET /metrics; unset, /metrics answers loopback only
     metrics_token: SecretStr | None = None
+    voice_enabled: bool = True
+    voice_models: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("voice_models", mode="before")
+    @classmethod
+    def _voice_models(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "en=/models/en,zh=/models/zh"
+            from chatbot.speech.stream import parse_models
+
+            return parse_models(value)
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -134,6 +161,33 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("recordings_url")
+    @classmethod
+    def _recordings_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parse_s3_url(value)  # raises naming what is wrong
+        return value
+
+    @field_validator("recordings_s3_endpoint")
+    @classmethod
+    def _s3_endpoint(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+
+    @field_validator("recordings_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_period(value)  # a bad or too short period is refused here, naming it
+        return value.strip()
+
+    @field_validator("recordings_retention_topics")
+    @classmethod
+    def _retention_topics(cls, value: str) -> str:
+        _topic_periods(value)
+        return value.strip()
 
     @field_validator("ice_servers", mode="before")
     @classmethod
@@ -222,6 +276,27 @@ class Settings(BaseSettings):
     def cookie_secure(self) -> bool:
         return self.public_base_url.startswith("https://")
 
+    def retention_policy(self) -> RetentionPolicy:
+        """How long sealed recordings are kept: the default and per-topic periods."""
+        return RetentionPolicy.from_strings(
+            self.recordings_retention, _topic_periods(self.recordings_retention_topics)
+        )
+
+    def recordings_storage(self) -> S3Storage | None:
+        """The S3-compatible store sealed recordings are uploaded to (None: local only)."""
+        if not self.recordings_url:
+            return None
+        secret = self.recordings_s3_secret_key
+        return S3Storage(
+            S3Settings.from_url(
+                self.recordings_url,
+                endpoint_url=self.recordings_s3_endpoint,
+                region=self.recordings_s3_region,
+                access_key=self.recordings_s3_access_key,
+                secret_key=secret.get_secret_value() if secret else None,
+            )
+        )
+
     def secret(self) -> str:
         """The signing secret; in development a random one is kept under ``var_dir``."""
         if self.secret_key is not None and self.secret_key.get_secret_value():
@@ -234,6 +309,21 @@ class Settings(BaseSettings):
         path.write_text(value)
         path.chmod(0o600)
         return value
+
+
+def _topic_periods(text: str) -> dict[str, str]:
+    """``"complaints=10y, loans=8y"`` -> ``{"complaints": "10y", "loans": "8y"}``, each period
+    checked (at least 6 months)."""
+    periods: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        topic, sep, period = part.partition("=")
+        if not sep or not topic.strip():
+            raise ValueError(f"{part!r}: write topic=period, e.g. complaints=10y")
+        parse_period(period)
+        periods[topic.strip()] = period.strip()
+    return periods
 
 
 def _describe(error: ValidationError) -> str:

@@ -59,6 +59,10 @@ class ErrorCode(StrEnum):
     many new conversations from one network: try again later."""
     UNAVAILABLE = "unavailable"
     """A service this needs is down; try again."""
+    ALREADY_PAUSED = "already_paused"
+    """The contact's recording is paused already (one pause at a time)."""
+    NOT_PAUSED = "not_paused"
+    """The contact's recording is not paused (resumed, or its pause reached the limit)."""
     OFFER_EXPIRED = OfferExpiredError.code
     """The offer's deadline passed; the contact went back to the queue."""
     CONTACT_EXISTS = ContactExistsError.code

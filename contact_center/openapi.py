@@ -14,6 +14,7 @@ and ws, which may not import each other, both use it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -152,8 +153,14 @@ def openapi(app: web.Application, *, title: str, version: str) -> dict[str, Any]
             item["description"] = description
         if op.security:
             item["security"] = [{name: []} for name in op.security]
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"\{(\w+)\}", path)
+        ]
         if op.query is not None:
-            item["parameters"] = _query_parameters(op.query)
+            parameters += _query_parameters(op.query)
+        if parameters:
+            item["parameters"] = parameters
         if op.body is not None:
             media = (
                 "application/json" if op.body_as == "json" else "application/x-www-form-urlencoded"

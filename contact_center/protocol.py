@@ -93,6 +93,14 @@ class WrapupResult(Result):
     """The contacts that left wrap-up."""
 
 
+class RecordingResult(Result):
+    paused: bool
+    """Whether the media recording is paused now."""
+    pause_id: str
+    resume_at: datetime | None = None
+    """When the pause ends by itself (the configured limit), if paused."""
+
+
 # ---------------------------------------------------------------- client -> server
 
 
@@ -205,6 +213,31 @@ class WrapupDone(_Request):
     roles = ADVISOR
     result_model = WrapupResult
     contact_id: ContactId | None = None
+    notes: str | None = Field(default=None, max_length=4000)
+    """Wrap-up notes, kept in the contact's recording (card numbers masked)."""
+
+
+class RecordingPause(_Request):
+    """Secure pause: stop recording the contact's media, e.g. while the customer reads out a
+    card number. It resumes with ``recording.resume`` or by itself after the configured limit
+    (``CC_RECORDING_PAUSE_LIMIT_S``, 120 s by default); who paused, why and the gap are kept in
+    the recording. Both parties get ``recording.state``."""
+
+    type: Literal["recording.pause"]
+    roles = ADVISOR
+    result_model = RecordingResult
+    contact_id: ContactId
+    reason: str = Field(min_length=3, max_length=500)
+    """Why (required), e.g. "customer reads out card number"."""
+
+
+class RecordingResume(_Request):
+    """Resume a paused recording before its limit."""
+
+    type: Literal["recording.resume"]
+    roles = ADVISOR
+    result_model = RecordingResult
+    contact_id: ContactId
 
 
 ClientMessage = Annotated[
@@ -221,7 +254,9 @@ ClientMessage = Annotated[
     | OfferAccept
     | OfferReject
     | SessionTransfer
-    | WrapupDone,
+    | WrapupDone
+    | RecordingPause
+    | RecordingResume,
     Field(discriminator="type"),
 ]
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -289,6 +324,16 @@ class BotMessage(_Message):
     at: datetime
 
 
+class VoiceCaption(_Message):
+    """What the bot hears the customer say, live: partials, then the final utterance."""
+
+    type: Literal["voice.caption"] = "voice.caption"
+    contact_id: str
+    text: str
+    final: bool
+    confidence: float | None = None
+
+
 class OfferPush(_Message):
     type: Literal["offer"] = "offer"
     contact_id: str
@@ -325,6 +370,20 @@ class AgentStateNotice(_Message):
     reason: str | None = None
 
 
+class RecordingStatePush(_Message):
+    """The contact's media recording was paused or resumed (by whom, why, until when)."""
+
+    type: Literal["recording.state"] = "recording.state"
+    contact_id: str
+    paused: bool
+    pause_id: str
+    by: str
+    """The advisor's ref, or ``system`` when the limit or the end of the call resumed it."""
+    reason: str
+    resume_at: datetime | None = None
+    at: datetime
+
+
 class PeerEvent(_Message):
     """A change in a party's media connection (ICE failed, closed...)."""
 
@@ -343,11 +402,13 @@ ServerMessage = Annotated[
     | ChatMessage
     | ChatTypingNotice
     | BotMessage
+    | VoiceCaption
     | OfferPush
     | RtcAnswer
     | UpgradeRequest
     | AgentStateNotice
-    | PeerEvent,
+    | PeerEvent
+    | RecordingStatePush,
     Field(discriminator="type"),
 ]
 server_message_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -63,3 +63,52 @@ def ws_token(token: str) -> str:
 
 #: Hash: server instance id -> the WebSocket URL where the media of its contacts is negotiated.
 INSTANCES = "cc:instances"
+
+#: Sorted set: server instance id scored by the time its presence lease ends (renewed by its
+#: heartbeat). An instance whose lease ran out is dead: whoever removes its entry takes over.
+LEASES = "cc:leases"
+
+
+def presence(instance_id: str) -> str:
+    """Hash: who has a WebSocket on one instance: person ref -> JSON identity."""
+    return f"cc:presence:{instance_id}"
+
+
+def presence_lock(ref: str) -> str:
+    """String: held (with a token, briefly) while one person's connect or disconnect runs."""
+    return f"cc:presence-lock:{ref}"
+
+
+#: String: held by the instance running a reconciliation pass.
+RECONCILE_LOCK = "cc:reconcile-lock"
+
+
+def client_request(ref: str, request_id: str) -> str:
+    """String: the first answer to one client request id of one person (idempotent retries)."""
+    return f"cc:req:{ref}:{request_id}"
+
+
+#: Hash: router agent id -> JSON {state, since}: when the supervisor feed first saw the agent in
+#: its current state (the router keeps no such time), so that every instance shows the same.
+SUPERVISOR_STATE_SINCE = "cc:sup:since"
+
+#: List: the supervisor charts' samples of the last hour (JSON, oldest first, trimmed).
+SUPERVISOR_HISTORY = "cc:sup:history"
+
+
+def supervisor_sample_lock(bucket: int) -> str:
+    """String: held by the instance that takes the history sample of one time bucket."""
+    return f"cc:sup:sample:{bucket}"
+
+#: Stream: supervisor alarms (recorder failures...), newest last; see ``contacts.alarms``.
+ALARMS = "cc:alarms"
+
+
+def timeline(contact_id: str) -> str:
+    """Stream: a contact's timeline events, in the one order its ``timeline.jsonl`` keeps."""
+    return f"cc:timeline:{contact_id}"
+
+
+def recording_pause(contact_id: str) -> str:
+    """String (JSON, expires with the pause limit): the open pause of a contact's recording."""
+    return f"cc:rec-pause:{contact_id}"

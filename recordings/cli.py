@@ -6,7 +6,11 @@ with ``--s3-endpoint``, ``--s3-region``; the S3 keys come from the usual AWS var
 Exit status: 0 when all is well, 1 when ``verify`` found problems (each printed on one line),
 2 for usage errors. ``export --contact ID --out FILE.zip`` writes one contact's offline-checkable
 export (see ``recordings.export``); ``verify-export FILE.zip`` checks one, without database or
-storage: 0 when sound, 1 with each problem on a line. ``main(argv)`` is what the app's CLI mounts as ``contact-center recordings``.
+storage: 0 when sound, 1 with each problem on a line.
+
+``main(argv, prog=..., database_url=..., storage=...)`` is what the app's CLI mounts as
+``contact-center recordings``: the app's database and storage become the defaults of ``--db``
+and ``--root``/``--s3``, so that its settings (S3 credentials included) are used as they are.
 """
 
 from __future__ import annotations
@@ -36,17 +40,22 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def build_parser(prog: str = "python -m recordings") -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "python -m recordings", *, database_url: str | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Sealed recordings: verify, purge, hold."
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--db",
-        required=True,
+        required=database_url is None,
+        default=database_url,
         help="database URL (sqlite+aiosqlite:///..., postgresql+asyncpg://...)",
     )
-    common.add_argument("--root", default=str(DEFAULT_ROOT), help="local recordings directory")
+    common.add_argument(
+        "--root", help=f"local recordings directory (default {DEFAULT_ROOT})"
+    )
     common.add_argument("--s3", help="s3://bucket/prefix instead of --root")
     common.add_argument("--s3-endpoint", help="S3-compatible endpoint URL")
     common.add_argument("--s3-region", default="us-east-1")
@@ -95,15 +104,17 @@ def _verify_export(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _storage(args: argparse.Namespace) -> Storage:
+def _storage(args: argparse.Namespace, default: Storage | None) -> Storage:
     if args.s3:
         return S3Storage(
             S3Settings.from_url(args.s3, endpoint_url=args.s3_endpoint, region=args.s3_region)
         )
-    return LocalStorage(args.root)
+    if args.root:
+        return LocalStorage(args.root)
+    return default if default is not None else LocalStorage(DEFAULT_ROOT)
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, default_storage: Storage | None = None) -> int:
     engine = create_async_engine(args.db)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     try:
@@ -112,7 +123,7 @@ async def _run(args: argparse.Namespace) -> int:
             async with engine.begin() as conn:
                 await conn.run_sync(SQLModel.metadata.create_all, tables=tables)
             return 0
-        storage = _storage(args)
+        storage = _storage(args, default_storage)
         if args.command == "export":
             try:
                 exported = await export_contact(
@@ -173,12 +184,20 @@ async def _run(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "python -m recordings",
+    database_url: str | None = None,
+    storage: Storage | None = None,
+) -> int:
+    """Run one command; ``database_url`` and ``storage`` are the defaults of ``--db`` and of
+    ``--root``/``--s3`` (the app's settings, when mounted as ``contact-center recordings``)."""
+    args = build_parser(prog, database_url=database_url).parse_args(argv)
     if args.command == "verify-export":
         return _verify_export(args)
     try:
-        return asyncio.run(_run(args))
+        return asyncio.run(_run(args, storage))
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

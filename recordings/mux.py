@@ -124,6 +124,12 @@ class TrackWriter:
         """Seconds from the first to the last frame accepted so far."""
         return max(0, self._last_pts) * float(TIME_BASE)
 
+    def need_keyframe(self) -> None:
+        """Video: accept nothing until the next keyframe (after a gap the writer did not see,
+        such as a paused recording, later frames reference pictures the file lacks)."""
+        if self.kind == "video":
+            self._need_keyframe = True
+
     def write(self, payload: bytes, timestamp: int, keyframe: bool) -> bool:
         """Queue one encoded frame; False if it was not queued (before a keyframe, or full)."""
         if self._closing:

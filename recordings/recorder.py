@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from recordings.mux import TrackWriter, UnsupportedCodec, suffix_for
 
@@ -54,18 +54,81 @@ def next_index(directory: Path, party: str, kind: str) -> int:
     return max(taken, default=0) + 1
 
 
-class CallRecorder:
-    """Owns the recording tasks and writers of one call; ``files`` grows as tracks appear."""
+RecorderEvent = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""``on_event(kind, fields)``: ``media_open`` / ``media_close`` per file, ``recorder_failure``."""
 
-    def __init__(self, directory: Path, *, contact_id: str) -> None:
+
+class CallRecorder:
+    """Owns the recording tasks and writers of one call; ``files`` grows as tracks appear.
+
+    ``on_event`` hears of every file opened (``media_open``) and closed (``media_close``, with
+    its counters) and of every failure (``recorder_failure`` with ``stage`` ``open`` or
+    ``write``): a file that cannot be created or written is never a silent gap. It is awaited
+    by the recording task, so a ``media_close`` is reported before ``wait()`` returns.
+
+    ``pause()`` stops writing media until ``resume()``; video then restarts at a keyframe,
+    asked of the sender. A tap that can ``pause()`` itself drops frames as they *arrive* (so a
+    recorder running late writes nothing received during the pause and loses nothing from
+    before it); from any other, frames are dropped as they are read. ``paused_frames`` counts
+    both. The file's timestamps keep the sender's clock, so the gap has its real length.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        contact_id: str,
+        on_event: RecorderEvent | None = None,
+        paused: bool = False,
+    ) -> None:
         self.directory = Path(directory)
         self.contact_id = contact_id
         self.files: list[Path] = []
         self.writers: list[TrackWriter] = []
+        self._dropped_paused = 0
+        self.failures: list[dict[str, Any]] = []
+        self._on_event = on_event
+        self._paused = paused
+        self._resumed: set[TrackWriter] = set()  # writers that must wait for a keyframe
+        self._taps: list[FrameSource] = []
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def paused_frames(self) -> int:
+        """Frames not written because the recording was paused."""
+        return self._dropped_paused + sum(int(getattr(t, "paused", 0)) for t in self._taps)
+
+    def pause(self) -> None:
+        """Stop writing media frames (idempotent)."""
+        self._paused = True
+        for tap in self._taps:
+            if _pausable(tap):
+                tap.pause()  # type: ignore[attr-defined]
+
+    def resume(self) -> None:
+        """Write media frames again; video waits for a keyframe (idempotent)."""
+        if not self._paused:
+            return
+        self._paused = False
+        for writer in self.writers:
+            if writer.kind == "video":
+                writer.need_keyframe()
+        for tap in self._taps:
+            if _pausable(tap):
+                tap.resume()  # type: ignore[attr-defined]
+            request = getattr(tap, "request_keyframe", None)
+            if callable(request):
+                request()
 
     def record(self, party: str, kind: str, tap: FrameSource) -> None:
         """Write every track ``tap`` delivers until it ends (the call closes)."""
+        self._taps.append(tap)
+        if self._paused and _pausable(tap):
+            tap.pause()  # type: ignore[attr-defined]
         task = asyncio.create_task(
             self._run(party, kind, tap), name=f"record {self.contact_id}/{party}/{kind}"
         )
@@ -89,30 +152,64 @@ class CallRecorder:
             for writer in self.writers
         }
 
+    async def _report(self, kind: str, **fields: Any) -> None:
+        if kind == "recorder_failure":
+            self.failures.append(fields)
+        if self._on_event is None:
+            return
+        try:
+            await self._on_event(kind, fields)
+        except Exception:  # a broken listener must not stop the recording
+            logger.exception("recording %s: on_event(%s) failed", self.contact_id, kind)
+
     async def _run(self, party: str, kind: str, tap: FrameSource) -> None:
         writer: TrackWriter | None = None
         track_id = ""  # the track ``writer`` records
-        refused: str | None = None  # a track whose codec cannot be recorded as is
+        refused: str | None = None  # a track that cannot be recorded (codec, disk)
+        reported: TrackWriter | None = None  # the writer whose error was reported
+        pausable = _pausable(tap)
         try:
             async for frame in tap:
+                if self._paused and not pausable:
+                    self._dropped_paused += 1
+                    continue
                 if writer is not None and track_id != frame.track_id:
-                    await asyncio.to_thread(writer.close)
+                    await self._close(party, kind, writer, reported is writer)
                     writer = None
                 if writer is None and refused != frame.track_id:
                     try:
-                        writer = self._open(party, kind, frame)
+                        writer = await self._open(party, kind, frame)
                         track_id = frame.track_id
-                    except UnsupportedCodec:
+                    except (UnsupportedCodec, OSError) as error:
                         logger.exception("recording %s/%s not possible", self.contact_id, party)
                         refused = frame.track_id
+                        await self._report(
+                            "recorder_failure",
+                            stage="open",
+                            party=party,
+                            media=kind,
+                            track=frame.track_id,
+                            codec=frame.codec,
+                            error=f"{type(error).__name__}: {error}",
+                        )
                 if writer is not None:
                     writer.write(frame.payload, frame.timestamp, frame.keyframe)
+                    if writer.error is not None and reported is not writer:
+                        reported = writer
+                        await self._report(
+                            "recorder_failure",
+                            stage="write",
+                            party=party,
+                            media=kind,
+                            file=writer.path.name,
+                            error=f"{type(writer.error).__name__}: {writer.error}",
+                        )
         finally:
             if writer is not None:
                 # Shielded: a cancelled recorder must still finish the file it started.
-                await asyncio.shield(asyncio.to_thread(writer.close))
+                await asyncio.shield(self._close(party, kind, writer, reported is writer))
 
-    def _open(self, party: str, kind: str, frame: Frame) -> TrackWriter:
+    async def _open(self, party: str, kind: str, frame: Frame) -> TrackWriter:
         suffix = suffix_for(frame.codec)
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{party}-{kind}-{next_index(self.directory, party, kind)}{suffix}"
@@ -135,4 +232,40 @@ class CallRecorder:
         self.writers.append(writer)
         self.files.append(path)
         logger.info("recording %s/%s %s -> %s", self.contact_id, party, kind, path)
+        await self._report(
+            "media_open",
+            party=party,
+            media=kind,
+            file=path.name,
+            track=frame.track_id,
+            codec=frame.codec,
+        )
         return writer
+
+    async def _close(self, party: str, kind: str, writer: TrackWriter, reported: bool) -> None:
+        await asyncio.to_thread(writer.close)
+        error = writer.error
+        if error is not None and not reported:
+            await self._report(
+                "recorder_failure",
+                stage="write",
+                party=party,
+                media=kind,
+                file=writer.path.name,
+                error=f"{type(error).__name__}: {error}",
+            )
+        await self._report(
+            "media_close",
+            party=party,
+            media=kind,
+            file=writer.path.name,
+            frames=writer.frames_written,
+            dropped=writer.dropped,
+            skipped=writer.skipped,
+            duration_s=round(writer.duration, 3),
+            error=f"{type(error).__name__}: {error}" if error else None,
+        )
+
+
+def _pausable(tap: object) -> bool:
+    return callable(getattr(tap, "pause", None)) and callable(getattr(tap, "resume", None))

@@ -13,8 +13,9 @@ the number does not stop it from being found.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["luhn_ok", "mask_card_numbers"]
+__all__ = ["luhn_ok", "mask_card_numbers", "mask_fields"]
 
 _RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9])*(?![0-9])")
 _GROUP = re.compile(r"[0-9]+")
@@ -77,3 +78,18 @@ def _mask_run(run: str) -> str:
 def mask_card_numbers(text: str) -> str:
     """``text`` with every Luhn-valid 13-19 digit card number masked to its last four digits."""
     return _RUN.sub(lambda m: _mask_run(m.group(0)), text)
+
+
+def mask_fields(value: Any) -> Any:
+    """``value`` with card numbers masked in every string in it (dict keys included), however
+    deep; tuples become lists (as JSON has them)."""
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, dict):
+        return {
+            (mask_card_numbers(k) if isinstance(k, str) else k): mask_fields(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_fields(item) for item in value]
+    return value

@@ -1,6 +1,7 @@
 """Seal one contact's recording directory at the contact's end.
 
-``seal_contact``: build the manifest (every file hashed, media demuxed), write
+``seal_contact``: build the manifest (every file hashed, media demuxed; card numbers masked in
+the metadata and pauses given, as everywhere else they are stored), write
 ``manifest.json`` (never over an existing one), append a seal entry to the ledger with the
 retention date, and, given an ``upload`` storage (S3), copy the sealed files there in a worker
 thread (with retries) and record their new locations. The manifest and the ledger entry are
@@ -18,6 +19,7 @@ from typing import Any
 from recordings import ledger
 from recordings.ledger import Db, LedgerEntry
 from recordings.manifest import MANIFEST, Status, build_manifest, manifest_hash, write_manifest
+from recordings.redact import mask_fields
 from recordings.retention import DEFAULT_POLICY, RetentionPolicy
 
 __all__ = ["SealResult", "seal_contact"]
@@ -49,8 +51,8 @@ async def seal_contact(
     manifest = await asyncio.to_thread(
         build_manifest,
         directory,
-        metadata=metadata or {},
-        pauses=pauses or [],
+        metadata=mask_fields(metadata or {}),
+        pauses=mask_fields(pauses or []),
         previous_hash=None,
         status=status,
         contact_id=contact,

@@ -189,7 +189,8 @@ class LocalStorage:
     def contacts(self) -> builtins.list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        # Dot-directories are not contacts (``.claims``: see ``recordings.claim``).
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def delete(self, contact_id: str, name: str) -> None:
         path = self.path(contact_id, name)

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from recordings.manifest import MANIFEST, TIMELINE, ManifestExists
-from recordings.redact import mask_card_numbers
+from recordings.redact import mask_fields
 
 __all__ = [
     "KINDS",
@@ -43,6 +43,7 @@ __all__ = [
     "TimelineWriter",
     "format_time",
     "mask_fields",
+    "pauses_of",
     "read_timeline",
 ]
 
@@ -72,20 +73,6 @@ def format_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime: timeline times are UTC")
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def mask_fields(value: Any) -> Any:
-    """``value`` with card numbers masked in every string in it (dict keys included)."""
-    if isinstance(value, str):
-        return mask_card_numbers(value)
-    if isinstance(value, dict):
-        return {
-            (mask_card_numbers(k) if isinstance(k, str) else k): mask_fields(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [mask_fields(item) for item in value]
-    return value
 
 
 def _encode(event: dict[str, Any]) -> bytes:
@@ -162,6 +149,37 @@ def read_timeline(path: str | os.PathLike[str]) -> TimelineRead:
         previous = max(previous, seq)
         result.events.append(event)
     return result
+
+
+def pauses_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spans media recording was paused, from a timeline's ``pause`` and ``resume`` lines.
+
+    A ``pause`` line carries ``pause_id``, ``by`` and ``reason``; the ``resume`` line with the
+    same ``pause_id`` ends it (its ``by`` and ``reason`` say who or what resumed: an advisor,
+    the time limit, the end of the call). A pause never resumed (the process died) has
+    ``"to": None``. Returned in timeline order: ``{"id", "by", "reason", "from", "to",
+    "resumed_by", "resume_reason"}``.
+    """
+    spans: dict[str, dict[str, Any]] = {}
+    for event in events:
+        pause_id = event.get("pause_id")
+        if not isinstance(pause_id, str):
+            continue
+        if event.get("kind") == "pause" and pause_id not in spans:
+            spans[pause_id] = {
+                "id": pause_id,
+                "by": event.get("by"),
+                "reason": event.get("reason"),
+                "from": event.get("t"),
+                "to": None,
+                "resumed_by": None,
+                "resume_reason": None,
+            }
+        elif event.get("kind") == "resume" and pause_id in spans and spans[pause_id]["to"] is None:
+            spans[pause_id].update(
+                to=event.get("t"), resumed_by=event.get("by"), resume_reason=event.get("reason")
+            )
+    return list(spans.values())
 
 
 class TimelineWriter:

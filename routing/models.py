@@ -147,6 +147,10 @@ class QueuePosition(_Frozen):
     ewt_s: float
     eligible_agents: int = 0
     aht_s: float = 0.0
+    excluded_count: int = 0
+    """Staffed agents who would be eligible but missed this contact (their exclusion runs)."""
+    at_risk: bool = False
+    """No staffed agent may take it now (none eligible, or every eligible one excluded)."""
 
 
 class ContactStatus(_Frozen):

@@ -64,6 +64,11 @@ class Policy(BaseModel):
     aht_samples: Annotated[int, Field(ge=1, le=10000)] = 50
     events_maxlen: Annotated[int, Field(ge=1000)] = 200000
     retain_done_s: Annotated[float, Field(ge=0)] = 86400
+    exclusion_s: Annotated[float, Field(gt=0, le=86400)] = 30
+    """A rejection or expiry keeps that agent from the contact this long, not for good."""
+    late_expiry_s: Annotated[float, Field(gt=0, le=3600)] = 5
+    """An offer handled this long after its deadline expired while nobody could act (Redis or
+    every instance down): it is released without counting as the agent's miss."""
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -125,6 +130,8 @@ class Policy(BaseModel):
             "aht_n": self.aht_samples,
             "maxlen": self.events_maxlen,
             "retain": self.retain_done_s,
+            "exclttl": self.exclusion_s,
+            "late": self.late_expiry_s,
         }
         return json.dumps(data, separators=(",", ":"))
 

@@ -54,6 +54,8 @@ class ContactView:
     score: float
     state: str = ContactState.QUEUED.value
     excluded: set[str] = field(default_factory=set)
+    excluded_at: dict[str, float] = field(default_factory=dict)
+    """When each excluded agent missed the contact; absent: excluded for good (tests)."""
     agent: str | None = None
     offered_at: float | None = None
     deadline: float | None = None
@@ -182,6 +184,14 @@ def primary_skill(reqs: Mapping[str, int]) -> tuple[str, int]:
     return skill, reqs[skill]
 
 
+def is_excluded(policy: Policy, contact: ContactView, agent_id: str, now: float) -> bool:
+    """Whether the agent's exclusion from the contact (a reject or expiry) still runs."""
+    if agent_id not in contact.excluded:
+        return False
+    since = contact.excluded_at.get(agent_id)
+    return since is None or now - since < policy.exclusion_s
+
+
 def pick_agent(
     agents: Iterable[AgentView], contact: ContactView, ring: Ring, now: float, policy: Policy
 ) -> tuple[AgentView, Explanation] | None:
@@ -192,7 +202,7 @@ def pick_agent(
         if (
             not takes_offers(agent)
             or contact.language not in agent.languages
-            or agent.id in contact.excluded
+            or is_excluded(policy, contact, agent.id, now)
             or free_capacity(policy, agent, contact.channel) <= 0
             or not meets(agent.skills, reqs)
         ):
@@ -220,7 +230,7 @@ def can_serve(policy: Policy, agent: AgentView, contact: ContactView, now: float
     return (
         takes_offers(agent)
         and contact.language in agent.languages
-        and agent.id not in contact.excluded
+        and not is_excluded(policy, contact, agent.id, now)
         and free_capacity(policy, agent, contact.channel) > 0
         and meets(agent.skills, requirements(contact.req, contact.opt, ring))
     )
@@ -309,10 +319,46 @@ def build_snapshot(
     }
 
 
+def at_risk(
+    policy: Policy, agents: Iterable[AgentView], queued: Iterable[ContactView], now: float
+) -> list[dict[str, Any]]:
+    """Waiting contacts no logged-in agent may take now: none has the language and skills
+    (``no_agent``), or every one who has missed it and is excluded (``all_excluded``, with
+    when the first exclusion ends). Capacity is not considered: a busy agent frees up."""
+    staffed = [a for a in agents if a.presence == "available"]
+    out: list[dict[str, Any]] = []
+    for contact in queued:
+        if contact.state != "queued":
+            continue
+        reqs = requirements(contact.req, contact.opt, ring_at(policy, contact.ring_since, now))
+        able = [
+            a for a in staffed
+            if contact.language in a.languages and meets(a.skills, reqs)
+            and a.capacity.get(contact.channel, 0) > 0
+        ]
+        free = [a for a in able if not is_excluded(policy, contact, a.id, now)]
+        if free:
+            continue
+        entry: dict[str, Any] = {
+            "contact_id": contact.id,
+            "language": contact.language,
+            "channel": contact.channel,
+            "waited_s": round(now - contact.enqueued_at, 1),
+            "reason": "all_excluded" if able else "no_agent",
+        }
+        if able:
+            entry["excluded_until"] = min(
+                contact.excluded_at.get(a.id, float("inf")) + policy.exclusion_s for a in able
+            )
+        out.append(entry)
+    return sorted(out, key=lambda e: -e["waited_s"])
+
+
 __all__ = [
     "CHANNELS",
     "AgentView",
     "ContactView",
+    "at_risk",
     "build_snapshot",
     "can_serve",
     "channel_change_refusal",
@@ -320,6 +366,7 @@ __all__ = [
     "expected_wait",
     "fit",
     "free_capacity",
+    "is_excluded",
     "meets",
     "next_ring_at",
     "pick_agent",

@@ -42,6 +42,7 @@ from routing.policy import Policy
 from routing.scoring import (
     AgentView,
     ContactView,
+    at_risk,
     build_snapshot,
     derive_state,
     expected_wait,
@@ -96,6 +97,10 @@ def contact_view(blob: str | bytes) -> ContactView:
         score=float(d["sc"]),
         state=d["st"],
         excluded=set(_mapping(d.get("excl"))),
+        excluded_at={
+            a: float(t) if isinstance(t, int | float) and not isinstance(t, bool) else 0.0
+            for a, t in _mapping(d.get("excl")).items()
+        },
         agent=d.get("ag"),
         offered_at=d.get("of"),
         deadline=d.get("dl"),
@@ -247,7 +252,7 @@ class RouterStore:
             "t": enqueued_at,
             "rs": enqueued_at,
             "sc": repr(score),
-            "excl": {a: True for a in request.excluded_agents},
+            "excl": {a: t for a in request.excluded_agents},
         }
         data = await self._run("enqueue", t, json.dumps(payload))
         return next((o for o in self._offers(data) if o.contact_id == request.id), None)
@@ -366,11 +371,17 @@ class RouterStore:
         contact = await self.contact_status(contact_id)
         concurrency = self.policy.default_capacity.get(contact.channel, 1)
         eligible = int(data["eligible"])
+        ewt = expected_wait(int(data["position"]), aht, eligible, concurrency)
+        if eligible == 0 and data.get("excluded_until") is not None:
+            # honest: nobody may take it before the first exclusion ends
+            ewt += max(0.0, float(data["excluded_until"]) - self._now(now))
         return QueuePosition(
             position=int(data["position"]),
-            ewt_s=expected_wait(int(data["position"]), aht, eligible, concurrency),
+            ewt_s=ewt,
             eligible_agents=eligible,
             aht_s=aht,
+            excluded_count=int(data.get("excluded", 0)),
+            at_risk=eligible == 0,
         )
 
     async def contact_status(self, contact_id: str) -> ContactStatus:
@@ -432,7 +443,9 @@ class RouterStore:
         if ids:
             blobs = await self.redis.hmget(self.keys.contacts, ids)
             queued = [contact_view(b) for b in blobs if b is not None]
-        return build_snapshot(self.policy, agents, queued, stats, t)
+        snapshot = build_snapshot(self.policy, agents, queued, stats, t)
+        snapshot["at_risk"] = at_risk(self.policy, agents, queued, t)
+        return snapshot
 
 
 def _s(value: str | bytes) -> str:

@@ -111,3 +111,43 @@ async def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> None
 async def negotiate(call: CallMedia, party: Party, peer: SyntheticPeer) -> None:
     """Offer from ``peer``, answer through ``call`` as ``party``, apply the answer."""
     await peer.accept_answer(await call.answer(party, await peer.offer()))
+
+
+def spawn_server(env: dict[str, str], *, workers: int = 1) -> subprocess.Popen[str]:
+    """A real server process (``contact-center serve``) on ``env``; SIGKILL it to crash it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "contact_center", "serve", "--workers", str(workers)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+async def until_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Poll ``/readyz`` from a running event loop (``wait_ready`` is for sync tests)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited with {process.returncode}: "
+                                     f"{process.stderr.read() if process.stderr else ''}")
+            try:
+                async with http.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout} s")
+
+
+async def eventually(check: Callable[[], object], timeout: float = 20, every: float = 0.1) -> float:
+    """Await ``check()`` (sync or async) until truthy; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s: {check}")
+        await asyncio.sleep(every)

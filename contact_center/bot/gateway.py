@@ -6,6 +6,13 @@ state ``bot`` the line goes to Rasa and the replies come back as chat lines of s
 once the bot hands off (or Rasa fails) the contact is queued and lines go to the advisor.
 Every line, the customer's, the bot's and the system's, is in the contact's chat history, so the
 advisor's offer carries the whole bot conversation.
+
+Card numbers are masked in the customer's line before it goes anywhere, Rasa included (so the
+bot can never echo one, and its tracker store never holds one), and in the bot's replies before
+they are stored. Each turn is a ``bot`` line of the contact's timeline: the customer's text, the
+intent with its confidence and the language the NLU saw, the replies, the handoff if any. The
+intent comes from Rasa's parse of the same line, asked alongside the turn so that it adds no
+latency.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from chatbot.client import BotError, RasaClient
+from chatbot.client import BotError, ParseResult, RasaClient
 from chatbot.env import RASA_DIR
 from chatbot.handoff import Turn, split_bot_messages
 from contact_center.contacts import store
@@ -30,6 +37,7 @@ from contact_center.db.engine import transaction
 from contact_center.db.models import Contact
 from contact_center.identity.auth import Identity
 from contact_center.protocol import SessionStart
+from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +116,30 @@ class BotGateway:
             if (contact is None or contact.customer_ref != identity.ref
                     or contact.state != ContactState.BOT):
                 return None
+            text = mask_card_numbers(text)
             seq = await self.svc.post_chat(contact, sender_ref=identity.ref,
                                            sender_role="customer", text=text)
             metadata = {"language": contact.language,
                         "script": SCRIPT_OF.get(contact.language, "latin")}
+            parsed = asyncio.create_task(self._parse(text), name=f"bot parse {contact.id}")
             try:
                 replies = await self.rasa.send(contact.id, text, metadata=metadata)
                 texts, handoff = split_bot_messages(replies)
             except BotError as exc:  # BotUnavailable included
                 log.warning("bot turn of contact %s failed: %s", contact.id, exc)
+                await self._turn(contact, text, await parsed, [], None, error=str(exc))
                 await self._without_bot(contact, reason="bot_unavailable")
                 return seq
             except ValueError:  # a malformed handoff: a bug in the action server
                 log.exception("bot turn of contact %s: bad handoff payload", contact.id)
+                await self._turn(contact, text, await parsed, [], None, error="bad handoff")
                 await self._without_bot(contact, reason="bot_error")
                 return seq
+            except BaseException:
+                parsed.cancel()  # cancelled: no turn to record
+                raise
+            texts = [mask_card_numbers(reply) for reply in texts]
+            await self._turn(contact, text, await parsed, texts, handoff)
             for reply in texts:
                 await self._say(contact, reply)
             if handoff is not None:
@@ -130,6 +147,28 @@ class BotGateway:
                                     priority=handoff.priority, intent=handoff.intent,
                                     reason=handoff.reason, transcript=handoff.transcript)
             return seq
+
+    async def _parse(self, text: str) -> ParseResult | None:
+        """What the NLU makes of a line, for the timeline; None if it cannot say."""
+        try:
+            return await self.rasa.parse(text)
+        except (BotError, ValueError) as exc:
+            log.info("bot parse for the timeline failed: %s", exc)
+            return None
+
+    async def _turn(self, contact: Contact, text: str, parsed: ParseResult | None,
+                    replies: list[str], handoff: Any, *, error: str | None = None) -> None:
+        """One bot turn in the contact's timeline."""
+        await self.svc.recordings.add(
+            contact.id, "bot",
+            customer_text=text,
+            intent=parsed.intent if parsed else None,
+            confidence=round(parsed.confidence, 4) if parsed else None,
+            language=parsed.language if parsed else contact.language,
+            replies=replies,
+            handoff=handoff.model_dump(mode="json", exclude={"transcript"}) if handoff else None,
+            error=error,
+        )
 
     async def _say(self, contact: Contact, text: str) -> int:
         return await self.svc.post_chat(contact, sender_ref=BOT_REF, sender_role="bot", text=text)

@@ -39,7 +39,7 @@ class Assignment(ContactCore):
         except InvalidStateError as exc:
             raise Conflict(str(exc), code=exc.code) from None
         explanation = assignment.explanation.model_dump() if assignment.explanation else {}
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             try:
                 _, contact = await store.transition(
                     session,
@@ -61,6 +61,14 @@ class Assignment(ContactCore):
                 else:
                     raise Conflict(str(exc), code=ErrorCode.INVALID_STATE) from None
         self.waiting.forget(contact_id)
+        await self.recordings.add(
+            contact_id,
+            "routing",
+            decision="accepted",
+            agent_id=agent_id,
+            by=identity.ref,
+            explanation=explanation,
+        )
         await self.notify_parties(contact, self.state_message(contact, reason="accepted"))
         return contact
 
@@ -91,7 +99,9 @@ class Assignment(ContactCore):
         await self.router.transfer(contact_id, skills=skills, language=language, exclude_agent=True)
         return contact
 
-    async def wrapup_done(self, identity: Identity, contact_id: str | None) -> list[str]:
+    async def wrapup_done(
+        self, identity: Identity, contact_id: str | None, *, notes: str | None = None
+    ) -> list[str]:
         assert identity.user_id is not None
         async with transaction(self.db) as session:
             open_contacts = await store.open_contacts_of_advisor(
@@ -104,20 +114,21 @@ class Assignment(ContactCore):
             if not targets:
                 await self.contact_for(identity, contact_id)  # audits a foreign id
                 raise Conflict(f"contact {contact_id} is not in wrap-up", code=ErrorCode.INVALID_STATE)
-        done = [await self.finish_wrapup(c.id, actor=identity.ref) for c in targets]
+        done = [await self.finish_wrapup(c.id, actor=identity.ref, notes=notes) for c in targets]
         if len(done) == len(in_wrapup):
             # The router's wrap-up is the advisor's, not a contact's: it ends with the last one.
             await self.router.wrapup_done(agent_id_of(identity.user_id))
         return done
 
-    async def finish_wrapup(self, contact_id: str, *, actor: str) -> str:
-        async with transaction(self.db) as session:
+    async def finish_wrapup(self, contact_id: str, *, actor: str, notes: str | None = None) -> str:
+        async with self.tx() as session:
             _, contact = await store.transition(
                 session,
                 contact_id=contact_id,
                 to=ContactState.ENDED,
                 actor=actor,
                 kind="wrapup_done",
+                data={"notes": notes} if notes else None,
             )
         if contact.advisor_id is not None:
             await self.bus.publish(

@@ -21,7 +21,10 @@ class Calls(ContactCore):
 
     async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
         contact = await self.contact_for(identity, contact_id)
-        if contact.state != ContactState.CONNECTED:
+        # Voice and video customers talk to the bot too (bot.voice); the call goes on into
+        # the advisor's.
+        with_bot = contact.state == ContactState.BOT and set(contact.channels) & {"voice", "video"}
+        if contact.state != ContactState.CONNECTED and not with_bot:
             raise Conflict(
                 f"contact {contact_id} is {contact.state}; media starts once connected",
                 code=ErrorCode.INVALID_STATE,
@@ -35,12 +38,9 @@ class Calls(ContactCore):
             "customer" if identity.role is Role.CUSTOMER else "advisor"
         )
         call = self.media.get_or_create(contact_id)
-        if self.recordings_dir is not None and call.recorder is None:
-            if call.relay_path == "encoded":
-                # Every inbound track, as received: no decoding (see contact_center/media).
-                call.start_recording(self.recordings_dir / contact_id)
-            else:
-                log.warning("contact %s: the transcoding relay does not record", contact_id)
+        # Every inbound track, as received (no decoding), into the contact's recording; a
+        # call that cannot be recorded is reported, never silent (see ``recording``).
+        self.recordings.start_media(call, contact_id)
         return await call.answer(party, sdp)
 
     async def rtc_candidate(

@@ -18,6 +18,7 @@ from contact_center.protocol import (
     ChatMessage,
     ChatTypingNotice,
 )
+from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,23 @@ class Chat(ContactCore):
     async def post_chat(
         self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
     ) -> int:
-        """Persist a chat line (server time, next sequence number) and deliver it to both parties."""
+        """Persist a chat line (server time, next sequence number, card numbers masked), add it
+        to the timeline and deliver it to both parties, as stored."""
+        text = mask_card_numbers(text)
         message = await store.add_chat_message(
             self.db,
             contact_id=contact.id,
             sender_ref=sender_ref,
             sender_role=sender_role,
+            text=text,
+        )
+        await self.recordings.add(
+            contact.id,
+            "chat",
+            at=message.at,
+            chat_seq=message.seq,
+            sender=sender_role,
+            sender_ref=sender_ref,
             text=text,
         )
         frame = ChatMessage(

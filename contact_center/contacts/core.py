@@ -10,8 +10,9 @@ authenticated identity and raise ``ClientError``s that become error frames.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +25,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from contact_center import redis_keys
 from contact_center.bus import Bus
 from contact_center.contacts import store
+from contact_center.contacts.recording import Recordings
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
-from contact_center.db.models import Contact, Role
+from contact_center.db.models import Contact, ContactEvent, Role
 from contact_center.errors import Forbidden
 from contact_center.identity import audit
 from contact_center.identity.auth import Identity
@@ -131,6 +133,32 @@ class ContactCore:
     grace: Grace = field(default_factory=Grace)
     recordings_dir: Path | None = None
     waiting: WaitingList = field(default_factory=WaitingList)
+    recordings: Recordings = field(default=None)  # type: ignore[assignment]
+    """Built from ``recordings_dir`` when not given (``server.contexts`` gives one)."""
+
+    def __post_init__(self) -> None:
+        if self.recordings is None:
+            self.recordings = Recordings(
+                db=self.db,
+                redis=self.redis,
+                media=self.media,
+                instance_id=self.instance_id,
+                root=self.recordings_dir,
+            )
+
+    @contextlib.asynccontextmanager
+    async def tx(self, *, defer: list[ContactEvent] | None = None) -> AsyncIterator[AsyncSession]:
+        """A transaction whose contact events (``store.add_event``) are appended to their
+        contacts' timelines once it is committed, before anyone is told of them; with
+        ``defer``, they are put in that list for the caller to append a little later."""
+        async with transaction(self.db) as session:
+            yield session
+            events = list(session.info.pop(store.TIMELINE_EVENTS, []))
+        if defer is not None:
+            defer.extend(events)
+            return
+        for event in events:
+            await self.recordings.add_event(event)
 
     async def contact_for(self, identity: Identity, contact_id: str) -> Contact:
         """The contact, if ``identity`` is one of its parties; otherwise refuse and audit."""
@@ -206,7 +234,7 @@ class ContactCore:
     ) -> Contact:
         """A connected contact goes back to the queue (transfer, advisor gone): its call ends and
         its customer is told and watched. The caller tells the router how to queue it."""
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             _, contact = await store.transition(
                 session,
                 contact_id=contact_id,

@@ -10,8 +10,7 @@ from contact_center.contacts.core import (
     ContactCore,
 )
 from contact_center.contacts.states import WAITING_STATES, ContactState
-from contact_center.db.engine import transaction
-from contact_center.db.models import Contact
+from contact_center.db.models import Contact, ContactEvent
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from routing.errors import UnknownContactError
@@ -34,7 +33,8 @@ class Ending(ContactCore):
             target = ContactState.WRAP_UP
         else:
             raise Conflict(f"contact {contact.id} is {contact.state}", code=ErrorCode.INVALID_STATE)
-        async with transaction(self.db) as session:
+        events: list[ContactEvent] = []
+        async with self.tx(defer=events) as session:
             _, contact = await store.transition(
                 session, contact_id=contact.id, to=target, actor=actor, kind=reason
             )
@@ -51,6 +51,9 @@ class Ending(ContactCore):
                 await self.router.complete(contact.id)
         except UnknownContactError:
             pass  # never reached the router (the bot had it)
+        # The router first (as before recordings), then the timeline, then the parties.
+        for event in events:
+            await self.recordings.add_event(event)
         await self.media.close_call(contact.id)
         await self.notify_parties(contact, self.state_message(contact, reason=reason))
         return contact

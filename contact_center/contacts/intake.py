@@ -6,6 +6,8 @@ import logging
 import secrets
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from contact_center import redis_keys
 from contact_center.contacts import store
 from contact_center.contacts.core import (
@@ -15,8 +17,7 @@ from contact_center.contacts.core import (
     skills_for_topic,
 )
 from contact_center.contacts.states import ContactState
-from contact_center.db.engine import transaction
-from contact_center.db.models import Contact
+from contact_center.db.models import Contact, new_id
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from routing.models import Channel
@@ -39,8 +40,55 @@ class Intake(ContactCore):
         state: ContactState = ContactState.QUEUED,
         reason: str | None = None,
     ) -> Contact:
-        """Create a contact (in the bot's hands, or queued with the router)."""
-        async with transaction(self.db) as session:
+        """Create a contact (in the bot's hands, or queued with the router), recorded here."""
+        contact_id = new_id()
+        # Its recording is claimed first: its timeline begins with the "created" event.
+        await self.recordings.open(contact_id)
+        try:
+            contact = await self._create(
+                contact_id,
+                identity,
+                channels=channels,
+                language=language,
+                topic=topic,
+                skills=skills,
+                priority=priority,
+                state=state,
+            )
+        except IntegrityError:
+            await self.recordings.discard(contact_id)
+            # another socket of this customer started one at the same moment: the database's
+            # one-live-contact-per-customer index refused this one
+            raise Conflict(
+                "you already have a conversation in progress", code=ErrorCode.ALREADY_STARTED
+            ) from None
+        except BaseException:
+            await self.recordings.discard(contact_id)
+            raise
+        await self.recordings.started(contact_id)
+        token = secrets.token_urlsafe(24)
+        await self.redis.set(redis_keys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
+        await self.redis.set(redis_keys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
+        await self.bus.publish(
+            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
+        )
+        if state is ContactState.QUEUED:
+            await self.enqueue(contact)
+        return contact
+
+    async def _create(
+        self,
+        contact_id: str,
+        identity: Identity,
+        *,
+        channels: list[Channel],
+        language: str,
+        topic: str | None,
+        skills: dict[str, int] | None,
+        priority: int,
+        state: ContactState,
+    ) -> Contact:
+        async with self.tx() as session:
             live = await store.live_contacts_of_customer(session, customer_ref=identity.ref)
             if live:
                 raise Conflict(
@@ -48,6 +96,7 @@ class Intake(ContactCore):
                     code=ErrorCode.ALREADY_STARTED,
                 )
             contact = Contact(
+                id=contact_id,
                 customer_ref=identity.ref,
                 customer_name=identity.display_name,
                 channels=sorted(
@@ -60,6 +109,7 @@ class Intake(ContactCore):
                 vip=identity.vip,
                 state=state.value,
                 instance=self.instance_id,
+                recording_status="recording" if self.recordings.owns(contact_id) else None,
             )
             session.add(contact)
             await session.flush()
@@ -71,14 +121,6 @@ class Intake(ContactCore):
                 to_state=state.value,
                 data={"channels": contact.channels, "language": language, "topic": topic},
             )
-        token = secrets.token_urlsafe(24)
-        await self.redis.set(redis_keys.resume(token), contact.id, ex=RESUME_TOKEN_TTL_S)
-        await self.redis.set(redis_keys.resume_of(contact.id), token, ex=RESUME_TOKEN_TTL_S)
-        await self.bus.publish(
-            identity.ref, self.state_message(contact, reason=reason, resume_token=token)
-        )
-        if state is ContactState.QUEUED:
-            await self.enqueue(contact)
         return contact
 
     async def handoff_to_queue(
@@ -92,7 +134,7 @@ class Intake(ContactCore):
         data: dict[str, Any],
     ) -> Contact:
         """The bot hands the customer over: the contact is queued with what the bot learned."""
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             _, contact = await store.transition(
                 session,
                 contact_id=contact_id,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from contact_center.contacts import store
 from contact_center.contacts.service import ContactService
-from contact_center.db.engine import transaction
 from contact_center.protocol import PeerEvent
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class MediaEvents:
             if what != "connection" or state not in ("connected", "failed", "closed"):
                 continue
             try:
-                async with transaction(svc.db) as session:
+                async with svc.tx() as session:
                     contact = await store.get_contact(session, contact_id=contact_id)
                     if contact is None:
                         continue

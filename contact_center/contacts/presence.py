@@ -3,6 +3,7 @@ grace timer; and where this instance's media is reached."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -15,7 +16,7 @@ from contact_center.contacts.core import (
 )
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
-from contact_center.db.models import Contact, User
+from contact_center.db.models import Contact, Role, User
 from contact_center.errors import Conflict, ErrorCode, Forbidden, NotFound
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
@@ -39,7 +40,7 @@ class Presence(ContactCore):
         contact_id = str(found)
         if not contact_id:
             raise NotFound("this resume token is unknown or expired", code=ErrorCode.RESUME_EXPIRED)
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             contact = await store.get_contact(session, contact_id=contact_id)
             if contact is None:
                 raise NotFound("this resume token is unknown or expired", code=ErrorCode.RESUME_EXPIRED)
@@ -103,8 +104,8 @@ class Presence(ContactCore):
         assert identity.user_id is not None
         async with transaction(self.db) as session:
             user = await session.get(User, identity.user_id)
-            if user is None:
-                raise Forbidden("this account no longer exists")
+            if user is None or user.disabled:
+                raise Forbidden("this account no longer exists or is disabled")
             open_contacts = await store.open_contacts_of_advisor(
                 session, advisor_id=identity.user_id
             )
@@ -155,6 +156,39 @@ class Presence(ContactCore):
                 PeerEvent(contact_id=contact.id, party="advisor", state="disconnected"),
             )
 
+    # ------------------------------------------------------------------ who is where
+
+    async def mark_present(self, identity: Identity) -> None:
+        """Record that ``identity`` has a socket here: presence that outlives this process, so
+        that whoever sees this instance's lease run out can act for its people."""
+        await self.redis.hset(
+            redis_keys.presence(self.instance_id), identity.ref, identity_json(identity)
+        )
+
+    async def mark_absent(self, identity: Identity) -> None:
+        await self.redis.hdel(redis_keys.presence(self.instance_id), identity.ref)
+
+    async def present_anywhere(self, ref: str) -> bool:
+        """Whether ``ref`` has a socket on an instance not yet taken over (alive, or dead so
+        recently that its take-over will act for ``ref``)."""
+        instances = [str(i) for i in await self.redis.zrange(redis_keys.LEASES, 0, -1)]
+        if self.instance_id not in instances:
+            instances.append(self.instance_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for instance in instances:
+                pipe.hexists(redis_keys.presence(instance), ref)
+            found = await pipe.execute()
+        return any(found)
+
+    async def present_refs(self) -> set[str]:
+        """Everyone ``present_anywhere`` (one read of every registry)."""
+        instances = {str(i) for i in await self.redis.zrange(redis_keys.LEASES, 0, -1)}
+        instances.add(self.instance_id)
+        refs: set[str] = set()
+        for instance in instances:
+            refs.update(map(str, await self.redis.hkeys(redis_keys.presence(instance))))
+        return refs
+
     async def register_instance(self) -> None:
         """Say where this instance's media is negotiated, for offers built by other instances."""
         await self.redis.hset(redis_keys.INSTANCES, self.instance_id, self.media_url)
@@ -162,3 +196,26 @@ class Presence(ContactCore):
     async def unregister_instance(self) -> None:
         await self.redis.hdel(redis_keys.INSTANCES, self.instance_id)
 
+
+
+def identity_json(identity: Identity) -> str:
+    return json.dumps(
+        {
+            "ref": identity.ref,
+            "role": identity.role.value,
+            "name": identity.display_name,
+            "uid": identity.user_id,
+            "vip": identity.vip,
+        }
+    )
+
+
+def identity_of_json(blob: str) -> Identity:
+    d = json.loads(blob)
+    return Identity(
+        ref=d["ref"],
+        role=Role(d["role"]),
+        display_name=d.get("name", ""),
+        user_id=d.get("uid"),
+        vip=bool(d.get("vip")),
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from contact_center.contacts import store
@@ -38,6 +39,17 @@ class RouterEvents:
         contact_id, agent_id = event.contact_id, event.agent_id
         explanation = event.explanation.model_dump() if event.explanation else None
         offer_events = (EventType.OFFER_EXPIRED, EventType.OFFER_REJECTED, EventType.OFFER_RELEASED)
+        if contact_id and (event.type is EventType.OFFER_CREATED or event.type in offer_events):
+            # Every decision, with why, whether or not the database state moves with it.
+            await self.svc.recordings.add(
+                contact_id,
+                "routing",
+                at=datetime.fromtimestamp(event.time, UTC),
+                decision=event.type.value,
+                agent_id=agent_id,
+                explanation=explanation,
+                data=event.data,
+            )
         if event.type is EventType.OFFER_CREATED and contact_id and agent_id:
             contact = await self._mirror(
                 contact_id, kind="offered", data={"agent_id": agent_id, "explanation": explanation}
@@ -88,7 +100,7 @@ class RouterEvents:
             RouterState.QUEUED: ContactState.QUEUED,
             RouterState.OFFERED: ContactState.OFFERED,
         }.get(status.state)
-        async with transaction(self.svc.db) as session:
+        async with self.svc.tx() as session:
             contact = await store.get_contact(session, contact_id=contact_id)
             if contact is None or target is None or contact.state == target:
                 return contact

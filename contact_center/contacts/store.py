@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Text, func, insert, literal, update
@@ -18,6 +19,10 @@ from contact_center.contacts.states import (
     check_transition,
 )
 from contact_center.db.models import ChatMessage, Contact, ContactEvent, utcnow
+from recordings.redact import mask_fields
+
+#: ``session.info`` key: the events added in a transaction, for the timeline once committed.
+TIMELINE_EVENTS = "timeline_events"
 
 
 async def get_contact(session: AsyncSession, *, contact_id: str) -> Contact | None:
@@ -34,16 +39,19 @@ async def add_event(
     to_state: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> ContactEvent:
+    """Add an event row (its data with card numbers masked); ``ContactCore.tx`` sends it to the
+    contact's timeline once the transaction is committed."""
     event = ContactEvent(
         contact_id=contact_id,
         actor=actor,
         kind=kind,
         from_state=from_state,
         to_state=to_state,
-        data=data or {},
+        data=mask_fields(data or {}),
     )
     session.add(event)
     await session.flush()
+    session.info.setdefault(TIMELINE_EVENTS, []).append(event)
     return event
 
 
@@ -175,5 +183,18 @@ async def open_contacts_of_advisor(session: AsyncSession, *, advisor_id: int) ->
             Contact.advisor_id == advisor_id,
             col(Contact.state).in_([ContactState.CONNECTED.value, ContactState.WRAP_UP.value]),
         )
+    )
+    return list(result.all())
+
+
+async def open_contacts(session: AsyncSession, *, created_before: datetime) -> list[Contact]:
+    """Every contact not in a final state, created before ``created_before`` (oldest first)."""
+    result = await session.exec(
+        select(Contact)
+        .where(
+            col(Contact.state).in_([s.value for s in (*LIVE_STATES, ContactState.WRAP_UP)]),
+            col(Contact.created_at) < created_before,
+        )
+        .order_by(col(Contact.created_at))
     )
     return list(result.all())

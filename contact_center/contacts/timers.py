@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from contact_center import redis_keys
 from contact_center.contacts import store
-from contact_center.contacts.core import POSITION_PUSH_EVERY_S
+from contact_center.contacts.core import POSITION_PUSH_EVERY_S, advisor_ref, agent_id_of
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.states import ContactState, InvalidTransition
 from contact_center.db.engine import transaction
@@ -49,6 +49,15 @@ class Timers:
         async with transaction(self.svc.db) as session:
             contact = await store.get_contact(session, contact_id=contact_id)
         if contact is None:
+            return
+        # A reconnect on another instance may land while the old socket's clean-up still runs
+        # and (re)starts the grace period after the reconnect cancelled it: whoever is
+        # connected somewhere is not gone.
+        ref = contact.customer_ref if party == "customer" else (
+            advisor_ref(agent_id_of(contact.advisor_id)) if contact.advisor_id is not None else None
+        )
+        if ref is not None and await self.svc.present_anywhere(ref):
+            log.info("grace of %s for %s ended, but they are connected", party, contact_id)
             return
         if party == "customer":
             await self.svc.end_contact(contact, actor="system", reason="customer_gone")

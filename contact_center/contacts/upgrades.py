@@ -14,7 +14,6 @@ from contact_center.contacts.core import (
     primary_channel,
 )
 from contact_center.contacts.states import ContactState
-from contact_center.db.engine import transaction
 from contact_center.db.models import Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
@@ -44,7 +43,11 @@ class Upgrades(ContactCore):
             pipe.expire(key, 120)
             pipe.smembers(key)
             _, _, parties = await pipe.execute()
-        if set(parties) != {"customer", "advisor"}:
+        agreed = set(parties) == {"customer", "advisor"}
+        await self.recordings.add(
+            contact_id, "upgrade", channel=channel.value, by=party, actor=identity.ref, agreed=agreed
+        )
+        if not agreed:
             other = (
                 contact.customer_ref
                 if party == "advisor"
@@ -65,7 +68,7 @@ class Upgrades(ContactCore):
             )
         except InvalidStateError as exc:
             raise Conflict(f"cannot add {channel.value}: {exc}", code=ErrorCode.NO_CAPACITY) from None
-        async with transaction(self.db) as session:
+        async with self.tx() as session:
             stored = await store.get_contact(session, contact_id=contact_id)
             assert stored is not None
             stored.channels = channels

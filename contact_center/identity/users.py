@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator
 from sqlmodel import func, select
@@ -127,3 +129,110 @@ async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
 async def count_users(session: AsyncSession) -> int:
     result = await session.exec(select(func.count()).select_from(User))
     return int(result.one())
+
+
+# ---------------------------------------------------------------- administration (views.admin, CLI)
+# Kept below the original functions so that the changes other branches make above merge cleanly.
+
+#: The fields an administrator may change; ``None`` leaves a field as it is.
+EDITABLE = ("role", "display_name", "languages", "skills", "capacity", "vip", "disabled")
+
+
+class UserUpdate(BaseModel):
+    """A change to an account: only the fields given are touched; each is checked as at creation."""
+
+    model_config = {"extra": "forbid"}
+
+    role: Role | None = None
+    display_name: str | None = Field(default=None, min_length=1, max_length=128)
+    languages: list[str] | None = None
+    skills: dict[str, int] | None = None
+    capacity: dict[str, int] | None = None
+    vip: bool | None = None
+    disabled: bool | None = None
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else UserCreate._languages(value)
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        return None if value is None else UserCreate._skills(value)
+
+    @field_validator("capacity")
+    @classmethod
+    def _capacity(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        return None if value is None else UserCreate._capacity(value)
+
+
+class UserPublic(BaseModel):
+    """An account as the admin API shows it: everything but the password hash."""
+
+    id: int
+    username: str
+    role: Role
+    display_name: str
+    languages: list[str]
+    skills: dict[str, int]
+    capacity: dict[str, int]
+    vip: bool
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        # read back from the database, ``role`` is a plain str: validate from attributes
+        return cls.model_validate({name: getattr(user, name) for name in cls.model_fields})
+
+
+async def list_users(
+    session: AsyncSession, *, role: Role | None = None, include_customers: bool = False
+) -> list[User]:
+    """Accounts by username; customers only when asked for (there may be many)."""
+    query = select(User).order_by(User.username)
+    if role is not None:
+        query = query.where(User.role == role)
+    elif not include_customers:
+        query = query.where(User.role != Role.CUSTOMER)
+    return list((await session.exec(query)).all())
+
+
+async def update_user(
+    session: AsyncSession, *, user_id: int, data: UserUpdate
+) -> tuple[User, dict[str, dict[str, Any]]]:
+    """Apply ``data``; returns the account and what changed, ``{field: {"from", "to"}}``."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    changes: dict[str, dict[str, Any]] = {}
+    for name in EDITABLE:
+        value = getattr(data, name)
+        if value is None:
+            continue
+        before = getattr(user, name)
+        if before != value:
+            changes[name] = {"from": before, "to": value}
+            setattr(user, name, value)
+    if changes:
+        session.add(user)
+        await session.flush()
+    return user, changes
+
+
+def temporary_password() -> str:
+    """A one-time password an administrator hands over (18 characters, about 107 bits)."""
+    return secrets.token_urlsafe(14)
+
+
+async def reset_password(session: AsyncSession, *, user_id: int) -> tuple[User, str]:
+    """Replace the password with a new temporary one, returned once in clear."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    session.add(user)
+    await session.flush()
+    return user, password

@@ -43,7 +43,7 @@ from contact_center.media.relay import (
     check_aiortc,
     install_sender_hooks,
 )
-from recordings.recorder import CallRecorder
+from recordings.recorder import CallRecorder, RecorderEvent
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class CallMedia:
             parsed.sdpMid, parsed.sdpMLineIndex = sdp_mid, sdp_mline_index
             await pc.addIceCandidate(parsed)
 
-    def subscribe(self, party: Party, kind: Kind) -> Subscription:
+    def subscribe(self, party: Party, kind: Kind, *, max_queued: int = 1) -> Subscription:
         """An independent, latest-frame-only feed of ``party``'s inbound ``kind`` (own copies).
 
         It may be taken before the track exists; frames start when it does and follow
@@ -265,7 +265,9 @@ class CallMedia:
         if self._closed:
             raise MediaStateError(f"media {self.contact_id} is closed")
         media = self._parties[party]
-        tap = Subscription(kind, copy=True, name=f"{self.contact_id}/{party}/{kind}/tap")
+        tap = Subscription(
+            kind, copy=True, name=f"{self.contact_id}/{party}/{kind}/tap", max_queued=max_queued
+        )
         tap.attach(media.current.get(kind))
         media.taps.append(tap)
         return tap
@@ -295,15 +297,25 @@ class CallMedia:
         media.encoded_taps.append(tap)
         return tap
 
-    def start_recording(self, directory: Path) -> list[Path]:
+    def start_recording(
+        self,
+        directory: Path,
+        *,
+        on_event: RecorderEvent | None = None,
+        paused: bool = False,
+    ) -> list[Path]:
         """Record every inbound track of both parties into ``directory``, until ``close()``.
 
-        One file per inbound track, written as received (no decoding): see ``recording.py``.
+        One file per inbound track, written as received (no decoding): see
+        ``recordings.recorder``, which reports each file opened and closed and each failure to
+        ``on_event``; ``paused`` starts it paused (``recorder.pause()``/``resume()``).
         Returns the recorder's list of files, which grows as tracks send their first frames.
         """
         if self._recorder is not None:
             raise MediaStateError(f"media {self.contact_id} is already recording")
-        recorder = CallRecorder(directory, contact_id=self.contact_id)
+        recorder = CallRecorder(
+            directory, contact_id=self.contact_id, on_event=on_event, paused=paused
+        )
         taps = [(p, k, self.subscribe_encoded(p, k)) for p in PARTIES for k in KINDS]
         self._recorder = recorder
         for party, kind, tap in taps:

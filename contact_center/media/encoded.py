@@ -46,6 +46,8 @@ class EncodedTap:
         self.name = name
         self.received = 0
         self.dropped = 0
+        self.paused = 0  # frames that arrived while paused (not queued)
+        self._paused = False
         self._max = max_queued or MAX_QUEUED.get(kind, 100)
         self._frames: collections.deque[EncodedFrame] = collections.deque()
         self._wake = asyncio.Event()
@@ -69,9 +71,30 @@ class EncodedTap:
             source.taps.add(self)
             source.request_keyframe(force=True)
 
+    def request_keyframe(self) -> None:
+        """Ask the sender for a keyframe (a recorder resuming after a pause needs one)."""
+        if self._source is not None:
+            self._source.request_keyframe(force=True)
+
+    def pause(self) -> None:
+        """Drop what arrives from now on (a paused recording): decided as each frame arrives,
+        so that a consumer running late still gets every frame from before the pause, and
+        none from during it."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Queue frames again; video from the next keyframe, which is asked for."""
+        if self._paused:
+            self._paused = False
+            self._need_keyframe = self.kind == "video"
+            self.request_keyframe()
+
     def _push(self, frame: EncodedFrame) -> None:
         """Called by the source, on the event loop, for every frame."""
         if self._stopped:
+            return
+        if self._paused:
+            self.paused += 1
             return
         if self._need_keyframe:
             if not frame.keyframe:

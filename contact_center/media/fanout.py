@@ -15,6 +15,7 @@ encoder mutates (``pict_type``) in a worker thread while a recorder may be encod
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from fractions import Fraction
 from typing import Protocol, cast
@@ -81,16 +82,19 @@ class FrameSink(Protocol):
 class Subscription(MediaStreamTrack):
     """A consumer's view of a fan-out: ``recv`` returns the latest frame, waiting for the next.
 
+    ``max_queued`` > 1 keeps that many unread frames instead (oldest dropped first): a speech
+    recogniser needs every audio frame through a short stall, a relay only the newest.
+
     Before it is attached to a fan-out, or between two fan-outs, ``recv`` simply waits: a
     forwarding sender then sends nothing, which the far end shows as a frozen/blank picture.
     """
 
-    def __init__(self, kind: str, *, copy: bool, name: str) -> None:
+    def __init__(self, kind: str, *, copy: bool, name: str, max_queued: int = 1) -> None:
         super().__init__()
         self.kind = kind
         self.name = name
         self._copy = copy
-        self._frame: Frame | None = None
+        self._frames: collections.deque[Frame] = collections.deque(maxlen=max(1, max_queued))
         self._new_frame = asyncio.Event()
         self._source: TrackFanout | None = None
         self.frames_dropped = 0
@@ -107,28 +111,27 @@ class Subscription(MediaStreamTrack):
         logger.debug("subscription %s attached to %s", self.name, source and source.name)
 
     def _push(self, frame: Frame) -> None:
-        if self._new_frame.is_set():
+        if len(self._frames) == self._frames.maxlen:
             self.frames_dropped += 1
-        self._frame = frame
+        self._frames.append(frame)
         self._new_frame.set()
 
     async def recv(self) -> Frame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        await self._new_frame.wait()
-        self._new_frame.clear()
-        frame = self._frame
-        self._frame = None
-        if frame is None or self.readyState != "live":
-            raise MediaStreamError
-        return copy_frame(frame) if self._copy else frame
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._frames:
+                frame = self._frames.popleft()
+                return copy_frame(frame) if self._copy else frame
+            self._new_frame.clear()
+            await self._new_frame.wait()
 
     def stop(self) -> None:
         """Detach and end: a pending ``recv`` raises ``MediaStreamError``. Idempotent."""
         if self.readyState == "live":
             self.attach(None)
             super().stop()
-            self._frame = None
+            self._frames.clear()
             self._new_frame.set()
 
 

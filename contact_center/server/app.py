@@ -29,12 +29,15 @@ from contact_center.server.contexts import (
     contacts_ctx,
     database_ctx,
     rasa_ctx,
+    recordings_ctx,
     redis_ctx,
     throttle_ctx,
     valkey_ctx,
 )
 from contact_center.server.logs import request_id_var
-from contact_center.views import api, docs, health, pages
+from contact_center.server.reliability import reliability_ctx
+from contact_center.server.voice import voice_ctx
+from contact_center.views import admin, api, compliance, docs, health, pages, supervisor
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
@@ -211,7 +214,18 @@ def create_app(settings: Settings) -> web.Application:
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.
     app.cleanup_ctx.extend(
-        [rasa_ctx, database_ctx, valkey_ctx, redis_ctx, throttle_ctx, contacts_ctx, bot_ctx]
+        [
+            rasa_ctx,
+            database_ctx,
+            valkey_ctx,
+            redis_ctx,
+            throttle_ctx,
+            contacts_ctx,
+            recordings_ctx,
+            reliability_ctx,
+            bot_ctx,
+            voice_ctx,  # the voice bridge after the bot: it needs the gateway
+        ]
     )
 
     aiohttp_jinja2.setup(
@@ -225,6 +239,9 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     endpoint.setup(app)
     api.setup(app)
+    admin.setup(app)
+    supervisor.setup(app)
     metrics_view.setup(app)
     docs.setup(app)
+    compliance.setup(app)
     return app

@@ -1,4 +1,4 @@
-"""The ``contact-center`` command: serve, migrate, manage users, seed the demo."""
+"""The ``contact-center`` command: serve, migrate, manage users, seed the demo, recordings."""
 
 from __future__ import annotations
 
@@ -277,6 +277,39 @@ def cmd_bot_classify(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+RECORDINGS_COMMANDS = ("verify", "purge", "hold", "unhold", "export", "verify-export")
+
+
+def cmd_recordings(settings: Settings, args: argparse.Namespace) -> int:
+    """``recordings.cli`` on the app's database and recording store (S3 when configured)."""
+    from recordings import cli as recordings_cli
+    from recordings.storage import LocalStorage
+
+    argv = list(args.arguments)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: contact-center recordings {" + ",".join(RECORDINGS_COMMANDS) + "} ...\n"
+            "  on the database (CC_DATABASE_URL) and recording store (CC_RECORDINGS_URL, else\n"
+            "  CC_RECORDINGS_DIR) of the settings; each command's --help says more"
+        )
+        return 0 if argv else EXIT_USAGE
+    if argv[0] not in RECORDINGS_COMMANDS:
+        return _fail(
+            f"recordings: unknown command {argv[0]!r} (one of {', '.join(RECORDINGS_COMMANDS)})",
+            EXIT_USAGE,
+        )
+    assert settings.recordings_dir is not None
+    storage = settings.recordings_storage() or LocalStorage(settings.recordings_dir)
+    return recordings_cli.main(
+        argv,
+        prog="contact-center recordings",
+        database_url=settings.database_url,
+        storage=storage,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-center",
@@ -318,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--password-stdin", action="store_true")
     create.set_defaults(func=cmd_users_create)
     for name, what in (
-        ("disable", "disable an account and end its sessions"),
         ("enable", "enable a disabled account"),
         ("set-password", "give an account a new password and end its sessions"),
     ):
@@ -327,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "set-password":
             change.add_argument("--password-stdin", action="store_true")
         change.set_defaults(func=cmd_users_change)
+    from contact_center.server import users_cli
+
+    users_cli.add_parsers(usub)  # list, update, disable (which also ends the sessions)
 
     demo = sub.add_parser("demo", help="create the demo accounts")
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users yet")
@@ -343,9 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     classify.set_defaults(func=cmd_bot_classify)
 
+    recordings = sub.add_parser(
+        "recordings",
+        help="sealed recordings: verify, purge, hold, unhold, export",
+        description="Runs on the database and recording store of the settings: "
+        "verify [--since DATE] [--contact ID] [--jobs N] [--progress]; purge [--dry-run]; "
+        "hold|unhold CONTACT --reason TEXT --actor WHO; export --contact ID --out FILE.zip; "
+        "verify-export FILE.zip.",
+        add_help=False,
+    )
+    recordings.add_argument("arguments", nargs=argparse.REMAINDER)
+    recordings.set_defaults(func=cmd_recordings)
+
+    from chatbot.speech import transcribe
     from contact_center.tools import simulate
 
     simulate.add_parser(sub)
+    transcribe.add_parser(sub)
     return parser
 
 

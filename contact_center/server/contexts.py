@@ -2,7 +2,8 @@
 
 Each opens one resource (or starts the loops it owns) on startup, yields to the running app,
 and closes it on cleanup: Rasa (for ``make run``), the database, the embedded Valkey, Redis,
-the login throttle, the contact machinery with its loops, and the bot gateway.
+the login throttle, the contact machinery with its loops, the recordings' background work, and
+the bot gateway.
 
 ``rasa_ctx`` goes first: starting Rasa blocks the event loop for the 15-30 s it takes
 (``RasaServices.start`` waits synchronously, and must run on the main thread so that the servers
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -32,7 +34,9 @@ from contact_center.bus import Bus
 from contact_center.config import Settings
 from contact_center.contacts.core import Grace
 from contact_center.contacts.media_events import MediaEvents
+from contact_center.contacts.recording import Recordings
 from contact_center.contacts.router_events import RouterEvents
+from contact_center.contacts.sealing import Uploader
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.timers import Timers
 from contact_center.db.engine import check_migrated, create_engine, session_factory
@@ -233,6 +237,15 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         relay=settings.media_relay,
         on_event=media_events,
     )
+    recordings = Recordings(
+        db=app[appkeys.DB],
+        redis=redis,
+        media=media,
+        instance_id=app[appkeys.INSTANCE_ID],
+        root=settings.recordings_dir,
+        policy=settings.retention_policy(),
+        pause_limit_s=settings.recording_pause_limit_s,
+    )
     svc = ContactService(
         db=app[appkeys.DB],
         redis=redis,
@@ -243,6 +256,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         media_url=media_url(media_base_url(settings)),
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
         recordings_dir=settings.recordings_dir,
+        recordings=recordings,
     )
     timers = Timers(svc)
     app[appkeys.ROUTER], app[appkeys.MEDIA], app[appkeys.CONTACTS] = router, media, svc
@@ -271,6 +285,56 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         for task in stuck:
             log.error("task %s did not stop within 10 s of being cancelled", task.get_name())
         await media.close()
+        # The calls are over (their files closed): what is still open is sealed incomplete.
+        await recordings.shutdown()
+        await recordings.close()
+
+
+async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The recordings' background work: copy other instances' timeline events into this
+    instance's timelines; at start, seal ``incomplete`` what no live process claims (an
+    instance killed mid-contact); with ``CC_RECORDINGS_URL``, upload what is sealed (and what a
+    restart finds sealed but not uploaded) to S3 in a worker thread, with retries."""
+    settings = app[appkeys.SETTINGS]
+    recordings = app[appkeys.CONTACTS].recordings
+    storage = settings.recordings_storage()
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(recordings.run(), name="timelines"),
+        asyncio.create_task(_sweep(recordings), name="recordings-sweep"),
+    ]
+    uploader: Uploader | None = None
+    if storage is not None and recordings.enabled:
+        uploader = Uploader(
+            recordings,
+            storage,
+            attempts=settings.recordings_upload_attempts,
+            backoff_s=settings.recordings_upload_backoff_s,
+            keep_local=settings.recordings_keep_local,
+        )
+        recordings.uploader = uploader
+        tasks.append(asyncio.create_task(uploader.run(), name="recordings-upload"))
+        tasks.append(asyncio.create_task(uploader.resume_pending(), name="recordings-pending"))
+    try:
+        yield
+    finally:
+        recordings.uploader = None  # seals from now on (shutdown) are uploaded at the next start
+        for task in tasks:
+            task.cancel()
+        if uploader is not None:
+            uploader.close()
+        _, stuck = await asyncio.wait(tasks, timeout=10)
+        for task in stuck:
+            log.error("task %s did not stop within 10 s of being cancelled", task.get_name())
+
+
+async def _sweep(recordings: Recordings) -> None:
+    try:
+        sealed = await recordings.sweep()
+    except Exception:
+        log.exception("recordings: sealing unsealed recordings failed")
+        return
+    if sealed:
+        log.warning("recordings: sealed %d unsealed recordings as incomplete", len(sealed))
 
 
 async def bot_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import re
+import secrets
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,7 @@ class SignallingClient:
         self._arrived = asyncio.Event()
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(6)
         self._reader: asyncio.Task[None] | None = None
         self.welcome: dict[str, Any] | None = None
 
@@ -101,7 +103,8 @@ class SignallingClient:
     ) -> dict[str, Any]:
         """Send a request and return the ack's data; raise RequestFailed on an error reply."""
         assert self.ws is not None
-        request_id = str(next(self._ids))
+        # request ids are idempotency keys of the person: unique across connections
+        request_id = f"{self._id_prefix}-{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         await self.ws.send_str(json.dumps({"v": 1, "type": type_, "id": request_id, **fields}))

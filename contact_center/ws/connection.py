@@ -6,32 +6,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
-from contact_center import metrics
+from contact_center import metrics, redis_keys
 from contact_center.identity.auth import Identity
 from contact_center.protocol import Error
 
 log = logging.getLogger(__name__)
 
 
+#: A person's connect or disconnect handling takes well under this; a lock held by an instance
+#: that died mid-way frees itself after it.
+PRESENCE_LOCK_TTL_MS = 15_000
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class PresenceLocks:
     """One lock per person: a quick reconnect waits until the old socket's clean-up is done,
-    so that the grace period it starts is seen (and cancelled) by the new connection."""
+    so that the grace period it starts is seen (and cancelled) by the new connection.
+
+    With ``redis`` the lock also spans instances (a reconnect landing on another instance while
+    the old socket's clean-up runs); when Redis does not answer, the local lock alone is held.
+    """
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, ref: str) -> AsyncIterator[None]:
+    async def hold(self, ref: str, redis: aioredis.Redis | None = None) -> AsyncIterator[None]:
         lock, users = self._locks.get(ref, (asyncio.Lock(), 0))
         self._locks[ref] = (lock, users + 1)
         try:
-            async with lock:
+            async with lock, _redis_lock(redis, ref):
                 yield
         finally:
             lock, users = self._locks[ref]
@@ -39,6 +55,30 @@ class PresenceLocks:
                 del self._locks[ref]
             else:
                 self._locks[ref] = (lock, users - 1)
+
+
+@contextlib.asynccontextmanager
+async def _redis_lock(redis: aioredis.Redis | None, ref: str) -> AsyncIterator[None]:
+    if redis is None:
+        yield
+        return
+    key, token = redis_keys.presence_lock(ref), secrets.token_hex(8)
+    held = False
+    try:
+        deadline = time.monotonic() + PRESENCE_LOCK_TTL_MS / 1000
+        while not (held := bool(await redis.set(key, token, nx=True, px=PRESENCE_LOCK_TTL_MS))):
+            if time.monotonic() > deadline:
+                log.warning("presence lock of %s still held elsewhere: going on without", ref)
+                break
+            await asyncio.sleep(0.02)
+    except RedisError:
+        log.warning("presence lock of %s: Redis does not answer, local lock only", ref)
+    try:
+        yield
+    finally:
+        if held:
+            with contextlib.suppress(RedisError):
+                await redis.eval(_RELEASE, 1, key, token)
 
 
 class TokenBucket:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
@@ -38,9 +39,10 @@ from contact_center.protocol import (
     Welcome,
     client_message_adapter,
 )
-from contact_center.ws import frames, sessions, tokens
+from contact_center.ws import frames, idempotency, sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
 from contact_center.ws.handlers import HANDLERS
+from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +181,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
         )
         if not conn.media_only:
-            async with app[appkeys.PRESENCE].hold(identity.ref):
+            async with app[appkeys.PRESENCE].hold(identity.ref, svc.redis):
                 first_here = not bus.has_local(identity.ref)
                 bus.attach(identity.ref, conn)
+                await svc.mark_present(identity)
                 if identity.role is Role.CUSTOMER:
                     await svc.customer_connected(identity)
                 elif identity.role is Role.ADVISOR and first_here:
@@ -203,7 +206,7 @@ async def _after_close(svc: ContactService, conn: Connection) -> None:
     try:
         if conn.identity is not None and not conn.media_only:
             ref = conn.identity.ref
-            async with conn.request.app[appkeys.PRESENCE].hold(ref):
+            async with conn.request.app[appkeys.PRESENCE].hold(ref, svc.redis):
                 svc.bus.detach(ref, conn)
                 if not svc.bus.has_local(ref):
                     async with asyncio.timeout(CLEANUP_TIMEOUT_S):
@@ -216,6 +219,9 @@ async def _after_close(svc: ContactService, conn: Connection) -> None:
 
 async def _disconnected(svc: ContactService, identity: Identity) -> None:
     try:
+        await svc.mark_absent(identity)
+        if await svc.present_anywhere(identity.ref):
+            return  # reconnected on another instance (under the same presence lock)
         if identity.role is Role.CUSTOMER:
             await svc.customer_disconnected(identity)
         elif identity.role is Role.ADVISOR:
@@ -271,13 +277,42 @@ async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
             raise Forbidden(
                 f"{message.type} is not for {conn.identity.role.value} accounts", code=ErrorCode.FORBIDDEN
             )
-        result = await HANDLERS[type(message)](svc, conn, message)
-        conn.send(Ack(ref=message.id, data=result.model_dump(mode="json")))
-    except Exception as exc:  # one bad request must not end the connection or the server
+    except Exception as exc:  # a bad frame must not end the connection or the server
         if not is_client_caused(exc):
-            log.exception("handling %s", raw[:200])
+            # Masked before it is cut: a chat line may hold a card number.
+            log.exception("handling %s", mask_card_numbers(raw)[:200])
         code, text = to_error(exc)
         conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
+        return
+    await _handle_once(svc, conn, message, raw)
+
+
+async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw: str) -> None:
+    """Run a request once per client id: a retry gets the first answer (``ws.idempotency``)."""
+    assert conn.identity is not None
+    who, request_id = conn.identity.ref, message.id
+    try:
+        first = await idempotency.begin(svc.redis, who, request_id)
+    except ClientError as exc:
+        conn.send(Error(ref=frames.request_id(raw), code=exc.code, message=str(exc)))
+        return
+    if first is not None:
+        conn.deliver(first)
+        return
+    try:
+        result = await HANDLERS[type(message)](svc, conn, message)
+        answer: Ack | Error = Ack(ref=request_id, data=result.model_dump(mode="json"))
+    except Exception as exc:  # one bad request must not end the connection or the server
+        code, text = to_error(exc)
+        answer = Error(ref=frames.request_id(raw), code=code, message=text)
+        if not is_client_caused(exc):
+            log.exception("handling %s", raw[:200])
+            await idempotency.forget(svc.redis, who, request_id)  # a retry runs it again
+            conn.send(answer)
+            return
+    frame = answer.model_dump_json()
+    await idempotency.finish(svc.redis, who, request_id, frame)
+    conn.deliver(frame)
 
 
 async def close_all(app: web.Application) -> None:

@@ -28,6 +28,10 @@ from contact_center.protocol import (
     ChatTyping,
     OfferAccept,
     OfferReject,
+    RecordingPause,
+    RecordingResult,
+    RecordingResume,
+    RecordingStatePush,
     Result,
     ResumeResult,
     RtcAnswer,
@@ -106,6 +110,9 @@ async def _typing(svc: ContactService, conn: Connection, msg: ChatTyping) -> Res
 async def _rtc_offer(svc: ContactService, conn: Connection, msg: RtcOffer) -> Result:
     answer = await svc.rtc_offer(_who(conn), msg.contact_id, msg.sdp)
     conn.send(RtcAnswer(contact_id=msg.contact_id, sdp=answer))
+    voice = conn.request.app.get(appkeys.VOICE)
+    if voice is not None:  # listens only while the bot has the contact
+        await voice.media_started(_who(conn), msg.contact_id)
     return Result()
 
 
@@ -172,7 +179,21 @@ async def _transfer(svc: ContactService, conn: Connection, msg: SessionTransfer)
 
 
 async def _wrapup(svc: ContactService, conn: Connection, msg: WrapupDone) -> WrapupResult:
-    return WrapupResult(ended=await svc.wrapup_done(_who(conn), msg.contact_id))
+    return WrapupResult(ended=await svc.wrapup_done(_who(conn), msg.contact_id, notes=msg.notes))
+
+
+def _recording_result(state: RecordingStatePush) -> RecordingResult:
+    return RecordingResult(paused=state.paused, pause_id=state.pause_id, resume_at=state.resume_at)
+
+
+async def _pause(svc: ContactService, conn: Connection, msg: RecordingPause) -> RecordingResult:
+    return _recording_result(await svc.pause_recording(_who(conn), msg.contact_id, msg.reason))
+
+
+async def _resume_recording(
+    svc: ContactService, conn: Connection, msg: RecordingResume
+) -> RecordingResult:
+    return _recording_result(await svc.resume_recording(_who(conn), msg.contact_id))
 
 
 #: Request class -> handler. Who may send each is the model's ``roles``.
@@ -190,4 +211,6 @@ HANDLERS: dict[type[Any], Handler] = {
     OfferReject: _reject,
     SessionTransfer: _transfer,
     WrapupDone: _wrapup,
+    RecordingPause: _pause,
+    RecordingResume: _resume_recording,
 }

@@ -78,6 +78,13 @@ end
 
 local function takes(a) return a.pres == 'available' and a.wrap == 0 end
 
+-- c.excl[agent] is when the agent missed the contact: excluded for P.exclttl seconds from then
+-- (``true``, as stored before exclusions ended, counts as long past).
+local function excluded(c, aid)
+  local t = c.excl[aid]
+  return type(t) == 'number' and NOW - t < P.exclttl
+end
+
 local function derive(a)
   if a.pres ~= 'available' then return a.pres end
   if a.wrap > 0 then return 'wrap_up' end
@@ -265,6 +272,13 @@ local function schedule_age(c)
   local t = NOW + P.recheck
   local nxt = P.rings[ring_at(c) + 1]
   if nxt and c.rs + nxt.after < t then t = c.rs + nxt.after end
+  -- and when an exclusion ends: that agent may take it from then
+  for _, at in pairs(c.excl) do
+    if type(at) == 'number' then
+      local ends = at + P.exclttl
+      if ends > NOW and ends < t then t = ends end
+    end
+  end
   redis.call('ZADD', K_DUE, t, 'a|' .. c.id)
 end
 
@@ -326,7 +340,7 @@ local function match_contact(c)
   local top, considered = {}, 0
   for _, m in ipairs(ms) do
     local lv, inv, aid = string.match(m, '^[^|]*|[^|]*|(%d)|([^|]*)|([^|]*)')
-    if not c.excl[aid] then
+    if not excluded(c, aid) then
       local cand = nil
       if fast then
         local f = tonumber(lv)
@@ -385,7 +399,7 @@ local function match_agent(a)
               if best and (sc > bsc or (sc == bsc and cid > best.id)) then break end
               considered = considered + 1
               local c = get_contact(cid)
-              if not c.excl[a.id] then
+              if not excluded(c, a.id) then
                 local r = ring_at(c)
                 if meets(a, reqs_at(c, r)) then
                   best, bsc, bring = c, sc, r
@@ -446,7 +460,7 @@ local function miss(c, etype)
   local a = get_agent(c.ag)
   local before = derive(a)
   free_slot(a, c)
-  c.excl[a.id] = true
+  c.excl[a.id] = NOW
   to_queue(c)
   put_contact(c)
   a.misses = a.misses + 1
@@ -457,6 +471,23 @@ local function miss(c, etype)
   put_agent(a)
   state_changed(a, before)
   for _, cid in ipairs(released) do match_contact(get_contact(cid)) end
+  match_agent(get_agent(a.id))
+end
+
+-- An offer that expired while nobody could act on it (Redis or every instance down): back to
+-- its place and matched again, no exclusion, no miss.
+local function release_late(c)
+  local a = get_agent(c.ag)
+  local before = derive(a)
+  free_slot(a, c)
+  to_queue(c)
+  put_contact(c)
+  emit('offer_released', c.id, a.id, {reason = 'late'})
+  emit('contact_requeued', c.id, nil, {reason = 'offer_released'})
+  index(a)
+  put_agent(a)
+  state_changed(a, before)
+  match_contact(get_contact(c.id))
   match_agent(get_agent(a.id))
 end
 

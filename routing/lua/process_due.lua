@@ -6,7 +6,9 @@
 local function handle(kind, id)
   if kind == 'o' then
     local c = get_contact(id)
-    if c and c.st == 'offered' then miss(c, 'offer_expired') end
+    if c and c.st == 'offered' then
+      if NOW - c.dl > P.late then release_late(c) else miss(c, 'offer_expired') end
+    end
   elseif kind == 'w' then
     local a = get_agent(id)
     if a and a.wrap > 0 then

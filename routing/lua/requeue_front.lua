@@ -16,7 +16,7 @@ if c.st == 'offered' then
 else
   end_work(a, c)
 end
-c.excl[a.id] = true
+c.excl[a.id] = NOW
 local head = redis.call('ZRANGE', QK[c.lang][c.ch], 0, 0, 'WITHSCORES')
 if head[2] and tonumber(head[2]) - 0.001 < tonumber(c.sc) then
   c.sc = num17(tonumber(head[2]) - 0.001)

@@ -9,7 +9,7 @@ if c.st == 'completed' or c.st == 'cancelled' then
   return fail('invalid_state', 'contact ' .. cid .. ' is ' .. c.st, c.st)
 end
 local a, before = detach(c, 'transferred')
-if a and ARGV[7] == '1' then c.excl[a.id] = true end
+if a and ARGV[7] == '1' then c.excl[a.id] = NOW end
 c.req = cjson.decode(ARGV[4])
 if ARGV[5] ~= '' then c.opt = cjson.decode(ARGV[5]) end
 if ARGV[6] ~= '' then c.lang = ARGV[6] end

@@ -23,6 +23,7 @@ from routing.scoring import (
     ContactView,
     channel_change_refusal,
     derive_state,
+    is_excluded,
     next_ring_at,
     pick_agent,
     pick_contact,
@@ -58,6 +59,10 @@ class ReferenceRouter:
         nxt = next_ring_at(self.policy, c.ring_since, self.now)
         if nxt is not None and nxt < t:
             t = nxt
+        for since in c.excluded_at.values():
+            ends = since + self.policy.exclusion_s
+            if self.now < ends < t:
+                t = ends
         self.due["a|" + c.id] = t
 
     def _to_queue(self, c: ContactView) -> None:
@@ -73,7 +78,7 @@ class ReferenceRouter:
                 and d.id != c.id
                 and (d.language, d.channel, d.req, d.opt, d.priority, d.vip)
                 == (c.language, c.channel, c.req, c.opt, c.priority, c.vip)
-                and a.id not in d.excluded
+                and not is_excluded(self.policy, d, a.id, self.now)
                 and (d.score, d.id) < (c.score, c.id)
             ):
                 self.fifo_violations.append(f"{c.id} offered to {a.id} before {d.id}")
@@ -133,11 +138,23 @@ class ReferenceRouter:
             self._became_idle(a)
         a.presence = pres
 
+    def _exclude(self, c: ContactView, agent_id: str) -> None:
+        c.excluded.add(agent_id)
+        c.excluded_at[agent_id] = self.now
+
+    def _release_late(self, c: ContactView) -> None:
+        assert c.agent is not None
+        a = self.agents[c.agent]
+        self._free_slot(a, c)
+        self._to_queue(c)
+        self._match_contact(c)
+        self._match_agent(a)
+
     def _miss(self, c: ContactView) -> None:
         assert c.agent is not None
         a = self.agents[c.agent]
         self._free_slot(a, c)
-        c.excluded.add(a.id)
+        self._exclude(c, a.id)
         self._to_queue(c)
         a.misses += 1
         released = [c.id]
@@ -228,6 +245,7 @@ class ReferenceRouter:
             ring_since=t,
             score=queue_score(self.policy, priority=r.priority, vip=r.vip, enqueued_at=t),
             excluded=set(r.excluded_agents),
+            excluded_at={x: self.now for x in r.excluded_agents},
         )
         self.contacts[r.id] = c
         self._to_queue(c)
@@ -302,7 +320,7 @@ class ReferenceRouter:
             else:
                 self._end_work(a, c)
             if exclude:
-                c.excluded.add(a.id)
+                self._exclude(c, a.id)
         c.req = dict(skills)
         if language:
             c.language = language
@@ -323,7 +341,7 @@ class ReferenceRouter:
             self._free_slot(a, c)
         else:
             self._end_work(a, c)
-        c.excluded.add(a.id)
+        self._exclude(c, a.id)
         same = [d for d in self.queued() if (d.language, d.channel) == (c.language, c.channel)]
         if same and same[0].score - 0.001 < c.score:
             c.score = same[0].score - 0.001
@@ -367,7 +385,11 @@ class ReferenceRouter:
             if kind == "o":
                 c = self.contacts.get(key)
                 if c and c.state == "offered":
-                    self._miss(c)
+                    assert c.deadline is not None
+                    if self.now - c.deadline > self.policy.late_expiry_s:
+                        self._release_late(c)
+                    else:
+                        self._miss(c)
             elif kind == "w":
                 a = self.agents.get(key)
                 if a and a.wrap_until > 0:

@@ -312,7 +312,10 @@ async def test_restart_resumes_and_expires_offers_missed_while_down(
     second = RouterStore(redis_client, policy)
     assert (await second.contact_status("c")).state == ContactState.OFFERED
     assert await second.process_due(now=T0 + 3600) >= 1
-    assert (await second.contact_status("c")).state == ContactState.QUEUED
+    # nobody could have accepted it: released without a miss and offered again
+    status = await second.contact_status("c")
+    assert status.state == ContactState.OFFERED and status.deadline == T0 + 3600 + policy.offer_timeout_s
+    assert (await second.agent_status("a")).missed_offers == 0
 
 
 async def test_completed_contacts_are_purged_after_retention(store: RouterStore) -> None:

@@ -59,4 +59,7 @@ async def test_worker_expires_on_start_and_stops_cleanly_when_cancelled(
     assert task.cancelled()
     for i in range(3):
         status = await store.contact_status(f"c{i}")
-        assert status.excluded_agents == {f"a{i}"}
+        # expired while no timer ran: released without a miss, and offered again
+        assert status.excluded_agents == frozenset()
+        assert status.state is ContactState.OFFERED
+        assert (await store.agent_status(f"a{i}")).missed_offers == 0

@@ -1,15 +1,26 @@
 // The advisor console: status, incoming offers (with countdown, transcript and the router's
 // explanation), and one panel per contact with chat, media, transfer, end and wrap-up.
 
-import { MediaLink, iceServersFrom } from "./media.js";
+import { ChatPane, wireComposer } from "./chat.js";
+import { agentStateName, channelsText, duration, has, initLanguage, languageName, t } from "./i18n.js";
+import { CallView, iceServersFrom, wantsMedia } from "./media.js";
+import { errorText, noticeOn, showNotice } from "./notices.js";
 import { Signalling, defaultUrl, fetchWsToken } from "./ws.js";
 
 const SETTABLE = new Set(["available", "away", "offline"]);
-const TYPING_SEND_EVERY_MS = 2500;
-const TYPING_SHOW_MS = 4000;
 const ENDED_PANEL_KEEP_MS = 4000;
-const LANGUAGES = { en: "English", zh: "Mandarin", yue: "Cantonese" };
-const CHANNEL_NAMES = { text: "Chat", voice: "Voice", video: "Video" };
+const PEER_STATES = new Set(["disconnected", "reconnected", "connected", "failed", "closed"]);
+const MEDIA_TEXTS = {
+  starting: "advisor.media_starting",
+  local: "advisor.media_connecting",
+  noDevice: "advisor.media_no_device",
+  connected: "advisor.media_connected",
+  failed: "advisor.media_failed",
+  startFailed: "advisor.media_start_failed",
+  voice: "advisor.media_voice",
+};
+
+initLanguage();
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -31,18 +42,10 @@ const contacts = new Map();
 const signalling = new Signalling();
 window.ccSignalling = signalling; // for the browser tests and for debugging from the console
 
-function notice(text, kind = "info") {
-  el.notice.textContent = text ?? "";
-  el.notice.classList.toggle("hidden", !text);
-  el.notice.classList.toggle("error", kind === "error");
-}
+const notice = noticeOn(el.notice);
 
 function toggleEmpty(container, map) {
   container.querySelector(".empty")?.classList.toggle("hidden", map.size > 0);
-}
-
-function channelsText(channels) {
-  return (channels ?? []).map((c) => CHANNEL_NAMES[c] ?? c).join(" + ");
 }
 
 function skillsText(skills) {
@@ -51,46 +54,14 @@ function skillsText(skills) {
     .join(", ");
 }
 
-function duration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
-function chatLine({ seq, sender, text, at }) {
-  const li = document.createElement("li");
-  li.className = sender === "advisor" ? "mine" : sender;
-  if (seq !== undefined) li.dataset.seq = String(seq);
-  li.dataset.sender = sender;
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = { advisor: "You", customer: "Customer", bot: "Assistant", system: "Notice" }[sender] ?? sender;
-  const body = document.createElement("span");
-  body.className = "text";
-  body.textContent = text;
-  li.append(who, body);
-  if (at) li.title = new Date(at).toLocaleString();
-  return li;
-}
-
-/** Add a line in seq order unless that seq is already shown (history is replayed on reconnect). */
-function insertLine(list, seqs, line) {
-  if (line.seq !== undefined) {
-    if (seqs.has(line.seq)) return false;
-    seqs.add(line.seq);
-  }
-  const after = [...list.children].find((n) => n.dataset.seq && Number(n.dataset.seq) > line.seq);
-  list.insertBefore(chatLine(line), after ?? null);
-  list.scrollTop = list.scrollHeight;
-  return true;
+function contactStateName(state) {
+  return has(`advisor.s_${state}`) ? t(`advisor.s_${state}`) : state.replace("_", "-");
 }
 
 // ------------------------------------------------------------------ agent state
 
 function setAgentState(state) {
-  el.badge.textContent = state.replace("_", "-");
+  el.badge.textContent = agentStateName(state);
   el.badge.dataset.state = state;
   if (SETTABLE.has(state)) el.status.value = state;
 }
@@ -102,7 +73,7 @@ el.status.addEventListener("change", async () => {
     const ack = await signalling.request("agent.status", { status: wanted });
     setAgentState(ack.state);
   } catch (err) {
-    notice(`Could not change status: ${err.detail ?? err}`, "error");
+    notice(t("advisor.status_failed", { error: errorText(err) }), "error");
   } finally {
     el.status.disabled = false;
   }
@@ -110,7 +81,9 @@ el.status.addEventListener("change", async () => {
 
 signalling.on("agent.state", (m) => {
   setAgentState(m.state);
-  if (m.reason) notice(`Status: ${m.state.replace("_", "-")} (${m.reason.replaceAll("_", " ")})`);
+  if (m.reason) {
+    notice(t("advisor.status_notice", { state: agentStateName(m.state), reason: m.reason.replaceAll("_", " ") }));
+  }
 });
 
 // ------------------------------------------------------------------ offers
@@ -118,17 +91,21 @@ signalling.on("agent.state", (m) => {
 function explanationNode(explanation) {
   const box = document.createElement("div");
   if (!explanation || !explanation.winner) {
-    box.textContent = "No explanation given.";
+    box.textContent = t("advisor.no_explanation");
     return box;
   }
   const { winner, candidates = [], trigger, ring, considered } = explanation;
   const lines = [
     trigger === "agent"
-      ? `You became free and this was the first contact you can serve (${considered} looked at).`
-      : `This contact looked for advisors; you ranked first of ${Math.max(candidates.length, 1)}.`,
-    `Skill fit: ${winner.fit_required} (required) + ${winner.fit_optional} (optional); idle ${duration(winner.idle_s)}.`,
+      ? t("advisor.why_agent", { considered })
+      : t("advisor.why_contact", { count: Math.max(candidates.length, 1) }),
+    t("advisor.why_fit", {
+      required: winner.fit_required,
+      optional: winner.fit_optional,
+      idle: duration(winner.idle_s),
+    }),
   ];
-  if (ring) lines.push(`Requirements relaxed to ring ${ring} after waiting.`);
+  if (ring) lines.push(t("advisor.why_ring", { ring }));
   for (const text of lines) {
     const p = document.createElement("p");
     p.textContent = text;
@@ -137,11 +114,17 @@ function explanationNode(explanation) {
   if (candidates.length > 1) {
     const table = document.createElement("table");
     table.className = "compact";
-    table.innerHTML = "<thead><tr><th>Advisor</th><th>Fit</th><th>Idle</th></tr></thead>";
+    const head = table.createTHead().insertRow();
+    for (const key of ["advisor.col_advisor", "advisor.col_fit", "advisor.col_idle"]) {
+      const th = document.createElement("th");
+      th.textContent = t(key);
+      head.append(th);
+    }
     const body = document.createElement("tbody");
     for (const c of candidates) {
       const row = body.insertRow();
-      row.insertCell().textContent = c.agent_id === winner.agent_id ? `${c.agent_id} (you)` : c.agent_id;
+      row.insertCell().textContent =
+        c.agent_id === winner.agent_id ? t("advisor.that_is_you", { id: c.agent_id }) : c.agent_id;
       row.insertCell().textContent = `${c.fit_required} + ${c.fit_optional}`;
       row.insertCell().textContent = duration(c.idle_s);
     }
@@ -165,15 +148,15 @@ function onOffer(message) {
   const node = el.offerTemplate.content.firstElementChild.cloneNode(true);
   node.dataset.contactId = message.contact_id;
   node.querySelector(".channels").textContent = channelsText(message.channels);
-  node.querySelector(".language").textContent = LANGUAGES[message.language] ?? message.language;
+  node.querySelector(".language").textContent = languageName(message.language);
   node.querySelector(".priority").classList.toggle("hidden", !(message.priority > 0));
-  const topic = message.topic ? `Topic: ${message.topic}. ` : "";
-  node.querySelector(".summary").textContent = `${topic}Needs ${skillsText(message.skills)}.`;
+  const skills = skillsText(message.skills);
+  node.querySelector(".summary").textContent = message.topic
+    ? t("advisor.summary_topic", { topic: message.topic, skills })
+    : t("advisor.summary", { skills });
   node.querySelector(".explanation").replaceWith(explanationNode(message.explanation));
-  const transcript = node.querySelector(".transcript");
   const lines = message.transcript ?? [];
-  const seqs = new Set();
-  for (const line of lines) insertLine(transcript, seqs, line);
+  new ChatPane({ list: node.querySelector(".transcript"), self: "advisor" }).addAll(lines);
   node.querySelector(".transcript-box").classList.toggle("hidden", lines.length === 0);
   if (lines.length) node.querySelector(".transcript-box").open = true;
 
@@ -181,7 +164,7 @@ function onOffer(message) {
   const countdown = node.querySelector(".countdown");
   const tick = () => {
     const left = Math.ceil((expiresAt - Date.now()) / 1000);
-    countdown.textContent = left > 0 ? `${left} s left` : "expired";
+    countdown.textContent = left > 0 ? t("advisor.seconds_left", { left }) : t("advisor.expired");
     countdown.classList.toggle("urgent", left <= 5);
     if (left <= 0) {
       node.querySelectorAll("button").forEach((b) => (b.disabled = true));
@@ -203,10 +186,10 @@ function onOffer(message) {
         mediaUrl: message.media_url ?? ack.media_url ?? null,
         topic: message.topic,
       });
-      for (const line of ack.transcript ?? []) insertLine(panel.chat, panel.seqs, line);
+      panel.chat.addAll(ack.transcript);
       applyState(panel, ack.state);
     } catch (err) {
-      notice(`Could not accept: ${err.detail ?? err}`, "error");
+      notice(t("advisor.accept_failed", { error: errorText(err) }), "error");
       removeOffer(message.contact_id);
     }
   });
@@ -215,7 +198,7 @@ function onOffer(message) {
     try {
       await signalling.request("offer.reject", { contact_id: message.contact_id });
     } catch (err) {
-      notice(`Could not reject: ${err.detail ?? err}`, "error");
+      notice(t("advisor.reject_failed", { error: errorText(err) }), "error");
     }
     removeOffer(message.contact_id);
   });
@@ -247,14 +230,22 @@ function ensureContact(contactId, { channels = [], language = "", mediaUrl = nul
     topic,
     mediaUrl,
     state: null,
-    seqs: new Set(),
-    chat: node.querySelector(".chat"),
-    typing: node.querySelector(".typing"),
+    chat: new ChatPane({
+      list: node.querySelector(".chat"),
+      typing: node.querySelector(".typing"),
+      self: "advisor",
+      peer: "customer",
+    }),
+    call: new CallView({
+      box: node.querySelector(".media"),
+      status: node.querySelector(".media-status"),
+      localEl: node.querySelector(".local"),
+      remoteEl: node.querySelector(".remote"),
+      iceServers: iceServersFrom(el.contacts),
+      texts: MEDIA_TEXTS,
+    }),
     error: node.querySelector(".error"),
-    media: null,
     mediaSignalling: null,
-    typingTimer: null,
-    lastTypingSent: 0,
     removeTimer: null,
   };
   contacts.set(contactId, panel);
@@ -266,8 +257,8 @@ function ensureContact(contactId, { channels = [], language = "", mediaUrl = nul
 }
 
 function renderTitle(panel) {
-  const parts = [channelsText(panel.channels) || "Contact"];
-  if (panel.language) parts.push(LANGUAGES[panel.language] ?? panel.language);
+  const parts = [channelsText(panel.channels) || t("advisor.contact")];
+  if (panel.language) parts.push(languageName(panel.language));
   if (panel.topic) parts.push(panel.topic);
   const title = panel.node.querySelector(".title");
   const ref = document.createElement("small");
@@ -277,69 +268,56 @@ function renderTitle(panel) {
 }
 
 function panelError(panel, text) {
-  panel.error.textContent = text ?? "";
-  panel.error.classList.toggle("hidden", !text);
+  showNotice(panel.error, text, "error");
+}
+
+/** A button or form of the panel that sends `request()` and then shows `state`. */
+function onAction(panel, target, eventName, request) {
+  target.addEventListener(eventName, async (event) => {
+    event.preventDefault();
+    try {
+      applyState(panel, await request(event));
+    } catch (err) {
+      panelError(panel, errorText(err));
+    }
+  });
 }
 
 function wireContact(panel) {
   const { node } = panel;
-  const input = node.querySelector(".chat-input");
-  node.querySelector(".chat-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    input.value = "";
-    try {
-      await signalling.request("chat.send", { contact_id: panel.id, text });
-      panelError(panel, "");
-    } catch (err) {
-      input.value = text;
-      panelError(panel, err.detail ?? String(err));
-    }
+  wireComposer({
+    form: node.querySelector(".chat-form"),
+    input: node.querySelector(".chat-input"),
+    signalling,
+    contactId: () => panel.id,
+    typingActive: () => panel.state === "connected",
+    onSent: () => panelError(panel, ""),
+    onError: (err) => panelError(panel, errorText(err)),
   });
-  input.addEventListener("input", () => {
-    const now = Date.now();
-    if (panel.state !== "connected" || now - panel.lastTypingSent < TYPING_SEND_EVERY_MS) return;
-    panel.lastTypingSent = now;
-    signalling.request("chat.typing", { contact_id: panel.id }).catch(() => {});
+  onAction(panel, node.querySelector(".end"), "click", async () => {
+    const ack = await signalling.request("session.end", { contact_id: panel.id });
+    return ack.state;
   });
-  node.querySelector(".end").addEventListener("click", async () => {
-    try {
-      const ack = await signalling.request("session.end", { contact_id: panel.id });
-      applyState(panel, ack.state);
-    } catch (err) {
-      panelError(panel, err.detail ?? String(err));
-    }
+  onAction(panel, node.querySelector(".wrapup"), "click", async () => {
+    await signalling.request("wrapup.done", { contact_id: panel.id });
+    return "ended";
   });
-  node.querySelector(".wrapup").addEventListener("click", async () => {
-    try {
-      await signalling.request("wrapup.done", { contact_id: panel.id });
-      applyState(panel, "ended");
-    } catch (err) {
-      panelError(panel, err.detail ?? String(err));
-    }
-  });
-  node.querySelector(".transfer-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onAction(panel, node.querySelector(".transfer-form"), "submit", async (event) => {
     const form = new FormData(event.target);
     const fields = {
       contact_id: panel.id,
       skills: { [String(form.get("skill")).trim()]: Number(form.get("level")) },
     };
     if (form.get("language")) fields.language = form.get("language");
-    try {
-      await signalling.request("session.transfer", fields);
-      applyState(panel, "transferred");
-    } catch (err) {
-      panelError(panel, err.detail ?? String(err));
-    }
+    await signalling.request("session.transfer", fields);
+    return "transferred";
   });
 }
 
 function applyState(panel, state) {
   panel.state = state;
   const badge = panel.node.querySelector(".state");
-  badge.textContent = state.replace("_", "-");
+  badge.textContent = contactStateName(state);
   badge.dataset.state = state;
   const connected = state === "connected";
   panel.node.querySelector(".chat-form").classList.toggle("hidden", !connected);
@@ -347,7 +325,7 @@ function applyState(panel, state) {
   panel.node.querySelector(".end").classList.toggle("hidden", !connected);
   panel.node.querySelector(".wrapup").classList.toggle("hidden", state !== "wrap_up");
   renderTitle(panel);
-  if (connected && wantsMedia(panel)) startMedia(panel);
+  if (connected && wantsMedia(panel.channels)) startMedia(panel);
   else if (!connected) stopMedia(panel);
   if (state === "ended" || state === "transferred" || state === "abandoned") {
     clearTimeout(panel.removeTimer);
@@ -381,43 +359,22 @@ signalling.on("session.state", (m) => {
 });
 
 signalling.on("chat.message", (m) => {
-  const panel = contacts.get(m.contact_id);
-  if (!panel) return;
-  insertLine(panel.chat, panel.seqs, m);
-  if (m.sender === "customer") hideTyping(panel);
+  contacts.get(m.contact_id)?.chat.add(m);
 });
 
-function hideTyping(panel) {
-  clearTimeout(panel.typingTimer);
-  panel.typing.classList.add("hidden");
-}
-
 signalling.on("chat.typing", (m) => {
-  const panel = contacts.get(m.contact_id);
-  if (!panel || m.sender !== "customer") return;
-  panel.typing.classList.remove("hidden");
-  clearTimeout(panel.typingTimer);
-  panel.typingTimer = setTimeout(() => hideTyping(panel), TYPING_SHOW_MS);
+  contacts.get(m.contact_id)?.chat.typingFrom(m.sender);
 });
 
 signalling.on("peer.event", (m) => {
   const panel = contacts.get(m.contact_id);
   if (!panel || m.party !== "customer") return;
-  const text = {
-    disconnected: "Customer disconnected — waiting for them to come back",
-    reconnected: "Customer is back",
-    connected: "Customer's call connected",
-    failed: "Customer's call failed",
-    closed: "Customer left the call",
-  };
-  panel.node.querySelector(".peer").textContent = text[m.state] ?? `Customer: ${m.state}`;
+  panel.node.querySelector(".peer").textContent = PEER_STATES.has(m.state)
+    ? t(`advisor.peer_${m.state}`)
+    : t("advisor.peer_other", { state: m.state });
 });
 
 // ------------------------------------------------------------------ media
-
-function wantsMedia(panel) {
-  return panel.channels.includes("voice") || panel.channels.includes("video");
-}
 
 function sameServer(url) {
   try {
@@ -447,60 +404,24 @@ async function mediaSocket(panel) {
 }
 
 function startMedia(panel) {
-  if (panel.media && !panel.media.closed && (panel.media.active || !panel.media.pc)) return;
-  panel.media?.stop();
-  const box = panel.node.querySelector(".media");
-  const status = panel.node.querySelector(".media-status");
-  box.classList.remove("hidden");
-  box.classList.toggle("voice", !panel.channels.includes("video"));
-  const link = new MediaLink({
-    signalling: null,
-    contactId: panel.id,
-    channels: panel.channels,
-    localEl: panel.node.querySelector(".local"),
-    remoteEl: panel.node.querySelector(".remote"),
-    iceServers: iceServersFrom(el.contacts),
-    onChange: (state, detail) => {
-      const text = {
-        starting: "Starting your microphone and camera…",
-        local: detail?.error ? `No local media (${detail.error}); you can still hear the customer.` : "Connecting…",
-        connected: "Call connected.",
-        failed: "The call could not connect.",
-      }[state];
-      const voice = !panel.channels.includes("video");
-      if (text) status.textContent = voice ? `Voice call — ${text}` : text;
-      box.dataset.state = state;
-    },
-  });
-  panel.media = link;
-  mediaSocket(panel)
-    .then((socket) => {
-      link.signalling = socket;
-      return link.start();
-    })
-    .catch((err) => {
-      console.error("media", err);
-      status.textContent = `The call could not start: ${err.detail ?? err.message ?? err}`;
-    });
+  panel.call.start({ contactId: panel.id, channels: panel.channels, signalling: () => mediaSocket(panel) });
 }
 
 function stopMedia(panel) {
-  panel.media?.stop();
-  panel.media = null;
+  panel.call.stop();
   panel.mediaSignalling?.close();
   panel.mediaSignalling = null;
-  panel.node.querySelector(".media").classList.add("hidden");
 }
 
 // ------------------------------------------------------------------ connection
 
 signalling.on("open", ({ reconnected }) => {
-  el.connection.textContent = "Online";
+  el.connection.textContent = t("advisor.online");
   document.body.dataset.connection = "open";
-  if (reconnected) notice("Reconnected. Your status was reset by the server: set it again if needed.");
+  if (reconnected) notice(t("advisor.reconnected"));
 });
 signalling.on("close", ({ willRetry }) => {
-  el.connection.textContent = willRetry ? "Connection lost — reconnecting…" : "Disconnected";
+  el.connection.textContent = willRetry ? t("advisor.reconnecting") : t("advisor.disconnected");
   document.body.dataset.connection = "closed";
   for (const contactId of [...offers.keys()]) removeOffer(contactId);
 });
@@ -509,6 +430,8 @@ window.addEventListener("pagehide", () => {
   for (const panel of contacts.values()) stopMedia(panel);
 });
 
+el.badge.textContent = agentStateName(el.badge.dataset.state);
+el.connection.textContent = t("advisor.connecting");
 signalling.connect().catch((err) => {
-  el.connection.textContent = `Not connected: ${err.detail ?? err.message ?? err}`;
+  el.connection.textContent = t("advisor.not_connected", { error: errorText(err) });
 });

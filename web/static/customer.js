@@ -1,172 +1,15 @@
 // The customer page: start a contact, follow its state and queue position, chat, talk.
 
-import { MediaLink, iceServersFrom } from "./media.js";
+import { ChatPane, wireComposer } from "./chat.js";
+import { has, initLanguage, lang, setLanguage, t } from "./i18n.js";
+import { CallView, iceServersFrom, wantsMedia } from "./media.js";
+import { errorText, noticeOn, showNotice } from "./notices.js";
 import { Signalling, resumeStore } from "./ws.js";
 
-const TEXT = {
-  en: {
-    title: "Talk to us",
-    intro: "Chat, call or video-call an advisor.",
-    how: "How would you like to talk?",
-    chat: "Chat",
-    voice: "Voice",
-    video: "Video",
-    language: "Language",
-    topic: "Topic",
-    t_general: "Something else",
-    t_cards: "Cards",
-    t_fx: "Foreign exchange",
-    t_remittance: "Remittance",
-    t_loans: "Loans",
-    t_investments: "Investments",
-    t_accounts: "Accounts",
-    t_complaints: "A complaint",
-    skip_bot: "Skip the assistant and wait for a person",
-    start: "Start",
-    advisor: "Advisor",
-    you: "You",
-    assistant: "Assistant",
-    typing: "The advisor is typing…",
-    placeholder: "Type a message",
-    send: "Send",
-    end: "End conversation",
-    again: "Start a new conversation",
-    s_bot: "Chatting with our assistant",
-    s_queued: "Waiting for an advisor",
-    s_offered: "Connecting you to an advisor…",
-    s_connected: "Connected to an advisor",
-    s_wrap_up: "The conversation has ended",
-    s_ended: "The conversation has ended",
-    s_abandoned: "You left the queue",
-    r_transferred: "You are being transferred to another advisor. You keep your place in line.",
-    r_advisor_gone: "Your advisor lost their connection. We are finding you another one.",
-    r_customer_gone: "The conversation ended because the connection was lost.",
-    first: "You are next in line",
-    nth: (n) => `You are ${ordinal(n)} in line`,
-    wait_soon: "less than a minute",
-    wait_min: (m) => `about ${m} min`,
-    reconnecting: "Connection lost. Reconnecting…",
-    media_starting: "Starting your microphone and camera…",
-    media_no_device: "We could not use your microphone or camera; you can still hear the advisor.",
-    media_connected: "Call connected.",
-    media_failed: "The call could not connect. Chat still works.",
-    peer_gone: "The advisor's connection dropped. Please wait…",
-    peer_back: "The advisor is back.",
-    system: "Notice",
-  },
-  zh: {
-    title: "联系我们",
-    intro: "与客户经理文字聊天、语音通话或视频通话。",
-    how: "您希望如何沟通？",
-    chat: "文字",
-    voice: "语音",
-    video: "视频",
-    language: "语言",
-    topic: "主题",
-    t_general: "其他",
-    t_cards: "银行卡",
-    t_fx: "外汇",
-    t_remittance: "汇款",
-    t_loans: "贷款",
-    t_investments: "投资",
-    t_accounts: "账户",
-    t_complaints: "投诉",
-    skip_bot: "跳过智能助手，直接等待人工服务",
-    start: "开始",
-    advisor: "客户经理",
-    you: "您",
-    assistant: "智能助手",
-    typing: "客户经理正在输入…",
-    placeholder: "输入消息",
-    send: "发送",
-    end: "结束对话",
-    again: "开始新的对话",
-    s_bot: "正在与智能助手对话",
-    s_queued: "正在等待客户经理",
-    s_offered: "正在为您接通客户经理…",
-    s_connected: "已接通客户经理",
-    s_wrap_up: "对话已结束",
-    s_ended: "对话已结束",
-    s_abandoned: "您已离开队列",
-    r_transferred: "正在为您转接其他客户经理，您的排队位置保持不变。",
-    r_advisor_gone: "客户经理的连接已断开，正在为您安排其他客户经理。",
-    r_customer_gone: "由于连接中断，对话已结束。",
-    first: "下一位就是您",
-    nth: (n) => `您排在第 ${n} 位`,
-    wait_soon: "不到一分钟",
-    wait_min: (m) => `约 ${m} 分钟`,
-    reconnecting: "连接已断开，正在重新连接…",
-    media_starting: "正在启动麦克风和摄像头…",
-    media_no_device: "无法使用您的麦克风或摄像头，但您仍可听到客户经理。",
-    media_connected: "通话已接通。",
-    media_failed: "通话无法接通，文字聊天仍可使用。",
-    peer_gone: "客户经理的连接已断开，请稍候…",
-    peer_back: "客户经理已重新连接。",
-    system: "通知",
-  },
-  yue: {
-    title: "聯絡我們",
-    intro: "同客戶經理文字傾偈、語音通話或者視像通話。",
-    how: "你想點樣同我哋傾？",
-    chat: "文字",
-    voice: "語音",
-    video: "視像",
-    language: "語言",
-    topic: "主題",
-    t_general: "其他",
-    t_cards: "銀行卡",
-    t_fx: "外匯",
-    t_remittance: "匯款",
-    t_loans: "貸款",
-    t_investments: "投資",
-    t_accounts: "戶口",
-    t_complaints: "投訴",
-    skip_bot: "跳過智能助手，直接等真人服務",
-    start: "開始",
-    advisor: "客戶經理",
-    you: "你",
-    assistant: "智能助手",
-    typing: "客戶經理輸入緊…",
-    placeholder: "輸入訊息",
-    send: "發送",
-    end: "結束對話",
-    again: "開始新嘅對話",
-    s_bot: "同智能助手傾緊偈",
-    s_queued: "等緊客戶經理",
-    s_offered: "幫你接通緊客戶經理…",
-    s_connected: "已經接通客戶經理",
-    s_wrap_up: "對話已經結束",
-    s_ended: "對話已經結束",
-    s_abandoned: "你已經離開咗輪候",
-    r_transferred: "幫你轉駁緊另一位客戶經理，你嘅輪候位置保持不變。",
-    r_advisor_gone: "客戶經理斷咗線，幫你搵緊另一位。",
-    r_customer_gone: "因為連線中斷，對話已經結束。",
-    first: "下一位就到你",
-    nth: (n) => `你排第 ${n} 位`,
-    wait_soon: "唔使一分鐘",
-    wait_min: (m) => `大約 ${m} 分鐘`,
-    reconnecting: "斷咗線，重新連接緊…",
-    media_starting: "啟動緊咪高峰同鏡頭…",
-    media_no_device: "用唔到你嘅咪高峰或者鏡頭，不過你仍然聽到客戶經理。",
-    media_connected: "通話已經接通。",
-    media_failed: "通話接唔通，文字傾偈仍然可以用。",
-    peer_gone: "客戶經理斷咗線，請稍等…",
-    peer_back: "客戶經理返嚟咗。",
-    system: "通知",
-  },
-};
-
-const HTML_LANG = { en: "en", zh: "zh-Hans", yue: "zh-Hant-HK" };
 const LIVE = new Set(["bot", "queued", "offered", "connected"]);
 const OVER = new Set(["wrap_up", "ended", "abandoned"]);
-const TYPING_SEND_EVERY_MS = 2500;
-const TYPING_SHOW_MS = 4000;
-
-export function ordinal(n) {
-  const tens = n % 100;
-  if (tens >= 11 && tens <= 13) return `${n}th`;
-  return `${n}${{ 1: "st", 2: "nd", 3: "rd" }[n % 10] ?? "th"}`;
-}
+/** The contact's language (the #language choice) for each language of the page. */
+const CONTACT_LANGUAGE = { en: "en", "zh-Hant": "zh", "zh-Hans": "zh", yue: "yue" };
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -191,44 +34,44 @@ const el = {
 };
 
 const view = {
-  lang: "en",
   contactId: null,
   state: null,
   channels: [],
-  seqs: new Set(),
-  media: null,
-  typingTimer: null,
-  lastTypingSent: 0,
   queue: null,
 };
 
-const t = (key, ...args) => {
-  const value = TEXT[view.lang]?.[key] ?? TEXT.en[key] ?? key;
-  return typeof value === "function" ? value(...args) : value;
-};
+const notice = noticeOn(el.notice);
+const chat = new ChatPane({ list: el.chat, typing: el.typing, self: "customer", peer: "advisor" });
+const call = new CallView({
+  box: el.media,
+  status: el.mediaStatus,
+  localEl: el.local,
+  remoteEl: el.remote,
+  iceServers: iceServersFrom(el.media),
+  texts: {
+    starting: "customer.media_starting",
+    local: "customer.media_starting",
+    noDevice: "customer.media_no_device",
+    connected: "customer.media_connected",
+    failed: "customer.media_failed",
+    startFailed: "customer.media_failed",
+    voice: "customer.media_voice",
+  },
+});
 
-function setLanguage(lang) {
-  view.lang = TEXT[lang] ? lang : "en";
-  document.documentElement.lang = HTML_LANG[view.lang];
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
-    node.placeholder = t(node.dataset.i18nPlaceholder);
-  }
+/** The page in `code`'s language (a page language or a contact's: en, zh, yue). */
+function switchLanguage(code) {
+  // Mandarin is read in either script: keep Traditional if that is what the page shows.
+  setLanguage(code === "zh" && lang() === "zh-Hant" ? "zh-Hant" : code);
   renderState();
   renderQueue();
-}
-
-function notice(text, kind = "info") {
-  el.notice.textContent = text ?? "";
-  el.notice.classList.toggle("hidden", !text);
-  el.notice.classList.toggle("error", kind === "error");
 }
 
 // ------------------------------------------------------------------ state
 
 function renderState() {
   if (!view.state) return;
-  el.state.textContent = t(`s_${view.state}`);
+  el.state.textContent = t(`customer.s_${view.state}`);
   el.state.dataset.state = view.state;
   const live = LIVE.has(view.state);
   el.chatForm.classList.toggle("hidden", !live);
@@ -242,9 +85,9 @@ function renderQueue() {
     return;
   }
   const { position, ewt_s: ewt } = view.queue;
-  const where = position <= 1 ? t("first") : t("nth", position);
+  const where = position <= 1 ? t("customer.first") : t("customer.nth", { n: position });
   const minutes = Math.round(ewt / 60);
-  const wait = ewt < 60 ? t("wait_soon") : t("wait_min", Math.max(1, minutes));
+  const wait = ewt < 60 ? t("customer.wait_soon") : t("customer.wait_min", { m: Math.max(1, minutes) });
   el.queue.textContent = `${where} — ${wait}`;
 }
 
@@ -256,10 +99,9 @@ function showConversation(on) {
 function adopt(contactId) {
   if (view.contactId === contactId) return;
   view.contactId = contactId;
-  view.seqs.clear();
   view.queue = null;
-  el.chat.replaceChildren();
-  stopMedia();
+  chat.clear();
+  call.stop();
 }
 
 function onState(message) {
@@ -272,12 +114,13 @@ function onState(message) {
   if (message.resume_token) resumeStore.set(message.resume_token);
   if (OVER.has(message.state)) resumeStore.clear();
   showConversation(true);
-  const reason = message.reason && TEXT.en[`r_${message.reason}`] ? t(`r_${message.reason}`) : "";
+  const reason = message.reason && has(`customer.r_${message.reason}`) ? t(`customer.r_${message.reason}`) : "";
   notice(reason);
   renderState();
   renderQueue();
-  if (message.state === "connected" && wantsMedia()) startMedia();
-  else if (message.state !== "connected") stopMedia();
+  if (message.state === "connected" && wantsMedia(view.channels)) {
+    call.start({ contactId: view.contactId, channels: view.channels, signalling });
+  } else if (message.state !== "connected") call.stop();
 }
 
 function onQueue(message) {
@@ -288,99 +131,20 @@ function onQueue(message) {
 
 // ------------------------------------------------------------------ chat
 
-function senderLabel(sender) {
-  return { customer: t("you"), advisor: t("advisor"), bot: t("assistant"), system: t("system") }[
-    sender
-  ];
-}
-
-function chatLine({ seq, sender, text, at }) {
-  const li = document.createElement("li");
-  li.className = sender === "customer" ? "mine" : sender;
-  if (seq !== undefined) li.dataset.seq = String(seq);
-  li.dataset.sender = sender;
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = senderLabel(sender);
-  const body = document.createElement("span");
-  body.className = "text";
-  body.textContent = text;
-  li.append(who, body);
-  if (at) li.title = new Date(at).toLocaleString();
-  return li;
-}
-
-/** Insert in seq order; a line seen before (history replayed on reconnect) is skipped. */
 function onChat(message) {
   if (view.contactId === null) adopt(message.contact_id);
-  if (message.contact_id !== view.contactId || view.seqs.has(message.seq)) return;
-  view.seqs.add(message.seq);
-  const li = chatLine(message);
-  const after = [...el.chat.children].find((n) => n.dataset.seq && Number(n.dataset.seq) > message.seq);
-  el.chat.insertBefore(li, after ?? null);
-  if (message.sender === "advisor") hideTyping();
-  el.chat.scrollTop = el.chat.scrollHeight;
+  if (message.contact_id !== view.contactId) return;
+  chat.add(message);
 }
 
 function onBotMessage(message) {
   if (message.contact_id !== view.contactId) return;
-  el.chat.append(chatLine({ sender: "bot", text: message.text, at: message.at }));
-}
-
-function hideTyping() {
-  clearTimeout(view.typingTimer);
-  el.typing.classList.add("hidden");
+  chat.add({ sender: "bot", text: message.text, at: message.at });
 }
 
 function onTyping(message) {
-  if (message.contact_id !== view.contactId || message.sender !== "advisor") return;
-  el.typing.classList.remove("hidden");
-  clearTimeout(view.typingTimer);
-  view.typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
-}
-
-// ------------------------------------------------------------------ media
-
-function wantsMedia() {
-  return view.channels.includes("voice") || view.channels.includes("video");
-}
-
-function startMedia() {
-  if (view.media?.active || (view.media && !view.media.closed && !view.media.pc)) return;
-  view.media?.stop();
-  el.media.classList.remove("hidden");
-  el.media.classList.toggle("voice", !view.channels.includes("video"));
-  const link = new MediaLink({
-    signalling,
-    contactId: view.contactId,
-    channels: view.channels,
-    localEl: el.local,
-    remoteEl: el.remote,
-    iceServers: iceServersFrom(el.media),
-    onChange: (state, detail) => {
-      if (link !== view.media && state !== "closed") return;
-      const text = {
-        starting: t("media_starting"),
-        local: detail?.error ? t("media_no_device") : t("media_starting"),
-        connected: t("media_connected"),
-        failed: t("media_failed"),
-      }[state];
-      const voice = !view.channels.includes("video");
-      if (text) el.mediaStatus.textContent = voice ? `${t("voice")} — ${text}` : text;
-      el.media.dataset.state = state;
-    },
-  });
-  view.media = link;
-  link.start().catch((err) => {
-    console.error("media", err);
-    if (link === view.media) el.mediaStatus.textContent = t("media_failed");
-  });
-}
-
-function stopMedia() {
-  view.media?.stop();
-  view.media = null;
-  el.media.classList.add("hidden");
+  if (message.contact_id !== view.contactId) return;
+  chat.typingFrom(message.sender);
 }
 
 // ------------------------------------------------------------------ wiring
@@ -395,27 +159,27 @@ signalling.on("bot.message", onBotMessage);
 signalling.on("chat.typing", onTyping);
 signalling.on("peer.event", (m) => {
   if (m.contact_id !== view.contactId || m.party !== "advisor") return;
-  if (m.state === "disconnected") notice(t("peer_gone"));
-  else if (m.state === "reconnected") notice(t("peer_back"));
+  if (m.state === "disconnected") notice(t("customer.peer_gone"));
+  else if (m.state === "reconnected") notice(t("customer.peer_back"));
 });
 signalling.on("close", ({ willRetry }) => {
   document.body.dataset.connection = "closed";
-  if (willRetry) notice(t("reconnecting"));
+  if (willRetry) notice(t("customer.reconnecting"));
 });
 signalling.on("open", () => {
   document.body.dataset.connection = "open";
-  if (el.notice.textContent === t("reconnecting")) notice("");
+  if (el.notice.textContent === t("customer.reconnecting")) notice("");
 });
 signalling.on("error", (err) => console.warn("server:", err.code, err.detail));
 
-el.language.addEventListener("change", () => setLanguage(el.language.value));
+el.language.addEventListener("change", () => switchLanguage(el.language.value));
 
 el.form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = new FormData(el.form);
   const button = el.form.querySelector("button[type=submit]");
   button.disabled = true;
-  el.startError.classList.add("hidden");
+  showNotice(el.startError, "");
   const channel = data.get("channel");
   try {
     const ack = await signalling.request("session.start", {
@@ -429,33 +193,19 @@ el.form.addEventListener("submit", async (event) => {
       onState({ contact_id: ack.contact_id, state: ack.state, channels: [channel] });
     }
   } catch (err) {
-    el.startError.textContent = err.detail ?? String(err);
-    el.startError.classList.remove("hidden");
+    showNotice(el.startError, errorText(err), "error");
   } finally {
     button.disabled = false;
   }
 });
 
-el.chatForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const text = el.chatInput.value.trim();
-  if (!text || !view.contactId) return;
-  el.chatInput.value = "";
-  try {
-    await signalling.request("chat.send", { contact_id: view.contactId, text });
-  } catch (err) {
-    el.chatInput.value = text; // not lost: the customer can send it again
-    notice(err.detail ?? String(err), "error");
-  }
-});
-
-el.chatInput.addEventListener("input", () => {
-  const now = Date.now();
-  if (!view.contactId || view.state !== "connected" || now - view.lastTypingSent < TYPING_SEND_EVERY_MS) {
-    return;
-  }
-  view.lastTypingSent = now;
-  signalling.request("chat.typing", { contact_id: view.contactId }).catch(() => {});
+wireComposer({
+  form: el.chatForm,
+  input: el.chatInput,
+  signalling,
+  contactId: () => view.contactId,
+  typingActive: () => view.state === "connected",
+  onError: (err) => notice(errorText(err), "error"),
 });
 
 el.end.addEventListener("click", async () => {
@@ -464,27 +214,30 @@ el.end.addEventListener("click", async () => {
   try {
     await signalling.request("session.end", { contact_id: view.contactId });
   } catch (err) {
-    notice(err.detail ?? String(err), "error");
+    notice(errorText(err), "error");
   } finally {
     el.end.disabled = false;
   }
 });
 
 el.again.addEventListener("click", () => {
-  stopMedia();
+  call.stop();
   view.contactId = null;
   view.state = null;
-  view.seqs.clear();
-  el.chat.replaceChildren();
+  chat.clear();
   notice("");
   showConversation(false);
 });
 
-window.addEventListener("pagehide", () => view.media?.stop());
+window.addEventListener("pagehide", () => call.stop());
 
-setLanguage(el.language.value);
+// The page's language: the choice the browser kept from before a reload, else ?lang=, the
+// server's, the browser's; the contact's language starts as the page's.
+initLanguage();
+const firstChoice = [...el.language.options].find((o) => o.defaultSelected) ?? el.language.options[0];
+if (el.language.selectedOptions[0] !== firstChoice) switchLanguage(el.language.value);
+else el.language.value = CONTACT_LANGUAGE[lang()];
 signalling.connect().catch((err) => {
   showConversation(false);
-  el.startError.textContent = err.detail ?? String(err);
-  el.startError.classList.remove("hidden");
+  showNotice(el.startError, errorText(err), "error");
 });

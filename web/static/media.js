@@ -1,6 +1,10 @@
 // One RTCPeerConnection with the server (an aiortc peer that answers with complete ICE
 // candidates and does not trickle): we gather completely, send the whole offer in `rtc.offer`,
-// and apply the `rtc.answer`. Used by the customer page and the advisor console.
+// and apply the `rtc.answer`. Used by the customer page and the advisor console, whose call
+// box (both videos and a status line) is a CallView.
+
+import { t } from "./i18n.js";
+import { errorText } from "./notices.js";
 
 const ICE_GATHER_TIMEOUT_MS = 8000;
 
@@ -146,5 +150,85 @@ export class MediaLink {
     if (this.localEl) this.localEl.srcObject = null;
     if (this.remoteEl) this.remoteEl.srcObject = null;
     this.onChange("closed");
+  }
+}
+
+/** Whether a contact on these channels has a call. */
+export function wantsMedia(channels) {
+  return (channels ?? []).includes("voice") || (channels ?? []).includes("video");
+}
+
+/**
+ * The call of one contact on a page: its box (`.hidden` when there is no call, `.voice` for
+ * sound only, `data-state` the link's state), its status line, and the MediaLink.
+ *
+ * `texts` names the strings (i18n keys) of the status line: starting, local (devices open),
+ * noDevice ({error}), connected, failed, startFailed ({error}), voice ({text}: a voice call's
+ * status around the others).
+ */
+export class CallView {
+  constructor({ box, status, localEl, remoteEl, iceServers = [], texts }) {
+    this.box = box;
+    this.status = status;
+    this.localEl = localEl;
+    this.remoteEl = remoteEl;
+    this.iceServers = iceServers;
+    this.texts = texts;
+    this.link = null;
+  }
+
+  /** A link that is under way or up (not one that failed or was stopped). */
+  get live() {
+    const link = this.link;
+    return link !== null && !link.closed && (link.active || !link.pc);
+  }
+
+  /**
+   * Start the call unless one is live. `signalling` is the Signalling to send rtc.offer on, or
+   * a function giving (a promise of) it.
+   */
+  start({ contactId, channels, signalling }) {
+    if (this.live) return;
+    this.link?.stop();
+    const video = channels.includes("video");
+    this.box.classList.remove("hidden");
+    this.box.classList.toggle("voice", !video);
+    const link = new MediaLink({
+      signalling: null,
+      contactId,
+      channels,
+      localEl: this.localEl,
+      remoteEl: this.remoteEl,
+      iceServers: this.iceServers,
+      onChange: (state, detail) => {
+        if (link !== this.link && state !== "closed") return; // a link since replaced
+        const text = this.describe(state, detail);
+        if (text) this.status.textContent = video ? text : t(this.texts.voice, { text });
+        this.box.dataset.state = state;
+      },
+    });
+    this.link = link;
+    Promise.resolve(typeof signalling === "function" ? signalling() : signalling)
+      .then((socket) => {
+        link.signalling = socket;
+        return link.start();
+      })
+      .catch((err) => {
+        console.error("media", err);
+        if (link === this.link) this.status.textContent = t(this.texts.startFailed, { error: errorText(err) });
+      });
+  }
+
+  describe(state, detail) {
+    const keys = this.texts;
+    if (state === "local") return detail?.error ? t(keys.noDevice, { error: detail.error }) : t(keys.local);
+    const key = { starting: keys.starting, connected: keys.connected, failed: keys.failed }[state];
+    return key ? t(key) : undefined;
+  }
+
+  stop() {
+    this.link?.stop();
+    this.link = null;
+    this.box.classList.add("hidden");
   }
 }

@@ -1,119 +1,317 @@
-// The supervisor's queue view: polls GET /api/supervisor/snapshot (routing.store
-// RouterStore.snapshot(), shaped by routing.scoring.build_snapshot) and renders it.
+// The supervisor's floor, live: one EventSource on GET /api/supervisor/feed (views/supervisor.py)
+// pushes a `history` event (the last hour's samples) and then a `floor` frame on every router
+// event: { snapshot (routing.scoring.build_snapshot + at_risk), advisors, waiting, sample }.
+// No polling: the browser's EventSource reconnects by itself when the stream drops.
+// Actions are POSTs with the page's CSRF token: force an advisor away/offline, re-queue a contact.
 
-const URL_SNAPSHOT = "/api/supervisor/snapshot";
-const EVERY_MS = 3000;
-const EVERY_WHEN_MISSING_MS = 15000;
-const LANGUAGES = { en: "English", zh: "Mandarin", yue: "Cantonese" };
+import uPlot from "./vendor/uplot/uPlot.esm.js";
+import { agentStateName, channelsText, duration, initLanguage, languageName, t } from "./i18n.js";
+import { errorText, noticeOn } from "./notices.js";
+import { csrfToken } from "./ws.js";
+
+const URL_FEED = "/api/supervisor/feed";
+const HISTORY_S = 3600;
 const STATES = ["available", "busy", "wrap_up", "away", "offline"];
-const STATE_NAMES = { available: "available", busy: "busy", wrap_up: "wrap-up", away: "away", offline: "offline" };
+
+initLanguage();
 
 const $ = (id) => document.getElementById(id);
-const body = $("queues").tBodies[0];
 const status = $("snapshot-status");
-const summary = $("summary");
+const notice = noticeOn($("action-notice"));
 
 export function waitText(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}:${String(s % 60).padStart(2, "0")}` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  return duration(seconds);
+}
+
+function cell(row, text, className = "") {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function el(tag, { text = "", className = "", attrs = {} } = {}) {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (className) node.className = className;
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+function emptyRow(body, columns, text) {
+  const row = body.insertRow();
+  row.className = "empty";
+  const td = cell(row, text);
+  td.colSpan = columns;
+}
+
+// ------------------------------------------------------------------ actions
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify(body ?? {}),
+  });
+  if (!response.ok) throw new Error((await response.text()) || `HTTP ${response.status}`);
+  return response.json();
+}
+
+async function act(button, work, done) {
+  button.disabled = true;
+  try {
+    await work();
+    notice(done);
+  } catch (err) {
+    notice(t("supervisor.action_failed", { error: errorText(err) }), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function forceButton(advisor, state) {
+  const button = el("button", {
+    text: t(`supervisor.force_${state}`),
+    className: `mini ${state === "offline" ? "warn" : "secondary"}`,
+    attrs: { type: "button", "aria-label": t(`supervisor.force_${state}_of`, { name: advisor.name }) },
+  });
+  button.disabled = advisor.state === state;
+  button.addEventListener("click", () =>
+    act(
+      button,
+      () => post(`/api/supervisor/advisors/${encodeURIComponent(advisor.id)}/state`, { state }),
+      t("supervisor.forced", { name: advisor.name, state: agentStateName(state) }),
+    ),
+  );
+  return button;
+}
+
+function requeueButton(contactId, label) {
+  const button = el("button", {
+    text: t("supervisor.requeue"),
+    className: "mini secondary",
+    attrs: { type: "button", "aria-label": label },
+  });
+  button.addEventListener("click", () =>
+    act(
+      button,
+      () => post(`/api/supervisor/contacts/${encodeURIComponent(contactId)}/requeue`),
+      t("supervisor.requeued"),
+    ),
+  );
+  return button;
+}
+
+// ------------------------------------------------------------------ tables
+
+function skillText(skills) {
+  const entries = Object.entries(skills ?? {});
+  return entries.length ? entries.map(([k, v]) => `${k} ≥ ${v}`).join(", ") : "—";
+}
+
+function flagText(w) {
+  if (w.stranded) return t(`supervisor.stranded_${w.stranded}`);
+  if (w.at_risk) return t(`supervisor.at_risk_${w.at_risk}`);
+  return "";
+}
+
+function renderWaiting(waiting) {
+  const body = $("waiting").tBodies[0];
+  body.replaceChildren();
+  if (!waiting.length) return emptyRow(body, 9, t("supervisor.nobody_waiting"));
+  for (const w of waiting) {
+    const row = body.insertRow();
+    row.dataset.contact = w.contact_id;
+    if (w.stranded) row.className = "stranded";
+    const who = cell(row, w.customer || t("supervisor.customer"));
+    if (w.vip) who.append(el("span", { text: "VIP", className: "flag vip" }));
+    cell(row, languageName(w.language));
+    cell(row, channelsText([w.channel]));
+    cell(row, skillText(w.skills));
+    cell(row, String(w.priority), "num");
+    cell(row, duration(w.waited_s), "num");
+    cell(row, w.offered_to ?? "—", "offered-to");
+    const flag = cell(row, "");
+    const text = flagText(w);
+    if (text) flag.append(el("span", { text, className: `flag ${w.stranded ? "stranded" : "at-risk"}` }));
+    const actions = cell(row, "");
+    if (w.state === "offered") {
+      actions.append(requeueButton(w.contact_id, t("supervisor.requeue_from", { name: w.offered_to })));
+    }
+  }
+}
+
+function capacityNode(a) {
+  const box = el("span", { className: "cap" });
+  for (const ch of ["text", "voice", "video"]) {
+    const cap = a.capacity?.[ch] ?? 0;
+    if (!cap) continue;
+    const used = a.load?.[ch] ?? 0;
+    box.append(el("span", { text: `${channelsText([ch])} ${used}/${cap}`, className: used >= cap ? "full" : "" }));
+  }
+  return box;
+}
+
+function renderAdvisors(advisors) {
+  const body = $("advisors").tBodies[0];
+  body.replaceChildren();
+  if (!advisors.length) return emptyRow(body, 6, t("supervisor.no_advisors"));
+  for (const a of advisors) {
+    const row = body.insertRow();
+    row.dataset.agent = a.id;
+    cell(row, a.name, "name");
+    const state = cell(row, "");
+    state.append(el("span", { text: agentStateName(a.state), className: "badge", attrs: { "data-state": a.state } }));
+    cell(row, duration(a.in_state_s), "num");
+    cell(row, a.offered ? t("supervisor.held_offered", { n: a.held, m: a.offered }) : String(a.held), "num");
+    row.insertCell().append(capacityNode(a));
+    const actions = row.insertCell();
+    actions.append(forceButton(a, "away"), forceButton(a, "offline"));
+    for (const contactId of a.assigned ?? []) {
+      actions.append(requeueButton(contactId, t("supervisor.requeue_from", { name: a.name })));
+    }
+  }
 }
 
 function agentsText(agents) {
   const parts = STATES.filter((s) => s !== "offline" && agents?.[s]).map(
-    (s) => `${agents[s]} ${STATE_NAMES[s]}`,
+    (s) => t("supervisor.agents_in_state", { n: agents[s], state: agentStateName(s) }),
   );
-  return parts.length ? parts.join(" · ") : "none signed in";
+  return parts.length ? parts.join(" · ") : t("supervisor.none_signed_in");
 }
 
-function render(snapshot) {
-  const groups = snapshot.groups ?? [];
-  const rows = groups.map((g) => {
-    const row = document.createElement("tr");
+function renderQueues(snapshot) {
+  const body = $("queues").tBodies[0];
+  body.replaceChildren();
+  for (const g of snapshot.groups ?? []) {
+    const row = body.insertRow();
     if (g.waiting > 0 && !(g.agents?.available > 0)) row.className = "alert";
-    const cells = [
-      LANGUAGES[g.language] ?? g.language,
-      g.skill,
-      String(g.waiting),
-      g.waiting ? waitText(g.longest_wait_s) : "—",
-      agentsText(g.agents),
+    cell(row, languageName(g.language));
+    cell(row, g.skill);
+    cell(row, String(g.waiting), "num");
+    cell(row, g.waiting ? duration(g.longest_wait_s) : "—", "num");
+    cell(row, agentsText(g.agents));
+    cell(
+      row,
       g.service_level === null || g.service_level === undefined
         ? "—"
         : `${Math.round(g.service_level * 100)}% (${g.answered_in_sl}/${g.answered})`,
-    ];
-    cells.forEach((text, i) => {
-      const cell = row.insertCell();
-      cell.textContent = text;
-      if (i === 2 || i === 3 || i === 5) cell.className = "num";
-    });
-    return row;
-  });
-  if (!rows.length) {
-    const row = document.createElement("tr");
-    const cell = row.insertCell();
-    cell.colSpan = 6;
-    cell.className = "hint";
-    cell.textContent = "No queues yet: no advisor is registered and nobody is waiting.";
-    rows.push(row);
+      "num",
+    );
   }
-  body.replaceChildren(...rows);
-  $("queues").classList.remove("hidden");
+  if (!body.rows.length) emptyRow(body, 6, t("supervisor.no_queues"));
   if (snapshot.service_level_s) {
-    $("sl-head").textContent = `Service level (≤ ${snapshot.service_level_s} s)`;
+    $("sl-head").textContent = t("supervisor.col_sl_within", { s: snapshot.service_level_s });
   }
-  const totals = snapshot.agents ?? {};
-  summary.replaceChildren(
-    ...[
-      ["Waiting", snapshot.waiting ?? 0],
-      ...STATES.map((s) => [`Advisors ${STATE_NAMES[s]}`, totals[s] ?? 0]),
-    ].map(([label, value]) => {
-      const box = document.createElement("div");
-      box.className = "stat";
-      const strong = document.createElement("strong");
-      strong.textContent = String(value);
-      const span = document.createElement("span");
-      span.textContent = label;
-      box.append(strong, span);
+}
+
+function renderSummary(frame) {
+  const totals = frame.snapshot.agents ?? {};
+  const stranded = frame.waiting.filter((w) => w.stranded).length;
+  const items = [
+    [t("supervisor.waiting"), frame.waiting.length],
+    [t("supervisor.longest"), frame.waiting.length ? duration(frame.sample.longest_wait_s) : "—"],
+    [t("supervisor.stranded"), stranded],
+    ...STATES.map((s) => [t("supervisor.advisors_in_state", { state: agentStateName(s) }), totals[s] ?? 0]),
+  ];
+  $("summary").replaceChildren(
+    ...items.map(([label, value]) => {
+      const box = el("div", { className: "stat" });
+      box.append(el("strong", { text: String(value) }), el("span", { text: label }));
       return box;
     }),
   );
-  const at = snapshot.time ? new Date(snapshot.time * 1000) : new Date();
-  status.textContent = `Updated ${at.toLocaleTimeString()}`;
-  status.classList.remove("error");
+  const alert = $("stranded");
+  const names = frame.waiting.filter((w) => w.stranded);
+  alert.textContent = names.length
+    ? t("supervisor.stranded_alert", {
+        n: names.length,
+        available: frame.advisors.filter((a) => ["available", "busy", "wrap_up"].includes(a.state)).length,
+      })
+    : "";
+  alert.classList.toggle("hidden", !names.length);
 }
 
-function unavailable(text, { keep = false } = {}) {
-  status.textContent = text;
-  status.classList.add("error");
-  if (keep) return; // a passing failure: the last numbers stay, marked stale by the status line
-  $("queues").classList.add("hidden");
-  body.replaceChildren();
-  summary.replaceChildren();
+// ------------------------------------------------------------------ charts (uPlot)
+
+const points = []; // {t, waiting, longest_wait_s, service_level}
+
+function seriesOf(key, scale = 1) {
+  return points.map((p) => (p[key] === null || p[key] === undefined ? null : p[key] * scale));
 }
 
-async function poll() {
-  let next = EVERY_MS;
-  try {
-    const response = await fetch(URL_SNAPSHOT, {
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
-    if (response.status === 404) {
-      unavailable("snapshot unavailable");
-      next = EVERY_WHEN_MISSING_MS;
-    } else if (response.status === 401 || response.status === 403) {
-      unavailable("snapshot unavailable: sign in as a supervisor");
-      next = EVERY_WHEN_MISSING_MS;
-    } else if (!response.ok) {
-      unavailable(`snapshot unavailable (HTTP ${response.status}); retrying`, { keep: true });
-    } else {
-      render(await response.json());
-    }
-  } catch (err) {
-    unavailable(`snapshot unavailable: ${err.message ?? err}; retrying`, { keep: true });
+function makeChart(id, label, stroke, fill, range = null) {
+  const node = $(id);
+  const opts = {
+    width: Math.max(260, node.clientWidth || 320),
+    height: 160,
+    legend: { show: false },
+    cursor: { show: false },
+    scales: { x: { time: true }, y: range ? { range } : { range: (u, min, max) => [0, Math.max(2, Math.ceil(max * 1.1))] } },
+    axes: [{ stroke: "#5c677d", grid: { stroke: "#e3e7ec" } }, { stroke: "#5c677d", grid: { stroke: "#e3e7ec" }, size: 44 }],
+    series: [{}, { label, stroke, fill, width: 2, spanGaps: true }],
+  };
+  return new uPlot(opts, [[], []], node);
+}
+
+const charts = {
+  queue: makeChart("chart-queue", t("supervisor.chart_queue"), "#0b6e4f", "rgba(11,110,79,.12)"),
+  wait: makeChart("chart-wait", t("supervisor.chart_wait"), "#8a4b08", "rgba(138,75,8,.12)"),
+  sl: makeChart("chart-sl", t("supervisor.chart_sl"), "#1d4ea8", "rgba(29,78,168,.10)", [0, 100]),
+};
+
+function drawCharts() {
+  const cutoff = Date.now() / 1000 - HISTORY_S;
+  while (points.length && points[0].t < cutoff) points.shift();
+  const xs = points.map((p) => p.t);
+  charts.queue.setData([xs, seriesOf("waiting")]);
+  charts.wait.setData([xs, seriesOf("longest_wait_s")]);
+  charts.sl.setData([xs, seriesOf("service_level", 100)]);
+  document.body.dataset.chartPoints = String(points.length);
+}
+
+window.addEventListener("resize", () => {
+  for (const [key, chart] of Object.entries(charts)) {
+    const node = $(`chart-${key}`);
+    chart.setSize({ width: Math.max(260, node.clientWidth), height: 160 });
   }
-  setTimeout(poll, document.hidden ? Math.max(next, EVERY_WHEN_MISSING_MS) : next);
+});
+
+// ------------------------------------------------------------------ the feed
+
+function setStatus(text, state) {
+  status.textContent = text;
+  status.classList.toggle("on", state === "on");
+  status.classList.toggle("off", state === "off");
 }
 
-poll();
+function onFloor(frame) {
+  renderSummary(frame);
+  renderWaiting(frame.waiting ?? []);
+  renderAdvisors(frame.advisors ?? []);
+  renderQueues(frame.snapshot ?? {});
+  if (frame.sample) {
+    const last = points[points.length - 1];
+    if (!last || frame.sample.t > last.t) points.push(frame.sample);
+    drawCharts();
+  }
+  const at = frame.snapshot?.time ? new Date(frame.snapshot.time * 1000) : new Date();
+  setStatus(t("supervisor.updated", { time: at.toLocaleTimeString() }), "on");
+}
+
+function connect() {
+  const source = new EventSource(URL_FEED);
+  source.addEventListener("history", (e) => {
+    points.splice(0, points.length, ...JSON.parse(e.data));
+    drawCharts();
+  });
+  source.addEventListener("floor", (e) => onFloor(JSON.parse(e.data)));
+  source.addEventListener("error", () => {
+    // EventSource retries by itself; a closed one (401/403) does not.
+    if (source.readyState === EventSource.CLOSED) setStatus(t("supervisor.unavailable_sign_in"), "off");
+    else setStatus(t("supervisor.reconnecting"), "off");
+  });
+}
+
+connect();

