@@ -36,6 +36,7 @@ from chatbot.speech.engine import BYTES_PER_SECOND, Utterance
 from chatbot.speech.phrases import training_phrases
 from chatbot.speech.stream import RecognitionStream, SpeechModels
 from chatbot.speech.tts import Speech, Synthesizer
+from contact_center.background import stop_tasks
 from contact_center.bot.gateway import SYSTEM_REF, BotGateway
 from contact_center.contacts import store
 from contact_center.contacts.states import ContactState
@@ -305,9 +306,5 @@ class VoiceBridge:
     async def close(self) -> None:
         """End every voice session (cleanup context). Idempotent."""
         tasks = [v.task for v in self.sessions.values() if v.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)
         self.sessions.clear()

@@ -51,6 +51,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center import redis_keys
+from contact_center.background import stop_tasks
 from contact_center.contacts import alarms, store
 from contact_center.contacts.states import FINAL_STATES, ContactState
 from contact_center.db.engine import transaction
@@ -609,10 +610,7 @@ class Recordings:
 
     async def close(self) -> None:
         """Stop every task and let go of every claim (what is unsealed is swept later)."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(list(self._tasks))
         for recording in self._open.values():
             if recording.writer is not None:
                 recording.writer.close()

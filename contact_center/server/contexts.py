@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -29,6 +28,7 @@ from chatbot import env
 from chatbot.client import RasaClient
 from chatbot.services import RasaServices, ServiceError
 from contact_center import appkeys, metrics
+from contact_center.background import Loops
 from contact_center.bot.gateway import BotGateway
 from contact_center.bus import Bus
 from contact_center.config import Settings
@@ -181,33 +181,22 @@ async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(checks.close)
 
 
-async def _every(interval: float, work: Callable[[], Awaitable[object]], name: str) -> None:
-    while True:
-        try:
-            await work()
-        except Exception:
-            log.exception("%s failed; retrying", name)
-        await asyncio.sleep(interval)
+def _router_events_round(handler: RouterEvents, reader: EventReader) -> Callable[[], Awaitable[None]]:
+    """One round of mirroring router decisions; each event is handled by one instance of the
+    group (a blocking read of at most a second, then what another instance left unacknowledged)."""
 
+    async def round_() -> None:
+        events = await reader.read(block_ms=1000)
+        if not events:
+            events = await reader.claim_stale(min_idle_ms=30_000)
+        for event in events:
+            try:
+                await handler.handle_router_event(event)
+            except Exception:
+                log.exception("router event %s (%s) failed", event.id, event.type)
+            await reader.ack(event)
 
-async def _consume_router_events(handler: RouterEvents, reader: EventReader) -> None:
-    """Mirror router decisions; each event is handled by one instance of the group."""
-    while True:
-        try:
-            events = await reader.read(block_ms=1000)
-            if not events:
-                events = await reader.claim_stale(min_idle_ms=30_000)
-            for event in events:
-                try:
-                    await handler.handle_router_event(event)
-                except Exception:
-                    log.exception("router event %s (%s) failed", event.id, event.type)
-                await reader.ack(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("router event stream: error, retrying")
-            await asyncio.sleep(1.0)
+    return round_
 
 
 def media_base_url(settings: Settings) -> str:
@@ -261,16 +250,13 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
     timers = Timers(svc)
     app[appkeys.ROUTER], app[appkeys.MEDIA], app[appkeys.CONTACTS] = router, media, svc
     reader = EventReader(redis, group=EVENTS_GROUP, consumer=app[appkeys.INSTANCE_ID])
-    tasks = [
-        asyncio.create_task(bus.run(), name="bus"),
-        asyncio.create_task(RouterWorker(router, interval=0.25).run(), name="router-timers"),
-        asyncio.create_task(_consume_router_events(RouterEvents(svc), reader), name="router-events"),
-        asyncio.create_task(_every(0.5, timers.sweep_grace, "grace sweep"), name="grace"),
-        asyncio.create_task(
-            _every(2.0, timers.push_positions, "queue positions"), name="positions"
-        ),
-        asyncio.create_task(media_events.run(svc), name="media-events"),
-    ]
+    loops = Loops()
+    loops.start(bus.run(), "bus")
+    loops.start(RouterWorker(router, interval=0.25).run(), "router-timers")
+    loops.until_stopped(_router_events_round(RouterEvents(svc), reader), "router events")
+    loops.every(0.5, timers.sweep_grace, "grace sweep")
+    loops.every(2.0, timers.push_positions, "queue positions")
+    loops.start(media_events.run(svc), "media-events")
     async with asyncio.timeout(10):
         await bus.wait_ready()
     await svc.register_instance()
@@ -279,11 +265,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         with contextlib.suppress(Exception):
             await svc.unregister_instance()
-        for task in tasks:
-            task.cancel()
-        _, stuck = await asyncio.wait(tasks, timeout=10)
-        for task in stuck:
-            log.error("task %s did not stop within 10 s of being cancelled", task.get_name())
+        await loops.stop()
         await media.close()
         # The calls are over (their files closed): what is still open is sealed incomplete.
         await recordings.shutdown()
@@ -298,10 +280,9 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     recordings = app[appkeys.CONTACTS].recordings
     storage = settings.recordings_storage()
-    tasks: list[asyncio.Task[Any]] = [
-        asyncio.create_task(recordings.run(), name="timelines"),
-        asyncio.create_task(_sweep(recordings), name="recordings-sweep"),
-    ]
+    loops = Loops()
+    loops.start(recordings.run(), "timelines")
+    loops.start(_sweep(recordings), "recordings-sweep")
     uploader: Uploader | None = None
     if storage is not None and recordings.enabled:
         uploader = Uploader(
@@ -312,19 +293,15 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
             keep_local=settings.recordings_keep_local,
         )
         recordings.uploader = uploader
-        tasks.append(asyncio.create_task(uploader.run(), name="recordings-upload"))
-        tasks.append(asyncio.create_task(uploader.resume_pending(), name="recordings-pending"))
+        loops.start(uploader.run(), "recordings-upload")
+        loops.start(uploader.resume_pending(), "recordings-pending")
     try:
         yield
     finally:
         recordings.uploader = None  # seals from now on (shutdown) are uploaded at the next start
-        for task in tasks:
-            task.cancel()
         if uploader is not None:
             uploader.close()
-        _, stuck = await asyncio.wait(tasks, timeout=10)
-        for task in stuck:
-            log.error("task %s did not stop within 10 s of being cancelled", task.get_name())
+        await loops.stop()
 
 
 async def _sweep(recordings: Recordings) -> None:

@@ -8,27 +8,18 @@ it owns start and stop together.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from contact_center import appkeys
+from contact_center.background import Loops
 from contact_center.contacts.leases import Leases
 from contact_center.contacts.reconcile import RECONCILE_EVERY_S, Reconciler
 
 log = logging.getLogger(__name__)
-
-
-async def _every(interval: float, work: Callable[[], Awaitable[object]], name: str) -> None:
-    while True:
-        try:
-            await work()
-        except Exception:
-            log.exception("%s failed; retrying", name)
-        await asyncio.sleep(interval)
 
 
 async def reliability_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -37,18 +28,12 @@ async def reliability_ctx(app: web.Application) -> AsyncIterator[None]:
     reconciler = Reconciler(svc)
     app[appkeys.LEASES], app[appkeys.RECONCILER] = leases, reconciler
     await leases.renew()
-    tasks = [
-        asyncio.create_task(_every(leases.heartbeat_s, leases.heartbeat, "presence heartbeat"),
-                            name="presence-heartbeat"),
-        # the first pass runs at start
-        asyncio.create_task(_every(RECONCILE_EVERY_S, reconciler.run, "reconcile"),
-                            name="reconcile"),
-    ]
+    loops = Loops()
+    loops.every(leases.heartbeat_s, leases.heartbeat, "presence heartbeat")
+    loops.every(RECONCILE_EVERY_S, reconciler.run, "reconcile")  # the first pass runs at start
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await loops.stop()
         with contextlib.suppress(Exception):
             await leases.release()

@@ -12,13 +12,12 @@ Routing events are counted by a consumer group of their own, so each once, where
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -29,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from contact_center import appkeys, metrics
+from contact_center.background import Loops
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
 from contact_center.db.models import Contact
@@ -263,31 +263,15 @@ class Sampler:
             return list(rows.all())
 
 
-async def _sample_forever(sampler: Sampler, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await sampler.sample()
-        except Exception:
-            log.exception("metrics sampling failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SAMPLE_S)
+def _count_router_events(reader: EventReader) -> Callable[[], Awaitable[None]]:
+    async def round_() -> None:
+        events = await reader.read(block_ms=1000)
+        for event in events:
+            metrics.count_router_event(event.type.value)
+        if events:
+            await reader.ack(events)
 
-
-async def _count_router_events(reader: EventReader, stop: asyncio.Event) -> None:
-    # The stop flag as well as cancellation: on Python 3.11 a cancel that lands as redis-py's
-    # own read timeout expires is turned into that timeout (and lost); the loop still ends.
-    while not stop.is_set():
-        try:
-            events = await reader.read(block_ms=1000)
-            for event in events:
-                metrics.count_router_event(event.type.value)
-            if events:
-                await reader.ack(events)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("metrics: router event stream error, retrying")
-            await asyncio.sleep(1.0)
+    return round_
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -296,23 +280,13 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = EventReader(
         app[appkeys.REDIS], group=EVENTS_GROUP, consumer=app[appkeys.INSTANCE_ID], start="$"
     )
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(_sample_forever(Sampler(app), stop), name="metrics-sample"),
-        asyncio.create_task(_count_router_events(reader, stop), name="metrics-router-events"),
-    ]
+    loops = Loops()
+    loops.every(SAMPLE_S, Sampler(app).sample, "metrics sampling")
+    loops.until_stopped(_count_router_events(reader), "metrics: router event stream")
     try:
         yield
     finally:
-        # The flag ends the loops even if a cancel is swallowed (see _count_router_events).
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        _, stuck = await asyncio.wait(tasks, timeout=5)
-        for task in stuck:
-            log.error("task %s did not stop within 5 s", task.get_name())
-
-
+        await loops.stop(within_s=5)
 
 
 def setup(app: web.Application) -> None:

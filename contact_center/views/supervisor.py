@@ -15,7 +15,6 @@ front of its queue, away from its advisor. Each is audited.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
 from contact_center import appkeys, redis_keys
+from contact_center.background import stop_tasks
 from contact_center.contacts.core import advisor_ref, agent_id_of
 from contact_center.contacts.states import ContactState, InvalidTransition
 from contact_center.db.engine import transaction
@@ -310,9 +310,7 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         feed.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task], within_s=5)
 
 
 async def _close_feeds(app: web.Application) -> None:

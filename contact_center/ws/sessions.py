@@ -10,13 +10,14 @@ idle deadline back, as a request does); a socket whose session is gone is told a
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from contact_center import appkeys
+from contact_center.background import Loops
 from contact_center.errors import ErrorCode
 from contact_center.protocol import Error
 
@@ -49,27 +50,16 @@ async def sweep(app: web.Application) -> int:
     return len(ended)
 
 
-async def _watch(app: web.Application, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SWEEP_S)
-            return
-        try:
-            closed = await sweep(app)
-            if closed:
-                log.info("closed %d sockets whose session ended", closed)
-        except Exception:
-            log.exception("session sweep failed; retrying")
+async def _sweep_and_log(app: web.Application) -> None:
+    closed = await sweep(app)
+    if closed:
+        log.info("closed %d sockets whose session ended", closed)
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(_watch(app, stop), name="ws-session-sweep")
+    loops = Loops()
+    loops.every(SWEEP_S, functools.partial(_sweep_and_log, app), "session sweep")
     try:
         yield
     finally:
-        stop.set()  # ends the loop even if the cancel is swallowed by a Redis read
-        task.cancel()
-        _, stuck = await asyncio.wait([task], timeout=5)
-        if stuck:
-            log.error("the session sweep did not stop within 5 s")
+        await loops.stop(within_s=5)

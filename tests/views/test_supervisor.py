@@ -141,10 +141,11 @@ async def test_forcing_an_advisor_away_stops_offers_to_them_and_is_audited(clien
     missing = await client.post("/api/supervisor/advisors/999999/state", json={"state": "away"},
                                 headers=headers)
     assert missing.status == 404
-    async with transaction(client.app[appkeys.DB]) as session:
+    async with transaction(client.app[appkeys.DB]) as session:  # (the database is the session's)
         rows = (await session.exec(select(AuditLog).where(
-            AuditLog.action == "supervisor.force_state"))).all()
-    assert [r.target for r in rows] == [f"user:{advisor.id}"]
+            AuditLog.action == "supervisor.force_state",
+            AuditLog.target == f"user:{advisor.id}"))).all()
+    assert [r.detail.get("state") for r in rows] == ["away"]  # the refused request left no trace
 
 
 async def test_requeue_takes_an_offered_or_connected_contact_from_its_advisor(client, settings):
