@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -37,6 +37,10 @@ class Bus:
         self._redis = redis
         self._local: dict[str, set[Recipient]] = defaultdict(set)
         self._ready = asyncio.Event()
+        #: called after the subscription came back from a Redis failure (a failover, a
+        #: restart): what was published meanwhile reached nobody here, so it is sent again
+        self.on_gap: Callable[[], Awaitable[object]] | None = None
+        self._gaps: set[asyncio.Task[object]] = set()
 
     def attach(self, ref: str, recipient: Recipient) -> None:
         self._local[ref].add(recipient)
@@ -68,16 +72,39 @@ class Bus:
         for recipient in list(self._local.get(ref, ())):
             recipient.deliver(frame)
 
+    def deliver_local(self, ref: str, message: BaseModel) -> None:
+        """Hand ``message`` to this instance's connections of ``ref`` only (no Redis)."""
+        self._deliver_local(ref, message.model_dump_json())
+
+    def _gap(self) -> None:
+        if self.on_gap is None:
+            return
+        task: asyncio.Task[object] = asyncio.create_task(self._fill_gap(self.on_gap), name="bus-gap")
+        self._gaps.add(task)
+        task.add_done_callback(self._gaps.discard)
+
+    @staticmethod
+    async def _fill_gap(fill: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await fill()
+        except Exception:
+            log.exception("bus: sending again what the outage may have lost failed")
+
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
     async def run(self) -> None:
-        """Listen until cancelled, resubscribing after a Redis failure."""
+        """Listen until cancelled, resubscribing after a Redis failure (then ``on_gap``)."""
+        failed = False
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
                 self._ready.set()
+                if failed:
+                    failed = False
+                    log.warning("bus: subscribed again after a Redis failure")
+                    self._gap()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None or message.get("type") != "pmessage":
@@ -87,6 +114,7 @@ class Bus:
                     self._deliver_local(ref, message["data"])
             except RedisError:
                 log.exception("bus: redis error, resubscribing")
+                failed = True
                 await asyncio.sleep(0.5)
             finally:
                 await pubsub.aclose()

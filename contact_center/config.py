@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str | None = None
+    #: Redis Sentinel instead of one URL: ``host:port,host:port`` of the sentinels, and the
+    #: name they monitor the primary under; the app follows a failover to the new primary.
+    redis_sentinels: Annotated[list[tuple[str, int]], NoDecode] = Field(default_factory=list)
+    redis_sentinel_service: str = Field(default="mymaster", min_length=1, max_length=64)
     secret_key: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -154,6 +158,19 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _redis_sentinels(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        addresses = []
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (for example 10.0.0.5:26379)")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
 
     @field_validator("public_base_url", "rasa_url")
     @classmethod
@@ -247,6 +264,11 @@ class Settings(BaseSettings):
             self.recordings_dir = self.var_dir / "recordings"
         if not self.public_base_url:
             self.public_base_url = f"http://{self.host}:{self.port}"
+        if self.redis_url and self.redis_sentinels:
+            raise ValueError(
+                "CC_REDIS_URL and CC_REDIS_SENTINELS: set one of them (the sentinels name the "
+                "primary)"
+            )
         if self.mode is Mode.PRODUCTION:
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if not secret or secret == DEFAULT_SECRET:
@@ -264,7 +286,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_redis(self) -> bool:
-        return self.redis_url is None
+        return self.redis_url is None and not self.redis_sentinels
 
     @property
     def websocket_origins(self) -> frozenset[str]:

@@ -20,6 +20,9 @@ BAD_VALUES = [
     ("CC_MAX_BODY_BYTES", "12"),
     ("CC_LOG_LEVEL", "LOUD"),
     ("CC_LOGIN_MAX_FAILURES", "0"),
+    ("CC_REDIS_SENTINELS", "10.0.0.5"),
+    ("CC_REDIS_SENTINELS", "10.0.0.5:26379,10.0.0.6:port"),
+    ("CC_REDIS_SENTINELS", "10.0.0.5:0"),
 ]
 
 
@@ -64,6 +67,15 @@ def test_lists_are_comma_separated(tmp_path, monkeypatch):
     settings = load_settings(var_dir=tmp_path)
     assert settings.ice_servers == ["stun:stun.example.com:3478", "turn:turn.example.com"]
     assert settings.ice_host_addresses == ["127.0.0.1"]
+
+
+def test_sentinels_are_host_port_pairs_and_exclude_a_redis_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC_REDIS_SENTINELS", "10.0.0.5:26379, [fd00::7]:26380")
+    settings = load_settings(var_dir=tmp_path)
+    assert settings.redis_sentinels == [("10.0.0.5", 26379), ("fd00::7", 26380)]
+    assert not settings.embedded_redis and settings.redis_sentinel_service == "mymaster"
+    with pytest.raises(SettingsError, match="CC_REDIS_URL and CC_REDIS_SENTINELS"):
+        load_settings(var_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
 
 
 def test_error_type():

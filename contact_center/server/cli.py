@@ -224,13 +224,12 @@ def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _end_sessions(settings: Settings, user_id: int) -> int | None:
     """End every session of a user through Redis; None when no Redis URL is configured."""
-    if settings.redis_url is None:
+    if settings.embedded_redis:
         return None
-    import redis.asyncio as aioredis
-
+    from contact_center import redis_client
     from contact_center.identity.sessions import SessionStore
 
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis_client.connect(settings)
     try:
         store = SessionStore(client, staff_idle_s=settings.staff_idle_timeout_s)
         return await store.revoke_user(user_id)

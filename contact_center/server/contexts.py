@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from chatbot import env
 from chatbot.client import RasaClient
 from chatbot.services import RasaServices, ServiceError
-from contact_center import appkeys, metrics
+from contact_center import appkeys, metrics, redis_client
 from contact_center.background import Loops
 from contact_center.bot.gateway import BotGateway
 from contact_center.bus import Bus
@@ -35,6 +35,7 @@ from contact_center.config import Settings
 from contact_center.contacts.core import Grace
 from contact_center.contacts.media_events import MediaEvents
 from contact_center.contacts.recording import Recordings
+from contact_center.contacts.redelivery import redeliver_local
 from contact_center.contacts.router_events import RouterEvents
 from contact_center.contacts.sealing import Uploader
 from contact_center.contacts.service import ContactService
@@ -109,9 +110,9 @@ async def rasa_ctx(app: web.Application) -> AsyncIterator[None]:
 async def valkey_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the embedded Valkey when no Redis URL is configured."""
     settings = app[appkeys.SETTINGS]
-    if settings.redis_url:
+    if not settings.embedded_redis:
         app[appkeys.VALKEY] = None
-        app[appkeys.REDIS_URL] = settings.redis_url
+        app[appkeys.REDIS_URL] = settings.redis_url or ""  # empty: the sentinels say
         yield
         return
     # Started from the event loop's thread on purpose: the parent-death signal that stops
@@ -126,9 +127,7 @@ async def valkey_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(
-        app[appkeys.REDIS_URL], decode_responses=True, health_check_interval=30
-    )
+    client = redis_client.connect(app[appkeys.SETTINGS], app[appkeys.REDIS_URL] or None)
     await client.ping()
     app[appkeys.REDIS] = client
     try:
@@ -248,6 +247,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         recordings=recordings,
     )
     timers = Timers(svc)
+    bus.on_gap = functools.partial(redeliver_local, svc)
     app[appkeys.ROUTER], app[appkeys.MEDIA], app[appkeys.CONTACTS] = router, media, svc
     reader = EventReader(redis, group=EVENTS_GROUP, consumer=app[appkeys.INSTANCE_ID])
     loops = Loops()

@@ -46,11 +46,10 @@ def _row(user: User) -> str:
 
 
 async def _to_router(settings: Settings, user: User) -> str | None:
-    """Push the account to the router through CC_REDIS_URL; None when there is none."""
-    if settings.redis_url is None:
+    """Push the account to the router through the configured Redis; None when there is none."""
+    if settings.embedded_redis:
         return None
-    import redis.asyncio as aioredis
-
+    from contact_center import redis_client
     from contact_center.contacts.core import agent_id_of
     from routing.errors import UnknownAgentError
     from routing.models import AgentProfile, AgentState, Channel
@@ -58,7 +57,7 @@ async def _to_router(settings: Settings, user: User) -> str | None:
     from routing.store import RouterStore
 
     assert user.id is not None
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis_client.connect(settings)
     try:
         router = RouterStore(client, load_policy(settings.routing_policy))
         if user.role != Role.ADVISOR or user.disabled:

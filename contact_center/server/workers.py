@@ -47,7 +47,7 @@ def supervise(settings: Settings, sock: socket.socket) -> int:
 
     valkey = None
     env = dict(os.environ)
-    if settings.redis_url is None:
+    if settings.embedded_redis:
         valkey = EmbeddedValkey(settings.var_dir / "valkey")
         env["CC_REDIS_URL"] = valkey.start()
     env[WORKER_FD_ENV] = str(sock.fileno())

@@ -99,12 +99,18 @@ class SignallingClient:
         await self.ws.send_str(frame)
 
     async def request(
-        self, type_: str, *, timeout: float = 10, **fields: Any  # noqa: ASYNC109
+        self,
+        type_: str,
+        *,
+        timeout: float = 10,  # noqa: ASYNC109
+        request_id: str | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
-        """Send a request and return the ack's data; raise RequestFailed on an error reply."""
+        """Send a request and return the ack's data; raise RequestFailed on an error reply.
+        A retry passes the ``request_id`` of the first try: the server answers it once."""
         assert self.ws is not None
         # request ids are idempotency keys of the person: unique across connections
-        request_id = f"{self._id_prefix}-{next(self._ids)}"
+        request_id = request_id or self.next_request_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         await self.ws.send_str(json.dumps({"v": 1, "type": type_, "id": request_id, **fields}))
@@ -114,6 +120,9 @@ class SignallingClient:
             raise RequestFailed(reply["code"], reply["message"])
         data: dict[str, Any] = reply.get("data", {})
         return data
+
+    def next_request_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
 
     async def wait_for(
         self, type_: str, *, timeout: float = 10, **match: Any  # noqa: ASYNC109

@@ -1,0 +1,61 @@
+"""What a Redis outage may have kept from the people connected here, sent again.
+
+Messages reach a person's connections through Redis pub/sub (``contact_center.bus``), which
+keeps nothing: what is published while an instance's subscription is down (a failover, a
+restart of Redis) reaches nobody here. When the subscription is back, each person connected
+to this instance gets, for each of their open contacts, its state and its chat (clients place
+lines by ``seq`` and skip a line they have shown: a line is shown once), and an advisor the
+offers the router holds for them (an offer lost in the gap would otherwise expire as a miss).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from contact_center.contacts import store
+from contact_center.contacts.service import ContactService
+from contact_center.db.engine import transaction
+from contact_center.db.models import ChatMessage as ChatLine
+from contact_center.db.models import Contact
+from contact_center.protocol import ChatMessage
+from routing.errors import UnknownAgentError
+
+log = logging.getLogger(__name__)
+
+ADVISOR_PREFIX = "user:"
+
+
+async def redeliver_local(svc: ContactService) -> int:
+    """Send again to this instance's connections; returns how many contacts were covered."""
+    covered = 0
+    for ref in svc.bus.local_refs():
+        async with transaction(svc.db) as session:
+            contacts = await store.live_contacts_of_customer(session, customer_ref=ref)
+            agent_id = ref.removeprefix(ADVISOR_PREFIX)
+            if ref.startswith(ADVISOR_PREFIX) and agent_id.isdigit():
+                contacts += await store.open_contacts_of_advisor(session, advisor_id=int(agent_id))
+            else:
+                agent_id = ""
+            lines = {c.id: await store.chat_history(session, contact_id=c.id) for c in contacts}
+        for contact in {c.id: c for c in contacts}.values():
+            _send_contact(svc, ref, contact, lines[contact.id])
+            covered += 1
+        if agent_id:
+            try:
+                status = await svc.router.agent_status(agent_id)
+            except UnknownAgentError:
+                continue
+            for contact_id in status.offered:
+                await svc.send_offer(contact_id, agent_id)
+    if covered:
+        log.warning("bus: sent %d open contacts again after the Redis gap", covered)
+    return covered
+
+
+def _send_contact(svc: ContactService, ref: str, contact: Contact, lines: list[ChatLine]) -> None:
+    svc.bus.deliver_local(ref, svc.state_message(contact))
+    for m in lines:
+        svc.bus.deliver_local(
+            ref,
+            ChatMessage(contact_id=contact.id, seq=m.seq, sender=m.sender_role, text=m.text, at=m.at),
+        )
