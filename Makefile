@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup rasa run test lint bench browser promtool speech models clean
+.PHONY: setup rasa run test lint bench chaos browser promtool speech models clean
 
 setup: $(VENV_STAMP) rasa
 
@@ -56,6 +56,10 @@ lint: setup
 
 test: setup browser promtool speech lint
 	$(BIN)/pytest -q -ra
+
+# The full chaos run (bench/chaos.py; figures in BENCHMARKS.md); `make test` runs a short one.
+chaos: setup
+	$(BIN)/python -m bench.chaos --contacts 1000 --advisors 200 --seconds 120
 
 bench: setup
 	$(BIN)/python -m bench.routing --agents 10000 --contacts 10000

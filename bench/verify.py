@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,6 +117,60 @@ def hashlib_ceiling(mb: int = 256) -> float:
     return (mb * MB // CHUNK) * CHUNK / MB / (time.perf_counter() - start)
 
 
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def plain_hashlib(root: Path) -> tuple[float, int]:
+    """(seconds, bytes): one stream of ``hashlib.sha256`` over the same files, 1 MiB reads."""
+    start, total = time.perf_counter(), 0
+    for path in _files(root):
+        digest = hashlib.sha256()
+        with open(path, "rb", buffering=0) as file:
+            while chunk := file.read(CHUNK):
+                digest.update(chunk)
+                total += len(chunk)
+        digest.hexdigest()
+    return time.perf_counter() - start, total
+
+
+def sha256sum(root: Path) -> float | None:
+    """Seconds of coreutils' ``sha256sum`` over the same files (None when it is missing)."""
+    binary = shutil.which("sha256sum")
+    if binary is None:
+        return None
+    files = [str(p) for p in _files(root)]
+    start = time.perf_counter()
+    for i in range(0, len(files), 500):
+        subprocess.run([binary, *files[i : i + 500]], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def baselines(root: Path, cache: str) -> dict[str, Any]:
+    """The plain ceilings of this cache state, measured between the verify runs."""
+    if cache == "cold":
+        drop_cache(root)
+    seconds, total = plain_hashlib(root)
+    if cache == "cold":
+        drop_cache(root)
+    coreutils = sha256sum(root)
+    return {
+        "cache": cache,
+        "hashlib_mb_per_s": round(total / MB / seconds, 1),
+        "sha256sum_mb_per_s": None if coreutils is None else round(total / MB / coreutils, 1),
+    }
+
+
+def _median_ceilings(cache: str, measured: list[dict[str, Any]]) -> dict[str, Any]:
+    coreutils = [m["sha256sum_mb_per_s"] for m in measured if m["sha256sum_mb_per_s"]]
+    return {
+        "cache": cache,
+        "runs": len(measured),
+        "hashlib_mb_per_s": round(statistics.median(m["hashlib_mb_per_s"] for m in measured), 1),
+        "sha256sum_mb_per_s": round(statistics.median(coreutils), 1) if coreutils else None,
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     size = int(args.mb_per_contact * MB)
     planned = args.contacts * size
@@ -141,10 +196,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             generate_s = time.monotonic() - started
             storage = LocalStorage(root)
             runs: list[dict[str, Any]] = []
+            ceilings: dict[str, dict[str, Any]] = {}
             skipped = 0
             for cache in ("warm", "cold"):
-                for jobs in jobs_list:
-                    for repeat in range(args.repeat):
+                measured: list[dict[str, Any]] = []
+                for repeat in range(args.repeat):
+                    # the ceilings interleaved with the verify runs: the same noise for both
+                    measured.append(baselines(root, cache))
+                    log(f"{cache} ceilings #{repeat}: {measured[-1]}")
+                    for jobs in jobs_list:
                         if time.monotonic() > deadline:
                             skipped += 1
                             continue
@@ -170,6 +230,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             f"{cache} jobs={jobs} #{repeat}: {seconds:.2f} s,"
                             f" {result['mb_per_s']} MB/s, {result['contacts_per_s']} contacts/s"
                         )
+                ceilings[cache] = _median_ceilings(cache, measured)
         finally:
             await engine.dispose()
     summary = []
@@ -188,6 +249,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         ),
                     }
                 )
+                row, ceiling = summary[-1], ceilings[cache]
+                row["ratio_to_hashlib"] = round(row["mb_per_s_median"] / ceiling["hashlib_mb_per_s"], 2)
+                if ceiling["sha256sum_mb_per_s"]:
+                    row["ratio_to_sha256sum"] = round(
+                        row["mb_per_s_median"] / ceiling["sha256sum_mb_per_s"], 2
+                    )
     return {
         "bench": "recordings.verify",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -203,6 +270,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "data_bytes": total,
         "generate_seconds": round(generate_s, 1),
         "hashlib_one_core_mb_per_s": round(hashlib_ceiling(), 1),
+        "ceilings": list(ceilings.values()),
         "summary": summary,
         "runs": runs,
         "skipped_runs": skipped,
@@ -229,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in result["summary"]:
         print(
             f"{row['cache']:4} jobs={row['jobs']}: {row['mb_per_s_median']} MB/s,"
-            f" {row['contacts_per_s_median']} contacts/s (median of {row['runs']})"
+            f" {row['contacts_per_s_median']} contacts/s (median of {row['runs']}),"
+            f" {row['ratio_to_hashlib']} of plain hashlib,"
+            f" {row.get('ratio_to_sha256sum')} of sha256sum"
         )
     print(f"hashlib SHA-256, one core, memory: {result['hashlib_one_core_mb_per_s']} MB/s")
     print(json.dumps(result))

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
     # reliability: how long an instance's presence outlives its last heartbeat
     presence_lease_s: float = Field(default=10.0, ge=1, le=600)
+    #: how often the database, the router and live presence are brought back in line
+    reconcile_every_s: float = Field(default=30.0, ge=1, le=3600)
 
     # --- Security and operations (issue 13): sign-in cost and limits, sessions, origins, metrics
     #: argon2 checks at once (each takes a core for ~0.1-0.2 s); 32 each may wait, then 503.

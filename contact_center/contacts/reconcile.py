@@ -7,7 +7,8 @@ contact (those younger than ``settle_s`` are left alone: they may be starting ri
   once its customer is connected; finished in the router: abandoned;
 - connected in the database, finished or unknown in the router: to wrap-up;
 - in wrap-up, its advisor gone or no longer busy or wrapping up in the router: ended;
-- a party connected nowhere and with no grace period running: its grace period starts.
+- a party connected nowhere and with no grace period running: its grace period starts;
+- ended in the database but still queued, offered or held in the router: let go there.
 
 And advisors the router takes offers for who are connected nowhere are set offline.
 """
@@ -25,7 +26,7 @@ from contact_center import redis_keys
 from contact_center.contacts import store
 from contact_center.contacts.core import advisor_ref, agent_id_of
 from contact_center.contacts.service import ContactService
-from contact_center.contacts.states import ContactState, InvalidTransition
+from contact_center.contacts.states import FINAL_STATES, ContactState, InvalidTransition
 from contact_center.db.engine import transaction
 from contact_center.db.models import Contact
 from contact_center.errors import Conflict
@@ -35,7 +36,6 @@ from routing.models import ContactState as RouterState
 
 log = logging.getLogger(__name__)
 
-RECONCILE_EVERY_S = 30.0
 SETTLE_S = 10.0
 LOCK_TTL_S = 120
 _RELEASE = """
@@ -74,6 +74,7 @@ class Reconciler:
                     log.info("reconcile %s: it moved on (%s)", contact.id, exc)
                 except Exception:
                     log.exception("reconcile %s failed", contact.id)
+            await self._finished_in_database(before)
         finally:
             with contextlib.suppress(Exception):
                 await redis.eval(_RELEASE, 1, redis_keys.RECONCILE_LOCK, token)
@@ -123,6 +124,31 @@ class Reconciler:
             return
         if not customer_here:
             await self._grace("customer", contact, graced, now + self.svc.grace.customer_s)
+
+    async def _finished_in_database(self, before: datetime) -> None:
+        """Contacts the router still queues, offers or holds although the database has them
+        ended (Redis failed between the two writes of an ending): the router lets them go."""
+        router = self.svc.router
+        routed = {c.id: c.state for c in await router.contact_views()}
+        for agent in await router.agent_views():
+            for contact_id, how in agent.held.items():
+                routed[contact_id] = how
+        live = {c: how for c, how in routed.items() if how not in {s.value for s in _FINISHED}}
+        if not live:
+            return
+        async with transaction(self.svc.db) as session:
+            rows = await store.contacts_by_id(session, list(live))
+        for contact in rows:
+            if ContactState(contact.state) not in FINAL_STATES or contact.created_at > before:
+                continue
+            try:
+                if live[contact.id] == "assigned":
+                    await router.complete(contact.id)
+                else:
+                    await router.cancel(contact.id)
+            except UnknownContactError:
+                continue
+            self._count("router_released")
 
     async def _wrapup_over(self, contact: Contact, present: set[str]) -> bool:
         if contact.advisor_id is None:

@@ -177,6 +177,13 @@ async def live_contacts_of_customer(session: AsyncSession, *, customer_ref: str)
     return list(result.all())
 
 
+async def contacts_by_id(session: AsyncSession, ids: list[str]) -> list[Contact]:
+    if not ids:
+        return []
+    result = await session.exec(select(Contact).where(col(Contact.id).in_(ids)))
+    return list(result.all())
+
+
 async def open_contacts_of_advisor(session: AsyncSession, *, advisor_id: int) -> list[Contact]:
     result = await session.exec(
         select(Contact).where(

@@ -17,7 +17,7 @@ from aiohttp import web
 from contact_center import appkeys
 from contact_center.background import Loops
 from contact_center.contacts.leases import Leases
-from contact_center.contacts.reconcile import RECONCILE_EVERY_S, Reconciler
+from contact_center.contacts.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ async def reliability_ctx(app: web.Application) -> AsyncIterator[None]:
     await leases.renew()
     loops = Loops()
     loops.every(leases.heartbeat_s, leases.heartbeat, "presence heartbeat")
-    loops.every(RECONCILE_EVERY_S, reconciler.run, "reconcile")  # the first pass runs at start
+    # the first pass runs at start
+    loops.every(app[appkeys.SETTINGS].reconcile_every_s, reconciler.run, "reconcile")
     try:
         yield
     finally:

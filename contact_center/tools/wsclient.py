@@ -113,9 +113,12 @@ class SignallingClient:
         request_id = request_id or self.next_request_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        await self.ws.send_str(json.dumps({"v": 1, "type": type_, "id": request_id, **fields}))
-        async with asyncio.timeout(timeout):
-            reply = await future
+        try:
+            await self.ws.send_str(json.dumps({"v": 1, "type": type_, "id": request_id, **fields}))
+            async with asyncio.timeout(timeout):
+                reply = await future
+        finally:
+            self._pending.pop(request_id, None)
         if reply["type"] == "error":
             raise RequestFailed(reply["code"], reply["message"])
         data: dict[str, Any] = reply.get("data", {})
