@@ -11,7 +11,7 @@ from sqlmodel import select
 from contact_center import appkeys, redis_keys
 from contact_center.db.engine import transaction
 from contact_center.db.models import AuditLog, Contact, Role
-from contact_center.views.supervisor import stranded_reason
+from contact_center.views.supervisor import TICK_S, stranded_reason
 from routing.models import AgentProfile, AgentState, Channel, ContactRequest
 from routing.policy import load_policy
 from routing.scoring import AgentView, ContactView
@@ -182,3 +182,32 @@ async def test_requeue_takes_an_offered_or_connected_contact_from_its_advisor(cl
         audits = (await session.exec(select(AuditLog).where(
             AuditLog.action == "supervisor.requeue"))).all()
     assert len(audits) == 2
+
+
+async def test_alarms_reach_the_feed_as_they_are_raised(client, settings, redis_client):
+    from contact_center.contacts.alarms import raise_alarm
+    from contact_center.views.supervisor import ALARMS_SHOWN
+
+    for n in range(ALARMS_SHOWN + 3):  # raised before anyone watched: the newest are shown
+        await raise_alarm(redis_client, kind="recorder_failure", at="2026-01-01T00:00:00Z",
+                          instance="i-old", contact_id=f"old-{n}", message=f"old {n}")
+    await _supervisor(client, settings)
+    response = await client.get("/api/supervisor/feed")
+    floor = (await _events(response, lambda n, d: n == "floor"))[-1][1]
+    assert len(floor["alarms"]) == ALARMS_SHOWN
+    assert floor["alarms"][0]["contact_id"] == f"old-{ALARMS_SHOWN + 2}"  # newest first
+    assert floor["alarms_recent"] == ALARMS_SHOWN
+
+    await _events(response, lambda n, d: n == "floor")  # a tick: the next is TICK_S away
+    started = time.monotonic()
+    await raise_alarm(redis_client, kind="recorder_failure", at="2026-01-01T00:00:01Z",
+                      instance="i-1", contact_id="c-broken",
+                      message="recording of contact c-broken: write failed: disk full",
+                      detail={"stage": "write"})
+    seen = await _events(response, lambda n, d: n == "floor" and d["alarms"][0]["contact_id"] == "c-broken")
+    assert time.monotonic() - started < TICK_S / 2  # pushed when raised, not on the next tick
+    alarm = seen[-1][1]["alarms"][0]
+    assert alarm["kind"] == "recorder_failure" and alarm["detail"] == {"stage": "write"}
+    assert alarm["message"].endswith("disk full") and 0 <= alarm["age_s"] < 5
+    assert len(seen[-1][1]["alarms"]) == ALARMS_SHOWN
+    response.close()
