@@ -130,6 +130,11 @@ async def test_supervisor_watches_the_floor_live_and_forces_an_advisor_away(
     assert (await router.contact_status(started["contact_id"])).state == "queued"
     await emma.wait_for("session.state", contact_id=started["contact_id"])
     await shot(page, "supervisor-alarm-requeued")
+    await page.goto(str(server.make_url("/supervisor?lang=zh-Hant")))
+    await page.locator("#alarms tbody tr[data-alarm]").wait_for()
+    assert await page.text_content("#alarms-heading") == "警報"
+    assert "錄音故障" in await page.locator("#alarms tbody tr[data-alarm]").text_content()
+    await shot(page, "supervisor-alarm-zh-Hant")
 
     assert await axe_violations(page) == []
     assert new_page.errors == []
