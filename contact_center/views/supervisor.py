@@ -397,6 +397,10 @@ def _event(name: str, data: str) -> bytes:
 @operation(
     "The live floor as Server-Sent Events",
     tag="supervisor",
+    description="`text/event-stream`: a `history` event (the last hour's chart samples), then a "
+    "`floor` frame on every router event or alarm (at least every few seconds): the router's "
+    "snapshot, advisors by name, the waiting contacts, a chart sample, the newest alarms "
+    "(`alarms`, newest first) and how many were raised within the hour (`alarms_recent`).",
     responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
 )
 @require_role(Role.SUPERVISOR, Role.ADMIN)

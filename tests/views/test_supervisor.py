@@ -211,3 +211,20 @@ async def test_alarms_reach_the_feed_as_they_are_raised(client, settings, redis_
     assert alarm["message"].endswith("disk full") and 0 <= alarm["age_s"] < 5
     assert len(seen[-1][1]["alarms"]) == ALARMS_SHOWN
     response.close()
+
+
+def test_alarm_rows_newest_first_with_their_age_and_the_last_hours_count():
+    from contact_center.contacts.alarms import Alarm
+    from contact_center.views.supervisor import _stream_entries, alarm_rows
+
+    def alarm(ms: int) -> Alarm:
+        return Alarm(id=f"{ms}-0", kind="recorder_failure", at="", instance="i", message=str(ms))
+
+    now = 10_000.0
+    rows, recent = alarm_rows([alarm(5_000_000), alarm(9_000_000)], now)  # 5000 s and 1000 s ago
+    assert [r["message"] for r in rows] == ["9000000", "5000000"]
+    assert [r["age_s"] for r in rows] == [1000.0, 5000.0] and recent == 1
+    entries = [("1-0", {"a": "b"})]
+    assert list(_stream_entries([["s", entries]])) == [("s", entries)]  # RESP2
+    assert list(_stream_entries({"s": [entries]})) == [("s", entries)]  # RESP3
+    assert list(_stream_entries(None)) == []
