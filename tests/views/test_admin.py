@@ -179,6 +179,11 @@ def test_cli_users_list_update_disable(env):  # type: ignore[no-untyped-def]
     assert " wong " in (row := next(
         line for line in run_cli("users", "list", env=env).stdout.splitlines() if " wong " in line
     )) and "new-pw" in row
+    lee = run_cli("users", "create", "lee", "--role", "supervisor", "--password-stdin", "--temporary",
+                  env=env, input="chosen by the admin\n")
+    assert lee.returncode == 0, lee.stderr
+    listed = run_cli("users", "list", "--json", env=env)
+    assert next(u for u in json.loads(listed.stdout) if u["username"] == "lee")["must_change_password"]
     assert run_cli("users", "disable", "nobody", env=env).returncode == 1
     disable = run_cli("users", "disable", "wong", env=env)
     assert disable.returncode == 0 and "changed disabled" in disable.stdout
