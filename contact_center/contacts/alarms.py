@@ -65,23 +65,29 @@ async def raise_alarm(
     return str(alarm_id)
 
 
+def _alarm(entry_id: Any, fields: dict[str, str]) -> Alarm:
+    return Alarm(
+        id=str(entry_id),
+        kind=fields.get("kind", ""),
+        at=fields.get("at", ""),
+        instance=fields.get("instance", ""),
+        contact_id=fields.get("contact_id") or None,
+        message=fields.get("message", ""),
+        detail=json.loads(fields.get("detail") or "{}"),
+    )
+
+
 async def read_alarms(
     redis: aioredis.Redis, *, after: str | None = None, count: int = 100
 ) -> list[Alarm]:
     """Alarms in the order they were raised, after the id ``after`` (from the first if None)."""
     start = f"({after}" if after else "-"
     entries: Any = await redis.xrange(redis_keys.ALARMS, min=start, count=count)
-    alarms: list[Alarm] = []
-    for entry_id, fields in entries:
-        alarms.append(
-            Alarm(
-                id=str(entry_id),
-                kind=fields.get("kind", ""),
-                at=fields.get("at", ""),
-                instance=fields.get("instance", ""),
-                contact_id=fields.get("contact_id") or None,
-                message=fields.get("message", ""),
-                detail=json.loads(fields.get("detail") or "{}"),
-            )
-        )
-    return alarms
+    return [_alarm(entry_id, fields) for entry_id, fields in entries]
+
+
+async def latest_alarms(redis: aioredis.Redis, *, count: int = 20) -> list[Alarm]:
+    """The newest ``count`` alarms, in the order they were raised (a reader starting up; it
+    carries on with ``read_alarms(after=<the last id>)``)."""
+    entries: Any = await redis.xrevrange(redis_keys.ALARMS, count=count)
+    return [_alarm(entry_id, fields) for entry_id, fields in reversed(entries)]

@@ -47,6 +47,10 @@ class User(SQLModel, table=True):
     vip: bool = False
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    must_change_password: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
+    """The password was set by an administrator: nothing works until the user picks their own."""
 
 
 #: The states of ``contacts.states.LIVE_STATES``, spelled out for the partial unique index

@@ -32,6 +32,13 @@ STAFF_HOME = {
     Role.ADMIN: "/admin",
 }
 
+#: Where a user whose password is temporary (set by an administrator) chooses their own.
+PASSWORD_PAGE = "/password"
+PASSWORD_CHANGE_REQUIRED = (
+    "Your password was set by an administrator and is temporary: choose your own at "
+    f"{PASSWORD_PAGE} first; until then nothing else works."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -43,6 +50,8 @@ class Identity:
     user_id: int | None = None
     vip: bool = False
     session_id: str | None = None  # signed-in users: their session in Redis (identity.sessions)
+    #: Signed in with a temporary password: only the change-password page may be used.
+    must_change_password: bool = False
 
     @property
     def guest(self) -> bool:
@@ -65,6 +74,7 @@ def identity_from_session(session: Mapping[str, Any]) -> Identity | None:
         user_id=uid,
         vip=bool(session.get("vip")),
         session_id=sid,
+        must_change_password=bool(session.get("pwtmp")),
     )
 
 
@@ -116,12 +126,21 @@ async def sign_in(request: web.Request, user: User) -> Identity:
             "name": user.display_name,
             "vip": user.vip,
             "csrf": secrets.token_urlsafe(32),
+            # In the encrypted cookie: it cannot be cleared but by a new sign-in, which the
+            # password change does (the sessions of the old password all end with it).
+            "pwtmp": user.must_change_password,
         }
     )
     identity = identity_from_session(session)
     assert identity is not None
     request[appkeys.REQUEST_IDENTITY] = identity
     return identity
+
+
+def password_page(next_path: str | None) -> str:
+    """The change-password page, carrying where to go after it (a same-site path, checked by
+    the caller)."""
+    return f"{PASSWORD_PAGE}?next={quote(next_path, safe='/')}" if next_path else PASSWORD_PAGE
 
 
 async def sign_out(request: web.Request) -> Identity | None:
@@ -215,6 +234,12 @@ def require_role(*roles: Role, allow_guest: bool = False) -> Callable[[Handler],
                 if request.method == "GET" and not request.path.startswith("/api/"):
                     raise web.HTTPFound(f"/login?next={quote(request.raw_path, safe='/')}")
                 raise web.HTTPUnauthorized(text="Sign in first.")
+            if identity.must_change_password:
+                if request.method == "GET" and not request.path.startswith("/api/"):
+                    raise web.HTTPFound(password_page(request.raw_path))
+                raise web.HTTPForbidden(
+                    text=PASSWORD_CHANGE_REQUIRED, headers={"X-Password-Change": PASSWORD_PAGE}
+                )
             if identity.role not in roles:
                 raise web.HTTPForbidden(
                     text=f"This page is for {', '.join(r.value for r in roles)} accounts; "

@@ -73,7 +73,9 @@ def parse_levels(spec: str, *, what: str) -> dict[str, int]:
     return result
 
 
-async def create_user(session: AsyncSession, *, data: UserCreate) -> User:
+async def create_user(session: AsyncSession, *, data: UserCreate, temporary: bool = False) -> User:
+    """A new account; ``temporary``: its password was chosen by an administrator, so the user
+    must choose their own at the first sign-in."""
     user = User(
         username=data.username,
         password_hash=hash_password(data.password),
@@ -83,6 +85,7 @@ async def create_user(session: AsyncSession, *, data: UserCreate) -> User:
         skills=data.skills,
         capacity=data.capacity,
         vip=data.vip,
+        must_change_password=temporary,
     )
     session.add(user)
     await session.flush()
@@ -99,12 +102,16 @@ async def set_disabled(session: AsyncSession, *, user_id: int, disabled: bool) -
     return user
 
 
-async def set_password(session: AsyncSession, *, user_id: int, password: str) -> User:
+async def set_password(
+    session: AsyncSession, *, user_id: int, password: str, temporary: bool = False
+) -> User:
     """Give an account a new password (checked as at creation); the caller ends its sessions,
-    as for ``set_disabled``."""
+    as for ``set_disabled``. ``temporary``: set by someone else, to be changed at next sign-in;
+    a user's own choice clears the mark."""
     _password.validate_python(password)  # the rules of a new account's password
     user = await _existing(session, user_id)
     user.password_hash = hash_password(password)
+    user.must_change_password = temporary
     session.add(user)
     await session.flush()
     return user
@@ -179,6 +186,8 @@ class UserPublic(BaseModel):
     capacity: dict[str, int]
     vip: bool
     disabled: bool
+    must_change_password: bool
+    """Signed in with a password an administrator set: a new one is due at next sign-in."""
     created_at: datetime
 
     @classmethod
@@ -227,12 +236,14 @@ def temporary_password() -> str:
 
 
 async def reset_password(session: AsyncSession, *, user_id: int) -> tuple[User, str]:
-    """Replace the password with a new temporary one, returned once in clear."""
+    """Replace the password with a new temporary one, returned once in clear; the user must
+    choose their own at next sign-in."""
     user = await session.get(User, user_id)
     if user is None:
         raise LookupError(f"no user with id {user_id}")
     password = temporary_password()
     user.password_hash = hash_password(password)
+    user.must_change_password = True
     session.add(user)
     await session.flush()
     return user, password

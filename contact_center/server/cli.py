@@ -115,6 +115,9 @@ async def _with_session(settings: Settings, work):
         await engine.dispose()
 
 
+TEMPORARY_HELP = "the user must choose their own password at the next sign-in"
+
+
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     from contact_center.db.engine import DatabaseNotMigrated
     from contact_center.identity.users import (
@@ -152,7 +155,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(session):
         if await get_user_by_username(session, username=data.username):
             return None
-        return await create_user(session, data=data)
+        return await create_user(session, data=data, temporary=args.temporary)
 
     try:
         user = asyncio.run(_with_session(settings, work))
@@ -185,7 +188,9 @@ def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
         if user is None or user.id is None:
             return None
         if password is not None:
-            await set_password(session, user_id=user.id, password=password)
+            await set_password(
+                session, user_id=user.id, password=password, temporary=args.temporary
+            )
         else:
             await set_disabled(session, user_id=user.id, disabled=args.users_command == "disable")
         return user.id
@@ -204,7 +209,8 @@ def cmd_users_change(settings: Settings, args: argparse.Namespace) -> int:
         session.add(
             AuditLog(
                 actor="cli", action=f"user.{args.users_command}", target=f"user:{user_id}",
-                detail={"sessions_ended": ended},
+                detail={"sessions_ended": ended}
+                | ({"temporary": args.temporary} if password is not None else {}),
             )
         )
 
@@ -348,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     pw = create.add_mutually_exclusive_group()
     pw.add_argument("--password", help="prefer --password-stdin: arguments show in ps")
     pw.add_argument("--password-stdin", action="store_true")
+    create.add_argument("--temporary", action="store_true", help=TEMPORARY_HELP)
     create.set_defaults(func=cmd_users_create)
     for name, what in (
         ("enable", "enable a disabled account"),
@@ -357,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         change.add_argument("username")
         if name == "set-password":
             change.add_argument("--password-stdin", action="store_true")
+            change.add_argument("--temporary", action="store_true", help=TEMPORARY_HELP)
         change.set_defaults(func=cmd_users_change)
     from contact_center.server import users_cli
 

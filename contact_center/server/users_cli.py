@@ -38,7 +38,7 @@ def _levels(spec: str | None, what: str) -> dict[str, int] | None:
 def _row(user: User) -> str:
     skills = ",".join(f"{k}:{v}" for k, v in sorted(user.skills.items())) or "-"
     capacity = ",".join(f"{k}:{v}" for k, v in user.capacity.items())
-    state = "disabled" if user.disabled else "active"
+    state = "disabled" if user.disabled else "new-pw" if user.must_change_password else "active"
     return (
         f"{user.id:>4}  {user.username:<20} {user.role:<10} {state:<8} "
         f"{','.join(user.languages):<10} {skills:<24} {capacity}"

@@ -1,10 +1,12 @@
 """Account administration: a JSON API behind the ``/admin`` page.
 
 Every change leaves one audit row (``user.create``, ``user.update``, ``user.password_reset``)
-naming the fields changed, and reaches the router at once: an advisor's new languages, skills
-or capacity are upserted (``RouterStore.upsert_agent`` matches the agent again, so a waiting
-contact that needs the new skill is offered without a restart); a disabled advisor goes offline
-in the router, their open contacts end and their sockets on this instance close.
+naming the fields changed. A password the admin sets (a new account, a reset) is temporary: the
+user must choose their own at the next sign-in (``views.password``). Every change reaches the
+router at once: an advisor's new languages, skills or capacity are upserted
+(``RouterStore.upsert_agent`` matches the agent again, so a waiting contact that needs the new
+skill is offered without a restart); a disabled advisor goes offline in the router, their open
+contacts end and their sockets on this instance close.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ async def users_list(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Create an account (audited)",
+    "Create an account (audited); its password is temporary until the user changes it",
     tag="admin",
     responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
 )
@@ -145,14 +147,19 @@ async def users_create(request: web.Request) -> web.Response:
     async with transaction(request.app[appkeys.DB]) as session:
         if await get_user_by_username(session, username=data.username):
             raise web.HTTPConflict(text=f"a user named {data.username!r} already exists")
-        user = await create_user(session, data=data)
+        # The admin chose this password: the user must choose their own at the first sign-in.
+        user = await create_user(session, data=data, temporary=True)
     await audit.record(
         request.app[appkeys.DB],
         actor=identity.ref,
         action="user.create",
         target=f"user:{user.id}",
         address=request.remote,
-        detail={"username": user.username, **data.model_dump(mode="json", exclude={"password"})},
+        detail={
+            "username": user.username,
+            **data.model_dump(mode="json", exclude={"password"}),
+            "temporary_password": True,
+        },
     )
     router_state = await sync_agent(request.app, user)
     return web.json_response({"user": _public(user), "router_state": router_state}, status=201)
@@ -195,7 +202,8 @@ async def users_update(request: web.Request) -> web.Response:
 
 
 @operation(
-    "A one-time temporary password (audited; ends the account's sessions)",
+    "A one-time temporary password, to be changed at next sign-in (audited; ends the "
+    "account's sessions)",
     tag="admin",
     responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
 )

@@ -17,6 +17,7 @@ from contact_center.identity.auth import (
     STAFF_HOME,
     csrf_token,
     current_identity,
+    password_page,
     read_form,
     sign_in,
     sign_out,
@@ -42,13 +43,22 @@ def safe_next(value: str | None) -> str | None:
 
 
 async def _render(
-    request: web.Request, *, error: str | None = None, status: int = 200, username: str = ""
+    request: web.Request,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    username: str = "",
+    next_path: str | None = None,
 ) -> web.Response:
+    """The sign-in form. ``next_path``: where to go after it (the POSTed form's; a GET takes
+    the query's), kept through a failed attempt."""
+    if next_path is None:
+        next_path = request.query.get("next")
     context = {
         "csrf_token": await csrf_token(request),
         "error": error,
         "username": username,
-        "next": safe_next(request.query.get("next")) or "",
+        "next": safe_next(next_path) or "",
         "identity": await current_identity(request),
     }
     response = aiohttp_jinja2.render_template("login.html", request, context)
@@ -123,7 +133,8 @@ async def login(request: web.Request) -> web.Response:
     db = request.app[appkeys.DB]
     if not username or not password:
         return await _render(
-            request, error="Enter your username and password.", status=400, username=username
+            request, error="Enter your username and password.", status=400, username=username,
+            next_path=form.next,
         )
     blocked = await throttle.blocked(username, address)
     if blocked:
@@ -138,6 +149,7 @@ async def login(request: web.Request) -> web.Response:
             error=f"Too many failed sign-ins {whose}. Try again in {blocked.seconds} seconds.",
             status=429,
             username=username,
+            next_path=form.next,
         )
         response.headers["Retry-After"] = str(blocked.seconds)
         return response
@@ -154,7 +166,8 @@ async def login(request: web.Request) -> web.Response:
     except HashingBusy:
         metrics.SIGNIN_FAILURES.labels("busy").inc()
         response = await _render(
-            request, error="We are very busy: try again in a moment.", status=503, username=username
+            request, error="We are very busy: try again in a moment.", status=503,
+            username=username, next_path=form.next,
         )
         response.headers["Retry-After"] = "2"
         return response
@@ -165,13 +178,21 @@ async def login(request: web.Request) -> web.Response:
             db, actor=f"anon:{address}", action="login.failed", target=username, address=address
         )
         return await _render(
-            request, error="Wrong username or password.", status=401, username=username
+            request, error="Wrong username or password.", status=401, username=username,
+            next_path=form.next,
         )
     await throttle.succeeded(username, address)
     identity = await sign_in(request, user)
+    target = safe_next(form.next)
+    if identity.must_change_password:
+        # A password an administrator set: the user's own comes first, then where they were going.
+        await audit.record(
+            db, actor=identity.ref, action="login", address=address,
+            detail={"temporary_password": True},
+        )
+        raise web.HTTPSeeOther(password_page(target))
     await audit.record(db, actor=identity.ref, action="login", address=address)
-    target = safe_next(form.next) or STAFF_HOME[identity.role]
-    raise web.HTTPSeeOther(target)
+    raise web.HTTPSeeOther(target or STAFF_HOME[identity.role])
 
 
 @operation(

@@ -5,7 +5,9 @@ every instance sees every event) and, on each batch of events or every ``TICK_S`
 without events), builds one frame and hands it to the local subscribers, each a bounded queue
 that keeps only the newest frames (a slow browser cannot grow memory). A frame is the router's
 snapshot plus advisors by name (state, time in state, contacts held, capacity used) and the
-waiting contacts (offered to whom, at risk or stranded). Every ``SAMPLE_S`` one instance (a
+waiting contacts (offered to whom, at risk or stranded) and the newest supervisor alarms
+(``contacts.alarms``: a recorder that failed...), read from their stream as they are raised (the
+feed's XREAD waits on it too, so an alarm is pushed at once). Every ``SAMPLE_S`` one instance (a
 per-bucket lock) appends a sample to the last hour's history in Redis, for the charts.
 
 Actions: force an advisor away or offline; re-queue a contact (offered or connected) at the
@@ -18,7 +20,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +30,7 @@ from sqlmodel import col, select
 
 from contact_center import appkeys, redis_keys
 from contact_center.background import stop_tasks
+from contact_center.contacts.alarms import Alarm, latest_alarms, read_alarms
 from contact_center.contacts.core import advisor_ref, agent_id_of
 from contact_center.contacts.states import ContactState, InvalidTransition
 from contact_center.db.engine import transaction
@@ -53,6 +57,9 @@ NAMES_TTL_S = 5.0
 KEEPALIVE_S = 15.0
 SUBSCRIBER_QUEUE = 4
 FORCEABLE = (AgentState.AWAY, AgentState.OFFLINE)
+#: The newest alarms a frame carries, and the window of its count of recent ones.
+ALARMS_SHOWN = 20
+ALARMS_RECENT_S = 3600.0
 
 
 # ------------------------------------------------------------------ pure parts of a frame
@@ -144,6 +151,32 @@ def waiting_rows(
     return sorted(rows, key=lambda r: -r["waited_s"])
 
 
+def raised_at(alarm: Alarm) -> float:
+    """When an alarm was raised (Redis's clock, from its stream id), in seconds."""
+    return int(alarm.id.split("-", 1)[0]) / 1000
+
+
+def alarm_rows(alarms: Iterable[Alarm], now: float) -> tuple[list[dict[str, Any]], int]:
+    """The alarms newest first, and how many were raised within ``ALARMS_RECENT_S``."""
+    rows = [
+        {**a.model_dump(mode="json"), "age_s": round(max(0.0, now - raised_at(a)), 1)}
+        for a in reversed(list(alarms))
+    ]
+    return rows, sum(1 for r in rows if r["age_s"] <= ALARMS_RECENT_S)
+
+
+def _stream_entries(reply: Any) -> Iterator[tuple[str, list[Any]]]:
+    """(stream, entries) of an XREAD reply, RESP2 (a list of pairs) or RESP3 (a map)."""
+    if not reply:
+        return
+    if isinstance(reply, Mapping):
+        for name, value in reply.items():
+            yield str(name), (value[0] if value else [])
+    else:
+        for name, entries in reply:
+            yield str(name), entries
+
+
 def sample_of(snapshot: Mapping[str, Any], waiting: list[dict[str, Any]]) -> dict[str, Any]:
     """One point of the charts: queue length, longest wait, service level (None before any)."""
     answered = sum(g["answered"] for g in snapshot.get("groups", ()))
@@ -168,6 +201,9 @@ class SupervisorFeed:
         self._names: dict[str, str] = {}
         self._names_at = 0.0
         self._last_sample = 0.0
+        self._alarms: deque[Alarm] = deque(maxlen=ALARMS_SHOWN)
+        self._alarm_id: str | None = None  # the last alarm read; None before the first read
+        self._alarms_lock = asyncio.Lock()
 
     @property
     def router(self) -> RouterStore:
@@ -232,6 +268,22 @@ class SupervisorFeed:
             await redis.hset(redis_keys.SUPERVISOR_STATE_SINCE, mapping=changed)
         return since
 
+    async def catch_up_alarms(self) -> None:
+        """Read the alarms raised since the last one read (at first, the newest ALARMS_SHOWN)."""
+        redis = self.app[appkeys.REDIS]
+        async with self._alarms_lock:  # the feed's loop and a new subscriber's first frame
+            if self._alarm_id is None:
+                latest = await latest_alarms(redis, count=ALARMS_SHOWN)
+                self._alarms.extend(latest)
+                self._alarm_id = latest[-1].id if latest else "0-0"
+                return
+            while True:
+                fresh = await read_alarms(redis, after=self._alarm_id, count=500)
+                if not fresh:
+                    return
+                self._alarms.extend(fresh)  # only the newest ALARMS_SHOWN stay
+                self._alarm_id = fresh[-1].id
+
     async def history(self) -> list[dict[str, Any]]:
         redis = self.app[appkeys.REDIS]
         cutoff = time.time() - HISTORY_S
@@ -255,12 +307,16 @@ class SupervisorFeed:
             snapshot.get("at_risk", []),
             now,
         )
+        await self.catch_up_alarms()
+        alarms, recent = alarm_rows(self._alarms, now)
         return {
             "type": "floor",
             "snapshot": snapshot,
             "advisors": advisor_rows(agents, names, await self._since(agents, now), now),
             "waiting": waiting,
             "sample": sample_of(snapshot, waiting),
+            "alarms": alarms,
+            "alarms_recent": recent,
         }
 
     async def _keep_sample(self, sample: dict[str, Any]) -> None:
@@ -274,16 +330,29 @@ class SupervisorFeed:
                 await pipe.execute()
 
     async def run(self) -> None:
-        """Until cancelled: wait for router events (at most TICK_S), then push and sample."""
+        """Until cancelled: wait for router events or alarms (at most TICK_S), then push and
+        sample."""
         redis = self.app[appkeys.REDIS]
         stream = self.router.keys.events
         last_id = "$"
         while True:
             try:
-                reply: Any = await redis.xread({stream: last_id}, count=500, block=int(TICK_S * 1000))
-                if reply:
-                    entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
-                    if entries:
+                if self._alarm_id is None:
+                    await self.catch_up_alarms()
+                assert self._alarm_id is not None
+                # One XREAD on both streams (they are not in one hash slot: this needs a plain
+                # Redis, as contact_center's clients are, not a Cluster).
+                reply: Any = await redis.xread(
+                    {stream: last_id, redis_keys.ALARMS: self._alarm_id},
+                    count=500,
+                    block=int(TICK_S * 1000),
+                )
+                for name, entries in _stream_entries(reply):
+                    if not entries:
+                        continue
+                    if name == redis_keys.ALARMS:
+                        await self.catch_up_alarms()  # else the next XREAD returns them again
+                    else:
                         last_id = entries[-1][0]
                 now = time.time()
                 if not self._subscribers and now - self._last_sample < SAMPLE_S:
@@ -328,6 +397,10 @@ def _event(name: str, data: str) -> bytes:
 @operation(
     "The live floor as Server-Sent Events",
     tag="supervisor",
+    description="`text/event-stream`: a `history` event (the last hour's chart samples), then a "
+    "`floor` frame on every router event or alarm (at least every few seconds): the router's "
+    "snapshot, advisors by name, the waiting contacts, a chart sample, the newest alarms "
+    "(`alarms`, newest first) and how many were raised within the hour (`alarms_recent`).",
     responses={200: "OK", 400: "Bad input", 401: "Not signed in", 403: "Not allowed"},
 )
 @require_role(Role.SUPERVISOR, Role.ADMIN)

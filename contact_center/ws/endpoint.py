@@ -28,7 +28,12 @@ from contact_center.errors import (
     is_client_caused,
     to_error,
 )
-from contact_center.identity.auth import Identity, current_identity, live_identity
+from contact_center.identity.auth import (
+    PASSWORD_CHANGE_REQUIRED,
+    Identity,
+    current_identity,
+    live_identity,
+)
 from contact_center.openapi import operation
 from contact_center.protocol import (
     MAX_FRAME_BYTES,
@@ -97,6 +102,8 @@ async def _authenticate(request: web.Request, conn: Connection, raw: str) -> Ide
         identity = await live_identity(request.app, json.loads(stored))
     if identity is None:
         raise _HelloRefused("sign in (or open the start page) first")
+    if identity.must_change_password:
+        raise _HelloRefused(PASSWORD_CHANGE_REQUIRED)
     conn.media_only = message.media_only
     conn.send(Ack(ref=message.id))
     return identity

@@ -36,7 +36,7 @@ async def ws_token(request: web.Request) -> web.Response:
     """A single-use token valid for a minute, for clients that cannot send the cookie."""
     session = await get_session(request)
     token = secrets.token_urlsafe(32)
-    snapshot = {k: session.get(k) for k in ("ref", "uid", "sid", "role", "name", "vip")}
+    snapshot = {k: session.get(k) for k in ("ref", "uid", "sid", "role", "name", "vip", "pwtmp")}
     await request.app[appkeys.REDIS].set(
         redis_keys.ws_token(token), json.dumps(snapshot), ex=WS_TOKEN_TTL_S
     )

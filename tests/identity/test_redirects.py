@@ -7,7 +7,7 @@ from yarl import URL
 
 from contact_center.db.models import Role
 from contact_center.views.auth import safe_next
-from tests.helpers import csrf_from, make_user
+from tests.helpers import PASSWORD, csrf_from, make_user
 
 OFF_SITE = [
     "//evil.example/",
@@ -67,3 +67,26 @@ async def test_sign_in_redirect_carries_the_path_quoted(client):
     location = URL(response.headers["Location"])
     # the whole path and query come back as one parameter, not as parameters of /login
     assert location.path == "/login" and dict(location.query) == {"next": "/advisor?tab=2&x=y"}
+
+
+async def test_next_and_its_query_survive_a_failed_sign_in(client, settings):
+    """The form posts to /login with no query: a failed attempt must keep the hidden ``next``."""
+    user = await make_user(settings, Role.ADVISOR)
+    page = await client.get("/login?next=/advisor%3Flang%3Dzh-Hant%26tab%3D2")
+    html = await page.text()
+    assert 'name="next" value="/advisor?lang=zh-Hant&amp;tab=2"' in html
+    fields = {"username": user.username, "csrf_token": csrf_from(html),
+              "next": "/advisor?lang=zh-Hant&tab=2"}
+    failed = await client.post("/login", data={**fields, "password": "wrong one"})
+    assert failed.status == 401
+    html = await failed.text()
+    assert 'name="next" value="/advisor?lang=zh-Hant&amp;tab=2"' in html
+    empty = await client.post("/login", data={**fields, "password": ""})
+    assert 'name="next" value="/advisor?lang=zh-Hant&amp;tab=2"' in await empty.text()
+    evil = await client.post("/login", data={**fields, "password": "wrong", "next": "//evil.example"})
+    assert 'name="next" value=""' in await evil.text()
+    done = await client.post(
+        "/login", data={**fields, "password": PASSWORD, "csrf_token": csrf_from(html)},
+        allow_redirects=False,
+    )
+    assert done.status == 303 and done.headers["Location"] == "/advisor?lang=zh-Hant&tab=2"

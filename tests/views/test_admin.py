@@ -3,6 +3,8 @@ pushed to the router at once."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import select
 
@@ -169,6 +171,19 @@ def test_cli_users_list_update_disable(env):  # type: ignore[no-untyped-def]
     assert "changed languages, skills" in update.stdout
     bad = run_cli("users", "update", "wong", "--skills", "cards:9", env=env)
     assert bad.returncode == 2 and "proficiency must be 1 to 5" in bad.stderr
+    temporary = run_cli("users", "set-password", "wong", "--password-stdin", "--temporary",
+                        env=env, input="given by the admin\n")
+    assert temporary.returncode == 0, temporary.stderr
+    listed = run_cli("users", "list", "--json", env=env)
+    assert next(u for u in json.loads(listed.stdout) if u["username"] == "wong")["must_change_password"]
+    assert " wong " in (row := next(
+        line for line in run_cli("users", "list", env=env).stdout.splitlines() if " wong " in line
+    )) and "new-pw" in row
+    lee = run_cli("users", "create", "lee", "--role", "supervisor", "--password-stdin", "--temporary",
+                  env=env, input="chosen by the admin\n")
+    assert lee.returncode == 0, lee.stderr
+    listed = run_cli("users", "list", "--json", env=env)
+    assert next(u for u in json.loads(listed.stdout) if u["username"] == "lee")["must_change_password"]
     assert run_cli("users", "disable", "nobody", env=env).returncode == 1
     disable = run_cli("users", "disable", "wong", env=env)
     assert disable.returncode == 0 and "changed disabled" in disable.stdout

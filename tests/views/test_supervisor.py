@@ -11,7 +11,7 @@ from sqlmodel import select
 from contact_center import appkeys, redis_keys
 from contact_center.db.engine import transaction
 from contact_center.db.models import AuditLog, Contact, Role
-from contact_center.views.supervisor import stranded_reason
+from contact_center.views.supervisor import TICK_S, stranded_reason
 from routing.models import AgentProfile, AgentState, Channel, ContactRequest
 from routing.policy import load_policy
 from routing.scoring import AgentView, ContactView
@@ -182,3 +182,49 @@ async def test_requeue_takes_an_offered_or_connected_contact_from_its_advisor(cl
         audits = (await session.exec(select(AuditLog).where(
             AuditLog.action == "supervisor.requeue"))).all()
     assert len(audits) == 2
+
+
+async def test_alarms_reach_the_feed_as_they_are_raised(client, settings, redis_client):
+    from contact_center.contacts.alarms import raise_alarm
+    from contact_center.views.supervisor import ALARMS_SHOWN
+
+    for n in range(ALARMS_SHOWN + 3):  # raised before anyone watched: the newest are shown
+        await raise_alarm(redis_client, kind="recorder_failure", at="2026-01-01T00:00:00Z",
+                          instance="i-old", contact_id=f"old-{n}", message=f"old {n}")
+    await _supervisor(client, settings)
+    response = await client.get("/api/supervisor/feed")
+    floor = (await _events(response, lambda n, d: n == "floor"))[-1][1]
+    assert len(floor["alarms"]) == ALARMS_SHOWN
+    assert floor["alarms"][0]["contact_id"] == f"old-{ALARMS_SHOWN + 2}"  # newest first
+    assert floor["alarms_recent"] == ALARMS_SHOWN
+
+    await _events(response, lambda n, d: n == "floor")  # a tick: the next is TICK_S away
+    started = time.monotonic()
+    await raise_alarm(redis_client, kind="recorder_failure", at="2026-01-01T00:00:01Z",
+                      instance="i-1", contact_id="c-broken",
+                      message="recording of contact c-broken: write failed: disk full",
+                      detail={"stage": "write"})
+    seen = await _events(response, lambda n, d: n == "floor" and d["alarms"][0]["contact_id"] == "c-broken")
+    assert time.monotonic() - started < TICK_S / 2  # pushed when raised, not on the next tick
+    alarm = seen[-1][1]["alarms"][0]
+    assert alarm["kind"] == "recorder_failure" and alarm["detail"] == {"stage": "write"}
+    assert alarm["message"].endswith("disk full") and 0 <= alarm["age_s"] < 5
+    assert len(seen[-1][1]["alarms"]) == ALARMS_SHOWN
+    response.close()
+
+
+def test_alarm_rows_newest_first_with_their_age_and_the_last_hours_count():
+    from contact_center.contacts.alarms import Alarm
+    from contact_center.views.supervisor import _stream_entries, alarm_rows
+
+    def alarm(ms: int) -> Alarm:
+        return Alarm(id=f"{ms}-0", kind="recorder_failure", at="", instance="i", message=str(ms))
+
+    now = 10_000.0
+    rows, recent = alarm_rows([alarm(5_000_000), alarm(9_000_000)], now)  # 5000 s and 1000 s ago
+    assert [r["message"] for r in rows] == ["9000000", "5000000"]
+    assert [r["age_s"] for r in rows] == [1000.0, 5000.0] and recent == 1
+    entries = [("1-0", {"a": "b"})]
+    assert list(_stream_entries([["s", entries]])) == [("s", entries)]  # RESP2
+    assert list(_stream_entries({"s": [entries]})) == [("s", entries)]  # RESP3
+    assert list(_stream_entries(None)) == []

@@ -53,8 +53,10 @@ function renderUsers() {
     const state = row.insertCell();
     const badge = document.createElement("span");
     badge.className = "badge";
-    badge.dataset.state = u.disabled ? "offline" : "available";
-    badge.textContent = t(u.disabled ? "admin.disabled" : "admin.active");
+    // a password this page set (new account, reset) that the user has not replaced yet
+    const due = u.must_change_password && !u.disabled;
+    badge.dataset.state = u.disabled ? "offline" : due ? "away" : "available";
+    badge.textContent = t(u.disabled ? "admin.disabled" : due ? "admin.must_change" : "admin.active");
     state.append(badge);
     const pick = () => edit(u);
     row.addEventListener("click", pick);
@@ -150,7 +152,7 @@ async function save(event) {
       const { user } = await call("POST", "/api/admin/users", body);
       await load();
       edit(users.find((u) => u.id === user.id) ?? user);
-      notice(t("admin.created", { name: user.display_name }));
+      notice(t("admin.created_temporary", { name: user.display_name }));
       return;
     }
     const change = {};
@@ -190,6 +192,8 @@ async function resetPassword() {
   if (!selected) return;
   try {
     const result = await call("POST", `/api/admin/users/${selected.id}/password-reset`);
+    await load();
+    edit(users.find((u) => u.id === selected.id) ?? result.user);
     notice(t("admin.password_done", { name: result.user.display_name, password: result.temporary_password }));
   } catch (err) {
     notice(t("admin.failed", { error: errorText(err) }), "error");

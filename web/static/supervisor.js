@@ -1,11 +1,12 @@
 // The supervisor's floor, live: one EventSource on GET /api/supervisor/feed (views/supervisor.py)
 // pushes a `history` event (the last hour's samples) and then a `floor` frame on every router
-// event: { snapshot (routing.scoring.build_snapshot + at_risk), advisors, waiting, sample }.
+// event: { snapshot (routing.scoring.build_snapshot + at_risk), advisors, waiting, sample,
+// alarms (the newest, newest first; contacts/alarms.py), alarms_recent (within the hour) }.
 // No polling: the browser's EventSource reconnects by itself when the stream drops.
 // Actions are POSTs with the page's CSRF token: force an advisor away/offline, re-queue a contact.
 
 import uPlot from "./vendor/uplot/uPlot.esm.js";
-import { agentStateName, channelsText, duration, initLanguage, languageName, t } from "./i18n.js";
+import { agentStateName, channelsText, duration, has, initLanguage, languageName, t } from "./i18n.js";
 import { errorText, noticeOn } from "./notices.js";
 import { csrfToken } from "./ws.js";
 
@@ -213,6 +214,7 @@ function renderSummary(frame) {
     [t("supervisor.waiting"), frame.waiting.length],
     [t("supervisor.longest"), frame.waiting.length ? duration(frame.sample.longest_wait_s) : "—"],
     [t("supervisor.stranded"), stranded],
+    [t("supervisor.alarms_recent"), frame.alarms_recent ?? 0],
     ...STATES.map((s) => [t("supervisor.advisors_in_state", { state: agentStateName(s) }), totals[s] ?? 0]),
   ];
   $("summary").replaceChildren(
@@ -224,13 +226,64 @@ function renderSummary(frame) {
   );
   const alert = $("stranded");
   const names = frame.waiting.filter((w) => w.stranded);
-  alert.textContent = names.length
-    ? t("supervisor.stranded_alert", {
-        n: names.length,
-        available: frame.advisors.filter((a) => ["available", "busy", "wrap_up"].includes(a.state)).length,
-      })
-    : "";
+  setIfChanged(
+    alert,
+    names.length
+      ? t("supervisor.stranded_alert", {
+          n: names.length,
+          available: frame.advisors.filter((a) => ["available", "busy", "wrap_up"].includes(a.state)).length,
+        })
+      : "",
+  );
   alert.classList.toggle("hidden", !names.length);
+}
+
+// ------------------------------------------------------------------ alarms
+
+const alarmsSeen = new Set(); // ids already shown
+const alarmsNew = new Set(); // ids raised while this page was open: highlighted
+let alarmsLoaded = false;
+
+function alarmKind(kind) {
+  return has(`supervisor.alarm_${kind}`) ? t(`supervisor.alarm_${kind}`) : kind;
+}
+
+function alarmTime(a) {
+  const at = new Date(a.at);
+  const when = Number.isNaN(at.getTime()) ? new Date(Date.now() - a.age_s * 1000) : at;
+  const today = when.toDateString() === new Date().toDateString();
+  const text = today ? when.toLocaleTimeString() : when.toLocaleString();
+  return t("supervisor.alarm_at", { time: text, ago: duration(a.age_s) });
+}
+
+function setIfChanged(node, text) {
+  // an alert region is read out on every change: only on a real one
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function renderAlarms(alarms, recent) {
+  const body = $("alarms").tBodies[0];
+  body.replaceChildren();
+  for (const a of alarms) {
+    if (alarmsLoaded && !alarmsSeen.has(a.id)) alarmsNew.add(a.id);
+    alarmsSeen.add(a.id);
+  }
+  alarmsLoaded = true;
+  if (!alarms.length) emptyRow(body, 5, t("supervisor.no_alarms"));
+  for (const a of alarms) {
+    const row = body.insertRow();
+    row.dataset.alarm = a.id;
+    if (alarmsNew.has(a.id)) row.className = "new";
+    cell(row, alarmTime(a), "when");
+    cell(row, "").append(el("span", { text: alarmKind(a.kind), className: "flag alarm" }));
+    const contact = cell(row, a.contact_id ? a.contact_id.slice(0, 8) : "—", "contact");
+    if (a.contact_id) contact.title = a.contact_id;
+    cell(row, a.message);
+    cell(row, a.instance || "—");
+  }
+  const banner = $("alarm-banner");
+  setIfChanged(banner, recent && alarms.length ? t("supervisor.alarm_banner", { n: recent, message: alarms[0].message }) : "");
+  banner.classList.toggle("hidden", !(recent && alarms.length));
 }
 
 // ------------------------------------------------------------------ charts (uPlot)
@@ -291,6 +344,7 @@ function onFloor(frame) {
   renderWaiting(frame.waiting ?? []);
   renderAdvisors(frame.advisors ?? []);
   renderQueues(frame.snapshot ?? {});
+  renderAlarms(frame.alarms ?? [], frame.alarms_recent ?? 0);
   if (frame.sample) {
     const last = points[points.length - 1];
     if (!last || frame.sample.t > last.t) points.push(frame.sample);
