@@ -29,38 +29,53 @@ class Chat(ContactCore):
     async def chat(self, identity: Identity, contact_id: str, text: str) -> int:
         return await self.chat_on(identity, await self.contact_for(identity, contact_id), text)
 
-    async def chat_on(self, identity: Identity, contact: Contact, text: str) -> int:
-        """A chat line of one of ``contact``'s parties (already checked by ``contact_for``)."""
+    async def chat_on(
+        self, identity: Identity, contact: Contact, text: str, request_id: str | None = None
+    ) -> int:
+        """A chat line of one of ``contact``'s parties (already checked by ``contact_for``);
+        sent again with the ``request_id`` of a stored line, it is that line."""
         if contact.state not in (ContactState.CONNECTED, ContactState.QUEUED, ContactState.OFFERED):
             raise Conflict(
                 f"contact {contact.id} is {contact.state}; chat is open while queued or connected",
                 code=ErrorCode.INVALID_STATE,
             )
         role = "customer" if identity.role is Role.CUSTOMER else "advisor"
-        return await self.post_chat(contact, sender_ref=identity.ref, sender_role=role, text=text)
+        return await self.post_chat(
+            contact, sender_ref=identity.ref, sender_role=role, text=text, request_id=request_id
+        )
 
     async def post_chat(
-        self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
+        self,
+        contact: Contact,
+        *,
+        sender_ref: str,
+        sender_role: str,
+        text: str,
+        request_id: str | None = None,
     ) -> int:
         """Persist a chat line (server time, next sequence number, card numbers masked), add it
-        to the timeline and deliver it to both parties, as stored."""
+        to the timeline and deliver it to both parties, as stored. A retry of a stored line is
+        delivered again (clients place lines by seq: shown once) and not stored again."""
         text = mask_card_numbers(text)
-        message = await store.add_chat_message(
+        message, new = await store.add_chat_message(
             self.db,
             contact_id=contact.id,
             sender_ref=sender_ref,
             sender_role=sender_role,
             text=text,
+            request_id=request_id,
         )
-        await self.recordings.add(
-            contact.id,
-            "chat",
-            at=message.at,
-            chat_seq=message.seq,
-            sender=sender_role,
-            sender_ref=sender_ref,
-            text=text,
-        )
+        if new:
+            await self.recordings.add(
+                contact.id,
+                "chat",
+                at=message.at,
+                chat_seq=message.seq,
+                sender=sender_role,
+                sender_ref=sender_ref,
+                text=text,
+            )
+        text = message.text
         frame = ChatMessage(
             contact_id=contact.id,
             seq=message.seq,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Text, func, insert, literal, update
+from sqlalchemy import DateTime, String, Text, func, insert, literal, update
 from sqlalchemy import select as sa_select  # sqlmodel's select takes at most 4 columns
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -111,13 +111,20 @@ async def add_chat_message(
     sender_ref: str,
     sender_role: str,
     text: str,
-) -> ChatMessage:
-    """Append a chat line numbered after the contact's last, in one statement of its own.
+    request_id: str | None = None,
+) -> tuple[ChatMessage, bool]:
+    """Append a chat line numbered after the contact's last, in one statement of its own;
+    returns (the line, whether it is new).
 
     Two instances writing to one contact at once may pick the same number: the unique
-    constraint refuses the second, which takes the next number.
+    constraint refuses the second, which takes the next number. A line sent again with the
+    ``request_id`` of a stored one (a client's retry) is that line: nothing is added.
     """
     for _attempt in range(10):
+        if request_id is not None and (
+            stored := await _line_of_request(factory, contact_id, sender_ref, request_id)
+        ):
+            return stored, False
         at = utcnow()
         next_seq = sa_select(
             literal(contact_id),
@@ -126,17 +133,19 @@ async def add_chat_message(
             literal(sender_ref),
             literal(sender_role),
             literal(text, type_=Text()),
+            literal(request_id, type_=String()),
         ).where(col(ChatMessage.contact_id) == contact_id)
+        columns = ["contact_id", "seq", "at", "sender_ref", "sender_role", "text", "request_id"]
         statement = (
             insert(ChatMessage)
-            .from_select(["contact_id", "seq", "at", "sender_ref", "sender_role", "text"], next_seq)
+            .from_select(columns, next_seq)
             .returning(col(ChatMessage.id), col(ChatMessage.seq))
         )
         try:
             async with factory() as session, session.begin():
                 row = (await session.exec(statement)).one()
         except IntegrityError:
-            continue  # another instance took this number: take the next
+            continue  # another instance took this number (or stored this request): again
         return ChatMessage(
             id=row[0],
             contact_id=contact_id,
@@ -145,8 +154,23 @@ async def add_chat_message(
             sender_ref=sender_ref,
             sender_role=sender_role,
             text=text,
-        )
+            request_id=request_id,
+        ), True
     raise RuntimeError(f"could not number a chat message of contact {contact_id}")
+
+
+async def _line_of_request(
+    factory: async_sessionmaker[AsyncSession], contact_id: str, sender_ref: str, request_id: str
+) -> ChatMessage | None:
+    async with factory() as session:
+        result = await session.exec(
+            select(ChatMessage).where(
+                ChatMessage.contact_id == contact_id,
+                ChatMessage.sender_ref == sender_ref,
+                ChatMessage.request_id == request_id,
+            )
+        )
+        return result.first()
 
 
 async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:

@@ -115,7 +115,13 @@ class ChatMessage(SQLModel, table=True):
     """A chat line of a contact, numbered in the order the server accepted it."""
 
     __tablename__ = "chat_messages"
-    __table_args__ = (sa.UniqueConstraint("contact_id", "seq", name="uq_chat_contact_seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("contact_id", "seq", name="uq_chat_contact_seq"),
+        # a retried chat.send (same client request id) is the same line (migration 0007)
+        sa.Index(
+            "uq_chat_contact_sender_request", "contact_id", "sender_ref", "request_id", unique=True
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=64)
@@ -124,6 +130,7 @@ class ChatMessage(SQLModel, table=True):
     sender_ref: str = Field(max_length=80)
     sender_role: str = Field(max_length=16)
     text: str = Field(sa_type=sa.Text)
+    request_id: str | None = Field(default=None, max_length=128)
 
 
 class AuditLog(SQLModel, table=True):

@@ -99,7 +99,7 @@ async def _chat(svc: ContactService, conn: Connection, msg: ChatSend) -> ChatRes
         if handled is not None:
             return ChatResult(seq=handled)
         contact = await svc.contact_for(identity, msg.contact_id)  # handed off meanwhile
-    return ChatResult(seq=await svc.chat_on(identity, contact, msg.text))
+    return ChatResult(seq=await svc.chat_on(identity, contact, msg.text, request_id=msg.id))
 
 
 async def _typing(svc: ContactService, conn: Connection, msg: ChatTyping) -> Result:

@@ -33,3 +33,32 @@ async def test_retries_of_start_and_chat_send_return_the_first_answer(server):
     finally:
         await again.close()
         await first.close()
+
+
+async def test_a_retried_line_is_stored_once_even_when_redis_forgot_the_first_answer(server):
+    """The first try stored the line, then its instance died before keeping the answer (or the
+    answer expired): the database knows the request id, so the retry is that line."""
+    from contact_center import appkeys, redis_keys
+    from contact_center.contacts import store
+    from contact_center.db.engine import transaction
+
+    client = SignallingClient(str(server.make_url("")))
+    try:
+        await client.as_guest()
+        await client.connect()
+        started = await client.request("session.start", channels=["text"], language="en",
+                                       skip_bot=True)
+        contact_id = started["contact_id"]
+        sent = await _raw(client, "chat-9b1c-1", "chat.send", contact_id=contact_id, text="hello")
+        redis = server.app[appkeys.REDIS]
+        deleted = 0
+        async for key in redis.scan_iter(match=redis_keys.client_request("*", "chat-9b1c-1")):
+            deleted += await redis.delete(key)
+        assert deleted == 1
+        again = await _raw(client, "chat-9b1c-1", "chat.send", contact_id=contact_id, text="hello")
+        assert again["data"]["seq"] == sent["data"]["seq"] == 1
+        async with transaction(server.app[appkeys.DB]) as session:
+            lines = await store.chat_history(session, contact_id=contact_id)
+        assert [(m.seq, m.text, m.request_id) for m in lines] == [(1, "hello", "chat-9b1c-1")]
+    finally:
+        await client.close()
