@@ -204,11 +204,12 @@ def deciders() -> dict[str, Callable[[str], str]]:
     detector = CantoneseDetector()
 
     def markers_only(text: str) -> str:
-        threshold, language.MODEL_THRESHOLD = language.MODEL_THRESHOLD, math.inf
+        saved = language.MODEL_THRESHOLD, language.MODEL_OVERRIDE_THRESHOLD
+        language.MODEL_THRESHOLD = language.MODEL_OVERRIDE_THRESHOLD = math.inf
         try:
             return language.detect_language(text)
         finally:
-            language.MODEL_THRESHOLD = threshold
+            language.MODEL_THRESHOLD, language.MODEL_OVERRIDE_THRESHOLD = saved
 
     return {
         "chatbot.language": detect_language,

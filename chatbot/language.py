@@ -88,6 +88,9 @@ MODEL_PATH = Path(__file__).with_name("langmodel.json")
 # Log-likelihood ratio (natural log) from which an unmarked line is taken as Cantonese: about e^4
 # to one; the corpora's held-out split and the project's held-out sets put it there (BENCHMARKS.md).
 MODEL_THRESHOLD = 4.0
+# A Mandarin marker lead of at most MARKER_OVERRIDE yields to a model score of at least this.
+MARKER_OVERRIDE = 2
+MODEL_OVERRIDE_THRESHOLD = 8.0
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -197,11 +200,15 @@ def detect(text: str, *, prior: str | None = None, prior_script: str | None = No
     script = detect_script(text, prior=prior_script)
     if canto > mando:
         return Detection("yue", script, canto, mando)
-    if mando > canto:
-        return Detection("zh", script, canto, mando)
     for word in _MODEL_NEUTRAL:
         text = text.replace(word, " ")
     model_score = round(character_model().score(text), 2)
+    if mando > canto:
+        # a weak Mandarin lead (啊, 呢, 不: spoken Cantonese writes them too) yields to a model
+        # that is very sure; a clear one does not
+        if mando - canto <= MARKER_OVERRIDE and model_score >= MODEL_OVERRIDE_THRESHOLD:
+            return Detection("yue", script, canto, mando, model_score=model_score)
+        return Detection("zh", script, canto, mando, model_score=model_score)
     if model_score >= MODEL_THRESHOLD:
         return Detection("yue", script, canto, mando, model_score=model_score)
     if prior in ("zh", "yue"):

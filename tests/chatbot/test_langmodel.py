@@ -69,3 +69,11 @@ def test_model_file_is_what_the_build_script_makes() -> None:
     if recorded != installed:
         pytest.skip(f"built with {recorded}, installed {installed}")
     assert langmodel.build().to_json() == stored, "run `python -m chatbot.langmodel build`"
+
+
+def test_a_weak_mandarin_marker_yields_to_a_sure_model() -> None:
+    # 啊 is a Mandarin marker of weight 1, but spoken Cantonese writes it too
+    found = detect("你剪到幾短啊")
+    assert (found.language, found.mandarin_score) == ("yue", 1)
+    assert detect("早上好啊").language == "zh"
+    assert detect("你在哪里啊").language == "zh"  # a clear Mandarin lead stays
