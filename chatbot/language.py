@@ -7,12 +7,22 @@ Script alone does not decide the language: Hong Kong customers write Cantonese i
 characters, but Taiwanese customers write Mandarin in the same script. So we score words and
 characters that only written Cantonese uses (係, 唔, 嘅, 咗, 冇, 點樣, 幾多, 搵, 港紙...) against
 their Mandarin counterparts (是, 不, 的, 了, 没有, 怎么, 多少, 找, 港币...).
+
+Lines with no marker (or as many of each) go to a character model trained on real text (naive
+Bayes over character unigrams and bigrams, HKCanCor against Mandarin corpora; built by
+`python -m chatbot.langmodel build` into langmodel.json beside this module). It may only say
+Cantonese, and only when sure: its Mandarin side is news and reviews, so its leaning to Mandarin
+is mostly topic (funds, loans), and a line it cannot place keeps the conversation's language.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from chatbot._hanzi import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
 
@@ -47,6 +57,10 @@ _CANTONESE_MARKERS: dict[str, int] = {
     "吖": 2, "啩": 3, "晒": 2, "嗮": 3, "搵": 3, "揾": 3, "傾": 2, "倾": 1,
     "咁": 2, "嗰": 3, "噉": 3, "乜": 2, "咪": 1, "㗎": 3, "喇": 1, "嚿": 3, "仲": 1, "冚": 3,
     "啫": 3,
+    # 吓 after a verb (查吓, 試吓: Mandarin 一下): HKCanCor has it 105 times in 190k characters,
+    # the Mandarin corpora 76 times in 3M (as "scare"); the character model's strongest feature
+    # in such lines, but outweighed there by the banking words spoken Cantonese lacks.
+    "吓": 2,
 }
 _MANDARIN_MARKERS: dict[str, int] = {
     "什么": 3, "什麼": 3, "甚麼": 2, "怎么": 3, "怎麼": 3, "怎样": 3, "怎樣": 3, "为什么": 3,
@@ -66,8 +80,52 @@ _MANDARIN_MARKERS: dict[str, int] = {
 # "幾點" asks the time in both): removed before scoring.
 _NEUTRAL = ("哈囉", "哈啰", "幾點", "几点", "一點", "一点")
 
+# Greetings that both languages use but that only the Cantonese corpus is full of (the Mandarin
+# one is news and reviews): kept from the model, which would otherwise call 你好 Cantonese.
+_MODEL_NEUTRAL = ("你好", "妳好")
+
+MODEL_PATH = Path(__file__).with_name("langmodel.json")
+# Log-likelihood ratio (natural log) from which an unmarked line is taken as Cantonese: about e^4
+# to one; the corpora's held-out split and the project's held-out sets put it there (BENCHMARKS.md).
+MODEL_THRESHOLD = 4.0
+# A Mandarin marker lead of at most MARKER_OVERRIDE yields to a model score of at least this.
+MARKER_OVERRIDE = 2
+MODEL_OVERRIDE_THRESHOLD = 8.0
+
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _LATIN = re.compile(r"[A-Za-z]")
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+")
+
+
+def features(text: str, t2s: dict[str, str]) -> Iterator[str]:
+    """Character unigrams and bigrams of the Han runs in text, reduced to simplified characters."""
+    for run in _HAN_RUN.findall(text):
+        run = "".join(t2s.get(ch, ch) for ch in run)
+        yield from run
+        for i in range(len(run) - 1):
+            yield run[i : i + 2]
+
+
+@dataclass(frozen=True)
+class CharacterModel:
+    """Weights of character unigrams and bigrams: log P(f | yue) / P(f | zh), times scale."""
+
+    weights: dict[str, int]
+    t2s: dict[str, str]  # traditional and variant characters to simplified, one to one
+    scale: int
+
+    def score(self, text: str) -> float:
+        """Log-likelihood ratio of Cantonese over Mandarin (> 0: Cantonese)."""
+        return sum(self.weights.get(f, 0) for f in features(text, self.t2s)) / self.scale
+
+
+@functools.lru_cache(maxsize=1)
+def character_model() -> CharacterModel:
+    """The model shipped in the package, read once per process."""
+    document = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    pairs = document["t2s"]
+    t2s = {pairs[i]: pairs[i + 1] for i in range(0, len(pairs), 2)}
+    return CharacterModel(document["weights"], t2s, document["scale"])
 
 
 @dataclass(frozen=True)
@@ -79,6 +137,7 @@ class Detection:
     cantonese_score: int = 0
     mandarin_score: int = 0
     decided: bool = True  # False when the text had no marker and a prior or default was used
+    model_score: float = 0.0  # the character model's log-ratio yue/zh, when markers were even
 
     @property
     def tag(self) -> str:
@@ -141,13 +200,22 @@ def detect(text: str, *, prior: str | None = None, prior_script: str | None = No
     script = detect_script(text, prior=prior_script)
     if canto > mando:
         return Detection("yue", script, canto, mando)
+    for word in _MODEL_NEUTRAL:
+        text = text.replace(word, " ")
+    model_score = round(character_model().score(text), 2)
     if mando > canto:
-        return Detection("zh", script, canto, mando)
+        # a weak Mandarin lead (啊, 呢, 不: spoken Cantonese writes them too) yields to a model
+        # that is very sure; a clear one does not
+        if mando - canto <= MARKER_OVERRIDE and model_score >= MODEL_OVERRIDE_THRESHOLD:
+            return Detection("yue", script, canto, mando, model_score=model_score)
+        return Detection("zh", script, canto, mando, model_score=model_score)
+    if model_score >= MODEL_THRESHOLD:
+        return Detection("yue", script, canto, mando, model_score=model_score)
     if prior in ("zh", "yue"):
-        return Detection(prior, script, canto, mando, decided=False)
+        return Detection(prior, script, canto, mando, decided=False, model_score=model_score)
     # Unmarked Chinese: traditional script written in Hong Kong is more likely Cantonese, but
     # without any spoken-Cantonese marker it is formal written Chinese, which we answer in Mandarin.
-    return Detection("zh", script, canto, mando, decided=False)
+    return Detection("zh", script, canto, mando, decided=False, model_score=model_score)
 
 
 def detect_language(text: str, *, prior: str | None = None) -> str:
