@@ -200,4 +200,8 @@ export default {
   "admin.confirm_disable": "停用 {name}？其進行中的會話會立即結束。",
   "admin.failed": "做唔到：{error}",
   "admin.load_failed": "攞唔到帳戶：{error}",
+
+
+
+  // ---- compliance：合規控制台用返 zh-Hant.js 嘅繁體中文（香港同事睇書面語）
 };
