@@ -12,9 +12,12 @@ go to tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from playwright.async_api import Page
@@ -288,3 +291,121 @@ async def test_an_officer_finds_replays_and_audits_a_recorded_video_call(
     # The one failed request is the short reason refused on purpose above.
     refused = [e for e in new_page.errors if "403" in e and "/api/compliance/grants" in e]
     assert len(refused) == 1 and [e for e in new_page.errors if e not in refused] == []
+
+
+async def test_an_officer_sorts_pages_rechecks_holds_and_exports(
+    server, fast_settings, new_page, tmp_path
+):
+    """The daily work on the console: the results sorted and paged, a recording re-checked,
+    held and released, and exported into a zip that checks out offline."""
+    from recordings.export import verify_export
+    from tests.compliance.recording import Line, make_contact, record, seal
+
+    db = server.app[appkeys.DB]
+    advisor = await make_user(fast_settings, Role.ADVISOR, display_name="Ken Ho")
+    family = f"Tsang{uuid4().hex[:5]}"
+    made = []
+    for index in range(12):
+        made.append(
+            await make_contact(
+                db,
+                customer_name=f"Wing {family} {index}",
+                started=datetime.now(UTC) - timedelta(hours=2, minutes=index),
+                seconds=60.0 + 45 * ((index * 5) % 12),
+                channels=("text", "video"),
+                advisor_id=advisor.id,
+                lines=(Line("customer", "My transfer to Toronto has not arrived", 2.0),
+                       Line("advisor", "I can see it, it is with the other bank", 8.0)),
+            )
+        )
+    chosen = made[4]
+    await seal(db, await record(fast_settings.recordings_dir, chosen))
+
+    page = await new_page(viewport=DESKTOP, locale="en-GB", accept_downloads=True)
+    officer = await make_user(fast_settings, Role.COMPLIANCE, display_name="Carol Chan")
+    await sign_in(page, server, officer.username, "/compliance")
+    await page.fill("#case-reason", REASON)
+    await page.click("#case-start")
+    await page.wait_for_selector("#results[data-searched]")
+
+    # Paged: 12 results, 10 a page.
+    await page.select_option("#per-page", "10")
+    await page.wait_for_function("() => document.querySelector('#results').dataset.searched.includes('per_page=10')")
+    assert len(await search(page, customer=family)) == 10
+    assert await page.text_content("#results-count") == "12 recordings"
+    assert await page.text_content("#page-info") == "Page 1 of 2"
+    before = await page.get_attribute("#results", "data-searched")
+    await page.click("#page-next")
+    await page.wait_for_function("b => document.querySelector('#results').dataset.searched !== b", arg=before)
+    assert await page.locator("#results tbody tr.result").count() == 2
+    assert await page.text_content("#page-info") == "Page 2 of 2"
+    assert await page.is_disabled("#page-next")
+
+    # Sorted by duration, longest first, then shortest first; the page goes back to 1.
+    async def durations() -> list[float]:
+        ids = await page.eval_on_selector_all("#results tbody tr.result", "rows => rows.map(r => r.dataset.contactId)")
+        seconds = {m.contact.id: (m.contact.ended_at - m.contact.created_at).total_seconds() for m in made}
+        return [seconds[i] for i in ids]
+
+    for order in ("descending", "ascending"):
+        before = await page.get_attribute("#results", "data-searched")
+        await page.click("#results th[data-sort=duration] button")
+        await page.wait_for_function("b => document.querySelector('#results').dataset.searched !== b", arg=before)
+        assert await page.get_attribute("#results th[data-sort=duration]", "aria-sort") == order
+        listed = await durations()
+        assert listed == sorted(listed, reverse=order == "descending") and len(listed) == 10
+    assert await page.text_content("#page-info") == "Page 1 of 2"
+    await shoot(page, "compliance-search-sorted")
+
+    # The sealed one: re-checked, held and released, exported.
+    await page.goto(str(server.make_url(f"/compliance/contacts/{chosen.contact.id}")))
+    await page.wait_for_selector("body[data-replay-ready=true]")
+    assert await page.get_attribute("#r-verify", "data-state") == "unchecked"
+    await page.click("#r-recheck")
+    await page.wait_for_selector("#r-verify[data-state=verified]")
+    await page.click("#r-hold-toggle")
+    await page.fill("#hold-reason", "Litigation hold for case FC-2291")
+    await page.click("#hold-confirm")
+    await page.wait_for_selector("#r-hold[data-held=true]")
+    held = await page.text_content("#r-hold") or ""
+    assert "Litigation hold for case FC-2291" in held and "Carol Chan" in held, held
+    assert await page.text_content("#r-hold-toggle") == "Release hold"
+    await page.click("#r-export")
+    link = page.locator("#r-export-result a.download")
+    await link.wait_for()
+    sha = await page.get_attribute("#r-export-result", "data-sha256")
+    async with page.expect_download() as waiting:
+        await link.click()
+    download = await waiting.value
+    zipped = tmp_path / "export.zip"
+    await download.save_as(zipped)
+    assert hashlib.sha256(zipped.read_bytes()).hexdigest() == sha
+    assert verify_export(zipped) == []
+    await page.click("#load-access")
+    await page.wait_for_selector("#access tbody tr")
+    await shoot(page, "compliance-replay-held-exported")
+    await page.click("#r-hold-toggle")
+    await page.fill("#hold-reason", "Case FC-2291 closed, hold lifted")
+    await page.click("#hold-confirm")
+    await page.wait_for_selector("#r-hold[data-held=false]")
+
+    # The results say so: verified, not held.
+    await page.goto(str(server.make_url(f"/compliance?customer={family}")))
+    cells = page.locator(f"tr[data-contact-id='{chosen.contact.id}'] td")
+    await cells.first.wait_for()
+    assert await cells.nth(8).get_attribute("data-verify") == "verified"
+    assert await cells.nth(9).get_attribute("data-held") == "false"
+    async with transaction(db) as session:
+        actions = [
+            row.action
+            for row in (
+                await session.exec(
+                    select(AuditLog)
+                    .where(AuditLog.target == f"contact:{chosen.contact.id}")
+                    .order_by(col(AuditLog.id))
+                )
+            ).all()
+        ]
+    assert {"compliance.verify", "compliance.hold", "compliance.unhold", "compliance.export",
+            "compliance.export_download"} <= set(actions)
+    assert new_page.errors == []

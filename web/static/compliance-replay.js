@@ -377,13 +377,13 @@ function describe(entry) {
     const who = role === "bot" ? t("party.bot") : role === "system" ? t("party.system") : nameOf(data.sender_ref ?? entry.who);
     return [who, entry.text ?? data.text ?? ""];
   }
-  if (entry.kind === "bot") {
+  if (entry.kind === "bot" && label !== "handoff") {
     const understood = data.intent ? named("intent.", data.intent) : null;
     const confidence = typeof data.confidence === "number" ? `${Math.round(data.confidence * 100)}%` : null;
     return [t("entry.bot_turn"), joined(t("entry.bot_understood", { intent: understood ?? "—" }), confidence, data.error)];
   }
-  if (entry.kind === "routing") {
-    const decision = data.decision ?? "";
+  if (entry.kind === "routing" && data.decision) {
+    const decision = data.decision;
     if (decision === "offer_created") {
       const agent = agentName(data.agent_id);
       const offered = agent ? t("entry.offered", { agent }) : t("entry.offered_someone");
