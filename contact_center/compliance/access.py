@@ -123,6 +123,18 @@ def _entry_dict(entry: LedgerEntry | None) -> dict[str, Any] | None:
     }
 
 
+async def _recording_dict(session: AsyncSession, entry: LedgerEntry | None) -> dict[str, Any] | None:
+    """``_entry_dict`` with the name of whoever holds it (``held_by_name``)."""
+    recording = _entry_dict(entry)
+    if recording is None or entry is None:
+        return recording
+    holder = entry.held_by
+    user_id = (holder or "").removeprefix("user:")
+    user = await session.get(User, int(user_id)) if holder and user_id.isdigit() else None
+    recording["held_by_name"] = user.display_name if user else holder
+    return recording
+
+
 def _verify_in_thread(database_url: str, storage: Storage, contact_id: str) -> dict[str, Any]:
     """``recordings.verify`` for one contact on an engine of its own, off the event loop
     (verify hashes synchronously, and an engine belongs to the loop that made it)."""
@@ -253,6 +265,7 @@ class ComplianceAccess:
                     .limit(1)
                 )
             ).first()
+            recording = await _recording_dict(session, seal)
         stored = await asyncio.to_thread(self.storage.list, contact_id)
         created, ended = replay.parse_time(contact.created_at), replay.parse_time(contact.ended_at)
         return {
@@ -270,7 +283,7 @@ class ComplianceAccess:
             "duration_s": round((ended - created).total_seconds(), 1)
             if ended and created
             else None,
-            "recording": _entry_dict(seal),
+            "recording": recording,
             "check": _check_dict(check),
             "files": [{"name": name, "size": size} for name, size in sorted(stored.items())],
         }
@@ -484,7 +497,8 @@ class ComplianceAccess:
                 session, viewer, "hold" if held else "unhold", contact_id, hold_reason=reason
             )
             seal = await self._seal(session, contact_id)
-        return {"recording": _entry_dict(seal)}
+            recording = await _recording_dict(session, seal)
+        return {"recording": recording}
 
     def _sweep_exports(self) -> None:
         """Exports are for handing over, not keeping: older ones are deleted."""

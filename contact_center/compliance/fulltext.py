@@ -70,6 +70,11 @@ def parse(text: str) -> list[Term]:
     return terms
 
 
+def only_cjk(term: Term) -> bool:
+    """The term is Chinese characters only (each one a token): a Chinese word or phrase."""
+    return all(_CJK_CHAR.fullmatch(word) for word in term.words)
+
+
 def fts5_query(term: Term) -> str:
     """The FTS5 MATCH expression of one term: a quoted phrase, ``*`` for a prefix."""
     # Each word is letters and digits only (``_WORD``), so quoting cannot be broken out of.

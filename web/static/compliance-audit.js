@@ -40,11 +40,11 @@ function detailText(row) {
   if (d.file) parts.push(d.file + (d.range ? ` (${d.range})` : ""));
   const filters = Object.entries(d.filters ?? {}).filter(([k, v]) => v !== null && v !== "" && !(k === "page" && v === 1));
   if (filters.length) parts.push(filters.map(([k, v]) => `${k}=${[v].flat().join(",")}`).join(" "));
-  if (d.total !== undefined) parts.push(`→ ${d.total}`);
+  if (d.total !== undefined) parts.push(t("audit.results", { count: number(d.total) }));
   if (d.sha256) parts.push(`SHA-256 ${d.sha256.slice(0, 12)}…`);
   if (d.hold_reason) parts.push(d.hold_reason);
   if (d.contacts?.length && row.action.startsWith("grant")) parts.push(d.contacts.join(", "));
-  if (d.grant) parts.push(`#${d.grant}`);
+  if (d.grant) parts.push(t("audit.case", { id: d.grant.slice(0, 8) }));
   return parts.join(" · ");
 }
 

@@ -12,6 +12,8 @@ import { api, cover, currentCase, mountCase, withGrant } from "./compliance-case
 import {
   apply,
   clock,
+  clockTenths,
+  has,
   dateTime,
   dateTimeSeconds,
   duration,
@@ -275,7 +277,7 @@ function drawLanes(data) {
       piece.className = `piece ${track.kind}`;
       piece.style.left = pct(track.offset_s);
       piece.style.width = `calc(${pct(track.offset_s + (track.duration_s ?? 0))} - ${pct(track.offset_s)})`;
-      piece.title = `${track.name} · ${clock(track.offset_s)}–${clock(track.offset_s + (track.duration_s ?? 0))}`;
+      piece.title = `${track.name} · ${clockTenths(track.offset_s)}–${clockTenths(track.offset_s + (track.duration_s ?? 0))}`;
       lane.append(piece);
     }
     lanes.append(lane);
@@ -323,21 +325,21 @@ function nameOf(ref) {
   if (ref === detail?.customer.ref) return detail.customer.name;
   const advisor = detail?.advisors.find((a) => a.ref === ref);
   if (advisor) return advisor.name;
-  if (ref.startsWith("guest:") || ref.startsWith("user:")) return ref === detail?.customer.ref ? detail.customer.name : ref;
+  if (ref === "bot:rasa" || ref.startsWith("bot")) return t("party.bot");
+  if (ref.startsWith("system")) return t("party.system");
   return ref;
 }
 
 function channelsText(list) {
-  return (list ?? []).map((c) => t(`channel.${c}`)).join(" + ");
+  return [list ?? []].flat().map((c) => t(`channel.${c}`)).join(" + ");
 }
 
-function explanationText(data) {
-  const why = data?.explanation;
+function explanationText(why) {
   const winner = why?.winner;
   if (!winner) return typeof why?.why === "string" ? why.why : "";
   if (why.trigger === "agent") return t("entry.offered_agent");
   return t("entry.offered_contact", {
-    count: Math.max((why.candidates ?? []).length, 1),
+    count: Math.max((why.candidates ?? []).length, why.considered ?? 0, 1),
     fit: `${winner.fit_required} + ${winner.fit_optional}`,
     idle: duration(winner.idle_s),
   });
@@ -355,51 +357,83 @@ function joined(main, ...details) {
   return known.length ? `${main} (${known.join(" · ")})` : main;
 }
 
+/** An entry's fields: a timeline `event` line carries its database event's data nested. */
+function fieldsOf(entry) {
+  const data = entry.data ?? {};
+  if (entry.kind === "event" && data.data && typeof data.data === "object") return { ...data.data, ...data, data: undefined };
+  return data;
+}
+
+function isLine(entry) {
+  return (entry.kind === "chat" || entry.kind === "bot") && entry.label === "chat";
+}
+
 /** (who, what) of one entry, in the current language. */
 function describe(entry) {
-  const data = entry.data ?? {};
+  const data = fieldsOf(entry);
   const label = entry.label;
-  if ((entry.kind === "chat" || entry.kind === "bot") && label === "chat") {
-    return [nameOf(entry.who), entry.text ?? ""];
+  if (isLine(entry)) {
+    const role = data.sender ?? data.sender_role ?? entry.who;
+    const who = role === "bot" ? t("party.bot") : role === "system" ? t("party.system") : nameOf(data.sender_ref ?? entry.who);
+    return [who, entry.text ?? data.text ?? ""];
   }
   if (entry.kind === "bot" && label !== "handoff") {
-    return [t("entry.bot_turn"), [data.text, data.reply].filter(Boolean).join(" → ") || entry.text || ""];
+    const understood = data.intent ? named("intent.", data.intent) : null;
+    const confidence = typeof data.confidence === "number" ? `${Math.round(data.confidence * 100)}%` : null;
+    return [t("entry.bot_turn"), joined(t("entry.bot_understood", { intent: understood ?? "—" }), confidence, data.error)];
   }
+  if (entry.kind === "routing" && data.decision) {
+    const decision = data.decision;
+    if (decision === "offer_created") {
+      const agent = agentName(data.agent_id);
+      const offered = agent ? t("entry.offered", { agent }) : t("entry.offered_someone");
+      const why = explanationText(data.explanation);
+      return [t("party.router"), why ? `${offered}: ${why}` : offered];
+    }
+    const key = `entry.routing_${decision.replace(/^offer_/, "")}`;
+    return [t("party.router"), joined(has(key) ? t(key) : decision.replaceAll("_", " "), agentName(data.agent_id))];
+  }
+  if (entry.kind === "upgrade") {
+    const key = data.agreed ? "entry.upgraded" : "entry.upgrade_asked";
+    return [nameOf(data.actor ?? data.by), t(key, { channels: channelsText(data.channel) })];
+  }
+  if (entry.kind === "pause") return [nameOf(data.by ?? entry.who), data.reason ? `${t("entry.pause")}: ${data.reason}` : t("entry.pause")];
+  if (entry.kind === "resume") return [nameOf(data.by ?? entry.who), t("entry.resume")];
+  if (entry.kind === "recorder_failure") return [t("party.system"), t("entry.failure", { text: data.error ?? entry.text ?? label })];
+  if (entry.kind === "media_open" || entry.kind === "media_close") {
+    const what = [named("party.", data.party), named("kind.", data.media), t(entry.kind === "media_open" ? "media.open" : "media.close")];
+    return [t("party.media"), what.filter(Boolean).join(" ")];
+  }
+  if (label.startsWith("peer_")) {
+    const what = [named("party.", data.party), named("media.", label.slice(5))];
+    return [t("party.media"), what.filter(Boolean).join(" ")];
+  }
+  const state = data.from || data.to ? t("entry.state", { from: named("state.", data.from) || "—", to: named("state.", data.to) || "—" }) : null;
   switch (label) {
     case "created":
-      return [nameOf(entry.who), joined(t("entry.created"), channelsText(data.channels))];
+      return [nameOf(entry.who), joined(t("entry.created"), channelsText(data.channels), data.language && t(`lang.${data.language}`), data.topic && named("topic.", data.topic))];
     case "handoff":
       return [
         t("party.bot"),
-        joined(t("entry.handoff"), data.intent && t("replay.intent", { intent: data.intent }), data.reason?.replaceAll("_", " ")),
+        joined(t("entry.handoff"), data.intent && t("replay.intent", { intent: named("intent.", data.intent) }), data.reason?.replaceAll("_", " ")),
       ];
     case "offered": {
       const agent = agentName(data.agent_id);
-      const offered = agent ? t("entry.offered", { agent }) : t("entry.offered_someone");
-      const why = explanationText(data);
-      return [t("party.router"), why ? `${offered}: ${why}` : offered];
+      return [t("party.router"), joined(agent ? t("entry.offered", { agent }) : t("entry.offered_someone"), state)];
     }
     case "accepted":
     case "rejected":
     case "offer_expired":
-      return [nameOf(entry.who), t(`entry.${label}`)];
+    case "ended":
+    case "wrapup_done":
+    case "transferred":
+      return [nameOf(entry.who), joined(t(`entry.${label}`), state)];
     case "upgraded":
       return [nameOf(entry.who), t("entry.upgraded", { channels: channelsText(data.channels ?? data.to_channels) })];
-    case "transferred":
-      return [nameOf(entry.who), t("entry.transferred")];
     default:
       break;
   }
-  if (entry.kind === "pause") return [nameOf(entry.who ?? data.by), data.reason ? `${t("entry.pause")}: ${data.reason}` : t("entry.pause")];
-  if (entry.kind === "resume") return [nameOf(entry.who ?? data.by), t("entry.resume")];
-  if (entry.kind === "recorder_failure") return [t("party.system"), t("entry.failure", { text: entry.text ?? label })];
-  if (entry.kind === "media" || label.startsWith("media_") || label.startsWith("peer_")) {
-    const what = [named("party.", data.party), named("kind.", data.kind), named("media.", label.replace(/^peer_|^media_/, ""))];
-    return [t("party.media"), t("entry.media", { what: what.filter(Boolean).join(" ") })];
-  }
-  if (data.from || data.to) {
-    return [nameOf(entry.who), t("entry.state", { from: named("state.", data.from) || "—", to: named("state.", data.to) || "—" })];
-  }
+  if (state) return [nameOf(entry.who), joined(label.replaceAll("_", " "), state)];
   return [nameOf(entry.who), entry.text ?? label.replaceAll("_", " ")];
 }
 
@@ -412,6 +446,7 @@ function renderEntries() {
     item.dataset.kind = entry.kind;
     item.dataset.offset = String(entry.offset_s);
     if (entry.kind === "chat" || entry.kind === "bot") item.dataset.who = entry.who ?? "";
+    if (isLine(entry)) item.dataset.line = "true";
     const button = document.createElement("button");
     button.type = "button";
     button.className = "entry";
@@ -434,12 +469,24 @@ function renderEntries() {
 }
 
 let currentIndex = -1;
+let chatOnly = false;
+
+/** Show every entry, or only what was said (chat and the assistant's lines). */
+function showOnly(lines) {
+  chatOnly = lines;
+  $("entries").classList.toggle("lines-only", lines);
+  $("show-all").setAttribute("aria-pressed", String(!lines));
+  $("show-chat").setAttribute("aria-pressed", String(lines));
+  currentIndex = -2; // the highlighted line may now be hidden: choose again
+  if (player) follow(player.t);
+}
+
 function follow(at) {
   const entries = replay.entries;
   let index = -1;
   for (let i = 0; i < entries.length; i += 1) {
-    if (entries[i].offset_s <= at + 0.05) index = i;
-    else break;
+    if (entries[i].offset_s > at + 0.05) break;
+    if (!chatOnly || isLine(entries[i])) index = i;
   }
   if (index === currentIndex) return;
   const list = $("entries");
@@ -451,7 +498,7 @@ function follow(at) {
   item.classList.add("current");
   item.setAttribute("aria-current", "true");
   // Keep the line in view inside the list, without moving the page.
-  const top = item.offsetTop - list.offsetTop;
+  const top = item.offsetTop; // the list is the items' offset parent (position: relative)
   if (top < list.scrollTop || top + item.offsetHeight > list.scrollTop + list.clientHeight) {
     list.scrollTop = Math.max(0, top - list.clientHeight / 3);
   }
@@ -550,7 +597,7 @@ function renderFiles() {
     row.insertCell().textContent = track ? `${named("party.", track.party)} · ${t(`kind.${track.kind}`)}` : "—";
     const starts = row.insertCell();
     starts.className = "num";
-    starts.textContent = track?.offset_s != null ? clock(track.offset_s) : "—";
+    starts.textContent = track?.offset_s != null ? clockTenths(track.offset_s) : "—";
     const length = row.insertCell();
     length.className = "num";
     length.textContent = track?.duration_s ? duration(track.duration_s) : "—";
@@ -743,6 +790,8 @@ $("hold-cancel").addEventListener("click", () => $("hold-form").classList.add("h
 $("hold-form").addEventListener("submit", submitHold);
 $("r-export").addEventListener("click", exportContact);
 $("load-access").addEventListener("click", loadAccess);
+$("show-all").addEventListener("click", () => showOnly(false));
+$("show-chat").addEventListener("click", () => showOnly(true));
 document.addEventListener("languagechange", () => {
   if (!detail) return;
   renderHead();

@@ -42,6 +42,7 @@ function fillSelects() {
 function paramsFromLocation() {
   const query = new URLSearchParams(location.search);
   const params = {};
+  query.delete("lang"); // the page's language, not a search field
   for (const [key, value] of query) params[key] = params[key] ? [params[key], value].flat() : value;
   return params;
 }

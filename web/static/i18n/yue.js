@@ -218,4 +218,7 @@ export default {
   "admin.password_hint": "用戶第一次登入要自己揀密碼；喺嗰之前乜都用唔到。",
   "admin.must_change": "等緊設新密碼",
   "admin.created_temporary": "已建立 {name}。請交出密碼：呢個係臨時密碼，對方第一次登入要自己揀過個新密碼。",
+
+
+  // ---- compliance：合規控制台用返 zh-Hant.js 嘅繁體中文（香港同事睇書面語）
 };
