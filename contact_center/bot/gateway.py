@@ -98,7 +98,7 @@ class BotGateway:
         """Create the contact in state ``bot`` and greet; without Rasa, queue it at once."""
         contact = await self.svc.start(
             identity, channels=msg.channels, language=msg.language, topic=msg.topic,
-            state=ContactState.BOT,
+            state=ContactState.BOT, request_id=msg.id,
         )
         if not await self.probe.healthy():
             log.warning("Rasa at %s does not answer: contact %s goes to the queue",

@@ -39,8 +39,10 @@ class Intake(ContactCore):
         priority: int = 0,
         state: ContactState = ContactState.QUEUED,
         reason: str | None = None,
+        request_id: str | None = None,
     ) -> Contact:
-        """Create a contact (in the bot's hands, or queued with the router), recorded here."""
+        """Create a contact (in the bot's hands, or queued with the router), recorded here.
+        ``request_id`` (the client's) is kept with it: see ``started_by``."""
         contact_id = new_id()
         # Its recording is claimed first: its timeline begins with the "created" event.
         await self.recordings.open(contact_id)
@@ -54,6 +56,7 @@ class Intake(ContactCore):
                 skills=skills,
                 priority=priority,
                 state=state,
+                request_id=request_id,
             )
         except IntegrityError:
             await self.recordings.discard(contact_id)
@@ -87,6 +90,7 @@ class Intake(ContactCore):
         skills: dict[str, int] | None,
         priority: int,
         state: ContactState,
+        request_id: str | None = None,
     ) -> Contact:
         async with self.tx() as session:
             live = await store.live_contacts_of_customer(session, customer_ref=identity.ref)
@@ -119,9 +123,22 @@ class Intake(ContactCore):
                 actor=identity.ref,
                 kind="created",
                 to_state=state.value,
-                data={"channels": contact.channels, "language": language, "topic": topic},
+                data={"channels": contact.channels, "language": language, "topic": topic,
+                      "request_id": request_id},
             )
         return contact
+
+    async def started_by(self, identity: Identity, request_id: str) -> Contact | None:
+        """The live contact this customer's ``session.start`` of ``request_id`` created, if
+        any: a retry whose first answer was lost (its instance killed, Redis down) gets it
+        back instead of ``already_started``."""
+        async with self.tx() as session:
+            for contact in await store.live_contacts_of_customer(session, customer_ref=identity.ref):
+                events = await store.events_of(session, contact_id=contact.id)
+                created = next((e for e in events if e.kind == "created"), None)
+                if created is not None and (created.data or {}).get("request_id") == request_id:
+                    return contact
+        return None
 
     async def handoff_to_queue(
         self,

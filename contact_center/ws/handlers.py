@@ -60,6 +60,9 @@ def _who(conn: Connection) -> Identity:
 
 async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> StartResult:
     identity, address = _who(conn), conn.request.remote
+    if (earlier := await svc.started_by(identity, msg.id)) is not None:
+        return StartResult(contact_id=earlier.id, state=earlier.state,
+                           resume_token=await svc.resume_token(earlier.id))
     quota = conn.request.app[appkeys.GUEST_QUOTA]
     if identity.guest:
         wait = await quota.take(address)
@@ -74,7 +77,8 @@ async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> St
             contact = await bot.start(identity, msg)
         else:
             contact = await svc.start(
-                identity, channels=msg.channels, language=msg.language, topic=msg.topic
+                identity, channels=msg.channels, language=msg.language, topic=msg.topic,
+                request_id=msg.id,
             )
     except Exception:
         if identity.guest:

@@ -62,3 +62,26 @@ async def test_a_retried_line_is_stored_once_even_when_redis_forgot_the_first_an
         assert [(m.seq, m.text, m.request_id) for m in lines] == [(1, "hello", "chat-9b1c-1")]
     finally:
         await client.close()
+
+
+async def test_a_retried_start_gets_its_contact_even_when_redis_forgot_the_first_answer(server):
+    """Not ``already_started``: the contact the first try created is the answer."""
+    from contact_center import appkeys, redis_keys
+
+    client = SignallingClient(str(server.make_url("")))
+    try:
+        await client.as_guest()
+        await client.connect()
+        start = {"channels": ["text"], "language": "en", "skip_bot": True}
+        first = await _raw(client, "start-5e2d", "session.start", **start)
+        redis = server.app[appkeys.REDIS]
+        async for key in redis.scan_iter(match=redis_keys.client_request("*", "start-5e2d")):
+            await redis.delete(key)
+        again = await _raw(client, "start-5e2d", "session.start", **start)
+        assert again["data"]["contact_id"] == first["data"]["contact_id"]
+        other = json.dumps({"v": 1, "type": "session.start", "id": "start-5e2e", **start})
+        await client.send_raw(other)
+        refused = await client.wait_for("error", ref="start-5e2e")
+        assert refused["code"] == "already_started"  # a new request is still one too many
+    finally:
+        await client.close()
