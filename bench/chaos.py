@@ -170,6 +170,8 @@ class Figures:
     over_capacity: int = 0
     lost: list[str] = field(default_factory=list)
     lines_missing: int = 0
+    missing_examples: list[str] = field(default_factory=list)
+    advisors_online: int = 0
     lines_duplicated: int = 0
     lines_out_of_order: int = 0
     router_mismatches: list[str] = field(default_factory=list)
@@ -231,6 +233,7 @@ class Chaos:
         await client.login(username, PASSWORD)
         await self.connect(client)
         await self.request(client, "agent.status", status="available")
+        self.figures.advisors_online += 1
         try:
             while not self.stop.is_set():
                 if client.ws is None or client.ws.closed:
@@ -333,7 +336,10 @@ class Chaos:
     async def people(self) -> None:
         advisors = [asyncio.create_task(self.advisor(f"chaos-advisor-{i}"), name=f"advisor {i}")
                     for i in range(self.args.advisors)]
-        await asyncio.sleep(2)
+        deadline = time.monotonic() + 120  # every advisor signed in (argon2: a core each)
+        while self.figures.advisors_online < self.args.advisors and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        say(f"{self.figures.advisors_online} advisors available")
         customers = []
         spacing = self.args.seconds / max(1, self.args.contacts)
         for n in range(self.args.contacts):
@@ -397,7 +403,9 @@ async def _check(chaos: Chaos, database_url: str, redis_url: str) -> None:
                           if m.sender_role == "customer"]
                 sent = chaos.sent.get(contact.id, [])
                 counts = Counter(stored)
-                figures.lines_missing += sum(1 for line in sent if counts[line] == 0)
+                missing = [line for line in sent if counts[line] == 0]
+                figures.lines_missing += len(missing)
+                figures.missing_examples += [f"{line!r} ({contact.state})" for line in missing][:3]
                 figures.lines_duplicated += sum(n - 1 for n in counts.values() if n > 1)
                 if [line for line in stored if line in set(sent)] != sent:
                     figures.lines_out_of_order += 1
