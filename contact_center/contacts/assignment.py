@@ -69,7 +69,10 @@ class Assignment(ContactCore):
             by=identity.ref,
             explanation=explanation,
         )
-        await self.notify_parties(contact, self.state_message(contact, reason="accepted"))
+        await self.notify_parties(
+            contact,
+            self.state_message(contact, reason="accepted", advisor_name=identity.display_name),
+        )
         return contact
 
     async def reject(self, identity: Identity, contact_id: str) -> None:

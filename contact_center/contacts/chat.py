@@ -36,11 +36,26 @@ class Chat(ContactCore):
                 f"contact {contact.id} is {contact.state}; chat is open while queued or connected",
                 code=ErrorCode.INVALID_STATE,
             )
-        role = "customer" if identity.role is Role.CUSTOMER else "advisor"
-        return await self.post_chat(contact, sender_ref=identity.ref, sender_role=role, text=text)
+        if identity.role is Role.CUSTOMER:
+            return await self.post_chat(
+                contact, sender_ref=identity.ref, sender_role="customer", text=text
+            )
+        return await self.post_chat(
+            contact,
+            sender_ref=identity.ref,
+            sender_role="advisor",
+            text=text,
+            sender_name=identity.display_name,
+        )
 
     async def post_chat(
-        self, contact: Contact, *, sender_ref: str, sender_role: str, text: str
+        self,
+        contact: Contact,
+        *,
+        sender_ref: str,
+        sender_role: str,
+        text: str,
+        sender_name: str | None = None,
     ) -> int:
         """Persist a chat line (server time, next sequence number, card numbers masked), add it
         to the timeline and deliver it to both parties, as stored."""
@@ -67,6 +82,8 @@ class Chat(ContactCore):
             sender=sender_role,
             text=text,
             at=message.at,
+            sender_name=sender_name if sender_role == "advisor" else None,
+            sender_ref=sender_ref if sender_role == "advisor" else None,
         )
         await self.notify_parties(contact, frame)
         return message.seq

@@ -72,7 +72,7 @@ export default {
   "advisor.why_ring": "等咗一陣，要求放寬到第 {ring} 級。",
   "advisor.col_fit": "配對",
   "advisor.col_idle": "得閒咗",
-  "advisor.that_is_you": "{id}（你）",
+  "advisor.that_is_you": "{name}（你）",
   "advisor.typing": "客戶輸入緊…",
   "advisor.transfer": "轉駁",
   "advisor.level": "級數",
@@ -200,4 +200,11 @@ export default {
   "admin.confirm_disable": "停用 {name}？其進行中的會話會立即結束。",
   "admin.failed": "做唔到：{error}",
   "admin.load_failed": "攞唔到帳戶：{error}",
+
+  // ---- advisor desktop (the rest as in zh-Hant)
+  "customer.s_connected_named": "已經接通 {name}",
+  "advisor.guest": "訪客（冇登入）",
+  "advisor.no_intent": "認唔到",
+  "advisor.intent_request_human": "要搵真人",
+  "advisor.intent_out_of_scope": "聽唔明",
 };
