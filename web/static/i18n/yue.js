@@ -207,4 +207,7 @@ export default {
   "advisor.no_intent": "認唔到",
   "advisor.intent_request_human": "要搵真人",
   "advisor.intent_out_of_scope": "聽唔明",
+  "error.title_404": "搵唔到呢頁",
+  "error.text_404": "呢個網址冇嘢，條連結可能舊咗或者打錯咗。",
+  "error.text_429": "請等一陣再試。",
 };
