@@ -38,7 +38,16 @@ from contact_center.server.contexts import (
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
 from contact_center.server.voice import voice_ctx
-from contact_center.views import admin, api, compliance, docs, health, pages, supervisor
+from contact_center.views import (
+    admin,
+    api,
+    bank_sign_in,
+    compliance,
+    docs,
+    health,
+    pages,
+    supervisor,
+)
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
@@ -239,6 +248,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_static("/static", WEB_DIR / "static", name="static")
     health.setup(app)
     auth_views.setup(app)
+    bank_sign_in.setup(app)
     pages.setup(app)
     endpoint.setup(app)
     api.setup(app)

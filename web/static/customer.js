@@ -246,7 +246,42 @@ initLanguage();
 const firstChoice = [...el.language.options].find((o) => o.defaultSelected) ?? el.language.options[0];
 if (el.language.selectedOptions[0] !== firstChoice) switchLanguage(el.language.value);
 else el.language.value = CONTACT_LANGUAGE[lang()];
-signalling.connect().catch((err) => {
-  showConversation(false);
-  showNotice(el.startError, errorText(err), "error");
+/**
+ * The bank's app opens this page as `/#bank_token=JWT`: sign in with it first. The token leaves
+ * the address at once (a fragment reaches no server log; it is not kept in the history).
+ * True when the page reloads as the signed-in customer.
+ */
+async function bankSignIn() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("bank_token");
+  if (!token) return false;
+  history.replaceState(null, "", location.pathname + location.search);
+  let message = "";
+  try {
+    const response = await fetch("/api/identity/bank-token", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content,
+      },
+      body: JSON.stringify({ token }),
+    });
+    if (response.ok) {
+      location.reload();
+      return true;
+    }
+    message = (await response.json().catch(() => ({}))).message ?? `HTTP ${response.status}`;
+  } catch (err) {
+    message = errorText(err);
+  }
+  showNotice(el.startError, t("customer.bank_failed", { error: message }), "error");
+  return false;
+}
+
+bankSignIn().then((reloading) => {
+  if (reloading) return;
+  signalling.connect().catch((err) => {
+    showConversation(false);
+    showNotice(el.startError, errorText(err), "error");
+  });
 });

@@ -302,4 +302,5 @@ export default {
   "error.reference": "Reference for support:",
   "error.home": "Go to the start page",
   "error.sign_in": "Sign in",
+  "customer.bank_failed": "We could not sign you in with the bank's app ({error}). You can still talk to us as a guest.",
 };

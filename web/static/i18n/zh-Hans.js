@@ -296,4 +296,5 @@ export default {
   "error.reference": "支持参考编号：",
   "error.home": "返回首页",
   "error.sign_in": "登录",
+  "customer.bank_failed": "未能通过银行应用为您登录（{error}）。您仍可以访客身份与我们联系。",
 };

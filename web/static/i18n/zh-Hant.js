@@ -296,4 +296,5 @@ export default {
   "error.reference": "支援參考編號：",
   "error.home": "返回首頁",
   "error.sign_in": "登入",
+  "customer.bank_failed": "未能透過銀行應用程式為您登入（{error}）。您仍可以訪客身份與我們聯絡。",
 };
