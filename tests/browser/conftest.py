@@ -62,7 +62,7 @@ class PageErrors(list[str]):
 
     def _console(self, msg) -> None:  # type: ignore[no-untyped-def]
         url = (msg.location or {}).get("url", "")
-        # base.html has no <link rel=icon>: Chromium's own /favicon.ico probe is not ours
+        # Chromium may probe /favicon.ico whatever the page links: that probe is not ours
         if msg.type == "error" and not url.endswith("/favicon.ico"):
             self.append(f"console.{msg.type}: {msg.text} ({url})")
 
