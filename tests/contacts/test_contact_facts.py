@@ -73,6 +73,8 @@ async def test_offer_and_accept_carry_the_facts_and_named_advisors(
 
     accepted = await first.request("offer.accept", contact_id=contact_id)
     assert accepted["facts"]["customer_name"] == "Mei Chan" and accepted["facts"]["vip"]
+    pushed = await first.wait_for("session.state", contact_id=contact_id, state="connected")
+    assert pushed["facts"]["customer_name"] == "Mei Chan" and pushed["advisor_name"] == "Emma Lau"
     told = await customer.wait_for("session.state", contact_id=contact_id, state="connected")
     assert told["advisor_name"] == "Emma Lau"
     assert told.get("facts") is None  # the facts are the advisor's
