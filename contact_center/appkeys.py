@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from contact_center.contacts.reconcile import Reconciler
     from contact_center.contacts.service import ContactService
     from contact_center.identity.auth import GuestQuota, Identity, LoginThrottle
+    from contact_center.identity.bank_token import BankTokenVerifier
     from contact_center.identity.passwords import PasswordChecks
     from contact_center.identity.sessions import SessionStore
     from contact_center.media.call import MediaHub
@@ -58,6 +59,8 @@ GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
 """Conversations guests may start per address and window."""
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
+BANK_TOKENS: web.AppKey[BankTokenVerifier | None] = web.AppKey("bank_tokens")
+"""Checks the bank's signed customer identities; None without CC_BANK_TOKEN_SECRET (off)."""
 SUPERVISOR_FEED: web.AppKey[SupervisorFeed] = web.AppKey("supervisor_feed")
 COMPLIANCE: web.AppKey[ComplianceAccess] = web.AppKey("compliance")
 COMPLIANCE_GRANT_KEY: web.AppKey[bytes] = web.AppKey("compliance_grant_key")

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     voice_enabled: bool = True
     voice_models: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)
 
+    # --- Advisor desktop and customer client (issue 16)
+    #: the secret the bank's app signs customer identities with (HS256); unset: the feature is off
+    bank_token_secret: SecretStr | None = None
+    #: a bank identity token may not be valid for longer than this (its exp minus now)
+    bank_token_max_age_s: int = Field(default=300, ge=10, le=3600)
+
     @field_validator("voice_models", mode="before")
     @classmethod
     def _voice_models(cls, value: Any) -> Any:
@@ -250,6 +256,16 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
+    @field_validator("bank_token_secret")
+    @classmethod
+    def _bank_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            # HS256 is as strong as its key: a short one can be guessed offline from one token
+            raise ValueError("must be at least 32 characters (a random value shared with the bank)")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -280,6 +296,9 @@ class Settings(BaseSettings):
                 )
             if len(secret) < 32:
                 raise ValueError("CC_SECRET_KEY: must be at least 32 characters in production mode")
+        bank = self.bank_token_secret.get_secret_value() if self.bank_token_secret else None
+        if bank is not None and self.secret_key is not None and bank == self.secret_key.get_secret_value():
+            raise ValueError("CC_BANK_TOKEN_SECRET: must differ from CC_SECRET_KEY (the bank holds it)")
         return self
 
     @property
@@ -350,6 +369,11 @@ def _topic_periods(text: str) -> dict[str, str]:
     return periods
 
 
+_SECRET_FIELDS = frozenset(
+    {"secret_key", "recordings_s3_secret_key", "metrics_token", "bank_token_secret"}
+)
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
@@ -361,7 +385,8 @@ def _describe(error: ValidationError) -> str:
         return f"invalid settings: {message}"
     name = "CC_" + loc[0].upper()
     given = first.get("input")
-    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    secret = loc[0] in _SECRET_FIELDS  # a secret's value is never echoed (logs, terminals)
+    shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
     return f"invalid setting {name}: {message}{shown}"
 
 

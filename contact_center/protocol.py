@@ -79,6 +79,30 @@ class StateResult(Result):
     state: str
 
 
+class ContactFacts(BaseModel):
+    """What the advisor is told about a contact: who, in what language, about what, how urgent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    customer_name: str
+    """The signed-in customer's display name, or the guest label ("Guest")."""
+    guest: bool
+    """Nobody signed in: the name is not known."""
+    vip: bool
+    """The customer's own VIP flag (their account or the bank's signed identity), nothing else."""
+    priority: int
+    """The routing priority (the bot raises it for urgent intents); apart from ``vip``."""
+    language: str
+    topic: str | None
+    intent: str | None
+    """What the bot understood the customer wants, when the bot handed the contact over."""
+    skills: dict[str, int]
+    waiting_s: float
+    """Seconds since the contact last went to the queue (from the bot, a start, a transfer or a
+    lost advisor; offers that came back do not restart it), as of this message; once connected,
+    how long it waited."""
+
+
 class AcceptResult(Result):
     contact_id: str
     state: str
@@ -86,6 +110,7 @@ class AcceptResult(Result):
     language: str
     transcript: list[dict[str, Any]]
     media_url: str | None
+    facts: ContactFacts | None = None
 
 
 class WrapupResult(Result):
@@ -293,6 +318,10 @@ class SessionState(_Message):
     resume_token: str | None = None
     channels: list[Channel] = Field(default_factory=list)
     at: datetime
+    advisor_name: str | None = None
+    """The display name of the advisor who has the contact (once connected)."""
+    facts: ContactFacts | None = None
+    """Sent to the advisor only (an accepted or resumed contact): what the panel shows."""
 
 
 class QueuePositionPush(_Message):
@@ -309,6 +338,10 @@ class ChatMessage(_Message):
     sender: Literal["customer", "advisor", "bot", "system"]
     text: str
     at: datetime
+    sender_name: str | None = None
+    """An advisor's line: that advisor's display name (after a transfer there are several)."""
+    sender_ref: str | None = None
+    """An advisor's line: that advisor's ref, so that a console tells its own lines apart."""
 
 
 class ChatTypingNotice(_Message):
@@ -347,6 +380,9 @@ class OfferPush(_Message):
     explanation: dict[str, Any] = Field(default_factory=dict)
     media_url: str | None = None
     """WebSocket URL of the instance that holds this contact's media: send ``rtc.offer`` there."""
+    facts: ContactFacts | None = None
+    """Who the customer is, intent, VIP and waiting time (``explanation``'s advisors carry a
+    ``name`` beside their ``agent_id``)."""
 
 
 class RtcAnswer(_Message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 #: Sorted set: "<party>|<contact id>" scored by the time at which that party's grace ends.
 GRACE = "cc:grace"
 
@@ -112,3 +114,9 @@ def timeline(contact_id: str) -> str:
 def recording_pause(contact_id: str) -> str:
     """String (JSON, expires with the pause limit): the open pause of a contact's recording."""
     return f"cc:rec-pause:{contact_id}"
+
+
+def bank_token_seen(jti: str) -> str:
+    """String (expires with the token): a bank identity token's id, used once (no replays).
+    Hashed: the id is the bank's, of any length and alphabet."""
+    return f"cc:bank-jti:{hashlib.sha256(jti.encode()).hexdigest()[:32]}"

@@ -69,7 +69,11 @@ class Assignment(ContactCore):
             by=identity.ref,
             explanation=explanation,
         )
-        await self.notify_parties(contact, self.state_message(contact, reason="accepted"))
+        told = self.state_message(contact, reason="accepted", advisor_name=identity.display_name)
+        await self.bus.publish(contact.customer_ref, told)
+        # The advisor's copy carries the facts: their panel may be drawn from it, before the ack.
+        facts = await self.facts_of(contact)
+        await self.bus.publish(identity.ref, told.model_copy(update={"facts": facts}))
         return contact
 
     async def reject(self, identity: Identity, contact_id: str) -> None:

@@ -39,9 +39,14 @@ class Chat(ContactCore):
                 f"contact {contact.id} is {contact.state}; chat is open while queued or connected",
                 code=ErrorCode.INVALID_STATE,
             )
-        role = "customer" if identity.role is Role.CUSTOMER else "advisor"
+        advisor = identity.role is not Role.CUSTOMER
         return await self.post_chat(
-            contact, sender_ref=identity.ref, sender_role=role, text=text, request_id=request_id
+            contact,
+            sender_ref=identity.ref,
+            sender_role="advisor" if advisor else "customer",
+            text=text,
+            sender_name=identity.display_name if advisor else None,
+            request_id=request_id,
         )
 
     async def post_chat(
@@ -51,6 +56,7 @@ class Chat(ContactCore):
         sender_ref: str,
         sender_role: str,
         text: str,
+        sender_name: str | None = None,
         request_id: str | None = None,
     ) -> int:
         """Persist a chat line (server time, next sequence number, card numbers masked), add it
@@ -82,6 +88,8 @@ class Chat(ContactCore):
             sender=sender_role,
             text=text,
             at=message.at,
+            sender_name=sender_name if sender_role == "advisor" else None,
+            sender_ref=sender_ref if sender_role == "advisor" else None,
         )
         await self.notify_parties(contact, frame)
         return message.seq

@@ -32,8 +32,9 @@ from contact_center.db.models import Contact, ContactEvent, Role
 from contact_center.errors import Forbidden
 from contact_center.identity import audit
 from contact_center.identity.auth import Identity
+from contact_center.identity.users import display_names
 from contact_center.media.call import MediaHub
-from contact_center.protocol import ChatMessage, OfferPush, SessionState
+from contact_center.protocol import ChatMessage, ContactFacts, OfferPush, SessionState
 from routing.errors import UnknownContactError
 from routing.models import Channel, ContactRequest
 from routing.models import ContactState as RouterContactState
@@ -74,6 +75,67 @@ def now_utc() -> datetime:
 
 def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives back naive datetimes: every time we store is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _user_id_of_ref(ref: str) -> int | None:
+    kind, _, rest = ref.partition(":")
+    return int(rest) if kind == "user" and rest.isdigit() else None
+
+
+def facts_from(contact: Contact, events: list[ContactEvent], *, now: datetime) -> ContactFacts:
+    """The facts an advisor is shown, from the contact and its event rows (oldest first)."""
+    intent: str | None = None
+    queued_at = _aware(contact.created_at)
+    connected_at: datetime | None = None
+    for event in events:
+        if event.kind == "handoff" and event.data.get("intent"):
+            intent = str(event.data["intent"])
+        # An offer that came back keeps the wait going; the bot, a transfer or a lost advisor
+        # start a new one.
+        if event.to_state == ContactState.QUEUED and event.from_state != ContactState.OFFERED:
+            queued_at, connected_at = _aware(event.at), None
+        elif event.to_state == ContactState.CONNECTED:
+            connected_at = _aware(event.at)
+    until = connected_at if connected_at is not None else now
+    return ContactFacts(
+        customer_name=contact.customer_name or "Guest",
+        guest=contact.customer_ref.startswith("guest:"),
+        vip=contact.vip,
+        priority=contact.priority,
+        language=contact.language,
+        topic=contact.topic,
+        intent=intent,
+        skills=contact.skills,
+        waiting_s=round(max(0.0, (until - queued_at).total_seconds()), 1),
+    )
+
+
+def named_explanation(explanation: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    """The router's explanation with each advisor's display name beside their agent id."""
+
+    def named(part: Any) -> Any:
+        if not isinstance(part, dict) or "agent_id" not in part:
+            return part
+        agent = str(part["agent_id"])
+        return {**part, "name": names.get(int(agent)) if agent.isdigit() else None}
+
+    out = dict(explanation)
+    if "winner" in out:
+        out["winner"] = named(out["winner"])
+    if isinstance(out.get("candidates"), list):
+        out["candidates"] = [named(c) for c in out["candidates"]]
+    return out
+
+
+def explanation_agent_ids(explanation: dict[str, Any]) -> set[int]:
+    parts = [explanation.get("winner"), *(explanation.get("candidates") or [])]
+    ids = {str(p.get("agent_id")) for p in parts if isinstance(p, dict)}
+    return {int(i) for i in ids if i.isdigit()}
 
 
 @dataclass
@@ -185,6 +247,20 @@ class ContactCore:
         assert contact is not None
         return contact
 
+    async def facts_of(self, contact: Contact) -> ContactFacts:
+        """What the advisor's offer and panel show about ``contact``."""
+        async with transaction(self.db) as session:
+            events = await store.events_of(session, contact_id=contact.id)
+        return facts_from(contact, events, now=now_utc())
+
+    async def advisor_name_of(self, contact: Contact) -> str | None:
+        """The display name of the advisor who has ``contact``, if any."""
+        if contact.advisor_id is None:
+            return None
+        async with transaction(self.db) as session:
+            names = await display_names(session, user_ids={contact.advisor_id})
+        return names.get(contact.advisor_id)
+
     def state_message(
         self, contact: Contact, *, reason: str | None = None, **extra: Any
     ) -> SessionState:
@@ -249,28 +325,43 @@ class ContactCore:
         self.waiting.watch(contact_id, contact.customer_ref)
         return contact
 
-    async def history(self, contact_id: str) -> list[dict[str, Any]]:
+    async def chat_frames(self, contact_id: str) -> list[ChatMessage]:
+        """The contact's chat as frames; advisors' lines carry who wrote them."""
         async with transaction(self.db) as session:
             lines = await store.chat_history(session, contact_id=contact_id)
-        return [
-            {"seq": m.seq, "sender": m.sender_role, "text": m.text, "at": m.at.isoformat()}
-            for m in lines
-        ]
-
-    async def replay_chat(self, ref: str, contact_id: str) -> None:
-        async with transaction(self.db) as session:
-            lines = await store.chat_history(session, contact_id=contact_id)
+            advisor_ids = {
+                uid
+                for m in lines
+                if m.sender_role == "advisor" and (uid := _user_id_of_ref(m.sender_ref)) is not None
+            }
+            names = await display_names(session, user_ids=advisor_ids)
+        frames = []
         for m in lines:
-            await self.bus.publish(
-                ref,
+            uid = _user_id_of_ref(m.sender_ref) if m.sender_role == "advisor" else None
+            frames.append(
                 ChatMessage(
                     contact_id=contact_id,
                     seq=m.seq,
                     sender=m.sender_role,
                     text=m.text,
-                    at=m.at,
-                ),
+                    at=_aware(m.at),
+                    sender_name=names.get(uid) if uid is not None else None,
+                    sender_ref=m.sender_ref if m.sender_role == "advisor" else None,
+                )
             )
+        return frames
+
+    async def history(self, contact_id: str) -> list[dict[str, Any]]:
+        return [
+            frame.model_dump(
+                mode="json", include={"seq", "sender", "text", "at", "sender_name", "sender_ref"}
+            )
+            for frame in await self.chat_frames(contact_id)
+        ]
+
+    async def replay_chat(self, ref: str, contact_id: str) -> None:
+        for frame in await self.chat_frames(contact_id):
+            await self.bus.publish(ref, frame)
 
     async def send_offer(
         self, contact_id: str, agent_id: str, explanation: dict[str, Any] | None = None
@@ -285,6 +376,9 @@ class ContactCore:
             contact = await store.get_contact(session, contact_id=contact_id)
         if contact is None or status.deadline is None:
             return
+        explanation = explanation or {}
+        async with transaction(self.db) as session:
+            names = await display_names(session, user_ids=explanation_agent_ids(explanation))
         await self.bus.publish(
             advisor_ref(agent_id),
             OfferPush(
@@ -296,8 +390,9 @@ class ContactCore:
                 expires_at=_ts(status.deadline),
                 topic=contact.topic,
                 transcript=await self.history(contact_id),
-                explanation=explanation or {},
+                explanation=named_explanation(explanation, names),
                 media_url=await self.media_url_of(contact),
+                facts=await self.facts_of(contact),
             ),
         )
 

@@ -71,7 +71,10 @@ class Presence(ContactCore):
             await self.bus.publish(
                 identity.ref,
                 self.state_message(
-                    contact, reason="resumed", resume_token=await self.resume_token(contact.id)
+                    contact,
+                    reason="resumed",
+                    resume_token=await self.resume_token(contact.id),
+                    advisor_name=await self.advisor_name_of(contact),
                 ),
             )
             await self.replay_chat(identity.ref, contact.id)
@@ -120,7 +123,15 @@ class Presence(ContactCore):
         )
         for contact in open_contacts:
             await self.redis.zrem(redis_keys.GRACE, redis_keys.grace_member("advisor", contact.id))
-            await self.bus.publish(identity.ref, self.state_message(contact, reason="resumed"))
+            await self.bus.publish(
+                identity.ref,
+                self.state_message(
+                    contact,
+                    reason="resumed",
+                    advisor_name=identity.display_name,
+                    facts=await self.facts_of(contact),
+                ),
+            )
             await self.replay_chat(identity.ref, contact.id)
             if contact.state == ContactState.CONNECTED:
                 await self.bus.publish(

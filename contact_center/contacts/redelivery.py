@@ -15,9 +15,6 @@ import logging
 from contact_center.contacts import store
 from contact_center.contacts.service import ContactService
 from contact_center.db.engine import transaction
-from contact_center.db.models import ChatMessage as ChatLine
-from contact_center.db.models import Contact
-from contact_center.protocol import ChatMessage
 from routing.errors import UnknownAgentError
 
 log = logging.getLogger(__name__)
@@ -36,9 +33,10 @@ async def redeliver_local(svc: ContactService) -> int:
                 contacts += await store.open_contacts_of_advisor(session, advisor_id=int(agent_id))
             else:
                 agent_id = ""
-            lines = {c.id: await store.chat_history(session, contact_id=c.id) for c in contacts}
         for contact in {c.id: c for c in contacts}.values():
-            _send_contact(svc, ref, contact, lines[contact.id])
+            svc.bus.deliver_local(ref, svc.state_message(contact))
+            for frame in await svc.chat_frames(contact.id):
+                svc.bus.deliver_local(ref, frame)
             covered += 1
         if agent_id:
             try:
@@ -50,12 +48,3 @@ async def redeliver_local(svc: ContactService) -> int:
     if covered:
         log.warning("bus: sent %d open contacts again after the Redis gap", covered)
     return covered
-
-
-def _send_contact(svc: ContactService, ref: str, contact: Contact, lines: list[ChatLine]) -> None:
-    svc.bus.deliver_local(ref, svc.state_message(contact))
-    for m in lines:
-        svc.bus.deliver_local(
-            ref,
-            ChatMessage(contact_id=contact.id, seq=m.seq, sender=m.sender_role, text=m.text, at=m.at),
-        )

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center.db.models import CHANNELS, DEFAULT_CAPACITY, LANGUAGES, Role, User
@@ -131,6 +131,16 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
 
 async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
     return await session.get(User, user_id)
+
+
+async def display_names(session: AsyncSession, *, user_ids: set[int]) -> dict[int, str]:
+    """The display name of each of ``user_ids`` that exists (advisors shown to other people)."""
+    if not user_ids:
+        return {}
+    result = await session.exec(
+        select(User.id, User.display_name).where(col(User.id).in_(sorted(user_ids)))
+    )
+    return {int(uid): name for uid, name in result.all() if uid is not None}
 
 
 async def count_users(session: AsyncSession) -> int:

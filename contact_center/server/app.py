@@ -24,6 +24,7 @@ from contact_center import appkeys, metrics
 from contact_center.config import Settings
 from contact_center.identity.auth import Handler, csrf_middleware
 from contact_center.identity.sessions import SESSION_MAX_AGE_S
+from contact_center.server import error_pages
 from contact_center.server.contexts import (
     bot_ctx,
     contacts_ctx,
@@ -37,7 +38,17 @@ from contact_center.server.contexts import (
 from contact_center.server.logs import request_id_var
 from contact_center.server.reliability import reliability_ctx
 from contact_center.server.voice import voice_ctx
-from contact_center.views import admin, api, compliance, docs, health, pages, password, supervisor
+from contact_center.views import (
+    admin,
+    api,
+    bank_sign_in,
+    compliance,
+    docs,
+    health,
+    pages,
+    password,
+    supervisor,
+)
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
 from contact_center.ws import endpoint
@@ -205,11 +216,13 @@ def create_app(settings: Settings) -> web.Application:
             client_address(settings.trusted_proxies),
             request_context,
             session_middleware(_cookie_storage(settings)),
+            error_pages.error_pages,  # inside the session: the page knows who is signed in
             csrf_middleware,
         ],
     )
     app[appkeys.SETTINGS] = settings
     app.on_response_prepare.append(security_headers(settings))
+    app.on_response_prepare.append(error_pages.static_types)
     app[appkeys.INSTANCE_ID] = f"{socket.gethostname()}:{settings.port}:{uuid.uuid4().hex[:8]}"
     # Rasa first: starting it blocks, which harms nothing before the rest runs; the bot last,
     # as it needs the session service.
@@ -237,6 +250,7 @@ def create_app(settings: Settings) -> web.Application:
     health.setup(app)
     auth_views.setup(app)
     password.setup(app)
+    bank_sign_in.setup(app)
     pages.setup(app)
     endpoint.setup(app)
     api.setup(app)

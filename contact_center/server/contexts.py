@@ -42,6 +42,7 @@ from contact_center.contacts.service import ContactService
 from contact_center.contacts.timers import Timers
 from contact_center.db.engine import check_migrated, create_engine, session_factory
 from contact_center.identity.auth import GuestQuota, LoginThrottle
+from contact_center.identity.bank_token import BankTokenVerifier
 from contact_center.identity.passwords import PasswordChecks
 from contact_center.identity.sessions import SessionStore
 from contact_center.media.call import MediaHub
@@ -173,6 +174,16 @@ async def throttle_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.SESSIONS] = SessionStore(
         app[appkeys.REDIS], staff_idle_s=settings.staff_idle_timeout_s
+    )
+    bank_secret = settings.bank_token_secret
+    app[appkeys.BANK_TOKENS] = (
+        BankTokenVerifier(
+            app[appkeys.REDIS],
+            secret=bank_secret.get_secret_value(),
+            max_age_s=settings.bank_token_max_age_s,
+        )
+        if bank_secret is not None
+        else None
     )
     try:
         yield

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp_session import get_session
 
 from contact_center import appkeys
 from contact_center.db.models import Role
 from contact_center.identity.auth import Handler, csrf_token, require_role
+from contact_center.identity.bank_token import PAGE_LANGUAGE
 from contact_center.openapi import Response, operation
 
 
@@ -38,7 +40,10 @@ def _page_doc(what: str) -> Callable[[Handler], Handler]:
 @_page_doc("The customer's start page (a guest identity is made if there is none)")
 @require_role(Role.CUSTOMER, allow_guest=True)
 async def customer(request: web.Request) -> web.Response:
-    return await _page(request, "customer.html")
+    # A customer the bank signed in has a preferred language: the page starts in it.
+    preferred = (await get_session(request)).get("lang")
+    html_lang = PAGE_LANGUAGE.get(str(preferred))
+    return await _page(request, "customer.html", **({"html_lang": html_lang} if html_lang else {}))
 
 
 @_page_doc("The advisor console")

@@ -166,6 +166,7 @@ async def _accept(svc: ContactService, conn: Connection, msg: OfferAccept) -> Ac
         language=contact.language,
         transcript=await svc.history(contact.id),
         media_url=await svc.media_url_of(contact),
+        facts=await svc.facts_of(contact),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("CC_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -62,7 +62,7 @@ class PageErrors(list[str]):
 
     def _console(self, msg) -> None:  # type: ignore[no-untyped-def]
         url = (msg.location or {}).get("url", "")
-        # base.html has no <link rel=icon>: Chromium's own /favicon.ico probe is not ours
+        # Chromium may probe /favicon.ico whatever the page links: that probe is not ours
         if msg.type == "error" and not url.endswith("/favicon.ico"):
             self.append(f"console.{msg.type}: {msg.text} ({url})")
 
@@ -93,7 +93,7 @@ async def new_page(browser) -> AsyncIterator[Callable[..., object]]:  # type: ig
 
 @pytest.fixture
 def screenshot() -> Callable[..., object]:
-    """Save a full-page screenshot under test-artifacts/ (gitignored) for a human to look at."""
+    """Save a full-page screenshot under tests/artifacts/ (gitignored) for a human to look at."""
 
     async def shoot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
         ARTIFACTS.mkdir(exist_ok=True)

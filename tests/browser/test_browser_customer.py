@@ -43,7 +43,7 @@ async def test_guest_text_chat_with_a_python_advisor(
     assert offer["skills"] == {"cards": 2}
     await advisor.request("offer.accept", contact_id=contact_id)
     await page.wait_for_selector("#state[data-state=connected]")
-    assert await page.text_content("#state") == "Connected to an advisor"
+    assert await page.text_content("#state") == f"Connected to {advisor_user.display_name}"
     token = await page.evaluate("sessionStorage.getItem('cc.resume_token')")
     assert token and len(token) >= 16
 

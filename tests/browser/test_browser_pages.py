@@ -1,4 +1,4 @@
-"""The pages render in Chromium (screenshots go to test-artifacts/ for a human to look at)."""
+"""The pages render in Chromium (screenshots go to tests/artifacts/ for a human to look at)."""
 
 from __future__ import annotations
 

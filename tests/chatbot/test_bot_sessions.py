@@ -151,6 +151,9 @@ async def test_cantonese_customer_is_answered_then_handed_to_a_cantonese_advisor
     handoff = next(e for e in events if e.kind == "handoff")
     assert handoff.actor == "bot" and handoff.to_state == "queued"
     assert handoff.data["intent"] == "request_human"
+    # the advisor is told what the bot understood, and a guest is not a VIP
+    assert offer["facts"]["intent"] == "request_human" and offer["facts"]["vip"] is False
+    assert offer["facts"]["guest"] is True
     assert [t["text"] for t in handoff.data["transcript"] if t["role"] == "customer"] == [
         "你哋幾點開門呀？", "我想搵真人傾"]
 

@@ -41,6 +41,8 @@ const contacts = new Map();
 
 const signalling = new Signalling();
 window.ccSignalling = signalling; // for the browser tests and for debugging from the console
+/** This advisor's ref: their own chat lines are told from other advisors' by it. */
+const myRef = () => signalling.welcome?.user ?? null;
 
 const notice = noticeOn(el.notice);
 
@@ -52,6 +54,48 @@ function skillsText(skills) {
   return Object.entries(skills ?? {})
     .map(([name, level]) => `${name} ≥ ${level}`)
     .join(", ");
+}
+
+function topicName(topic) {
+  return has(`customer.t_${topic}`) ? t(`customer.t_${topic}`) : topic;
+}
+
+function intentName(intent) {
+  return has(`advisor.intent_${intent}`) ? t(`advisor.intent_${intent}`) : intent.replaceAll("_", " ");
+}
+
+/** The customer as the advisor calls them: their name, or the guest label. */
+function customerName(facts) {
+  return facts.guest ? t("advisor.guest") : facts.customer_name;
+}
+
+/**
+ * Fill the `<dl class="facts">` of an offer or a panel: `items` are [key, label key, value]
+ * (a missing value is left out); each item is a `div[data-fact=key]` with its dt and dd.
+ */
+function renderFacts(dl, items) {
+  const rows = items
+    .filter(([, , value]) => value !== null && value !== undefined && value !== "")
+    .map(([key, label, value]) => {
+      const row = document.createElement("div");
+      row.dataset.fact = key;
+      const dt = document.createElement("dt");
+      dt.textContent = t(label);
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      row.append(dt, dd);
+      return row;
+    });
+  dl.replaceChildren(...rows);
+}
+
+/** The VIP badge (the customer's flag) and the priority badge (routing), apart. */
+function renderBadges(node, facts, priority) {
+  node.querySelector(".vip").classList.toggle("hidden", !facts?.vip);
+  const badge = node.querySelector(".priority");
+  const p = facts?.priority ?? priority ?? 0;
+  badge.classList.toggle("hidden", !(p > 0));
+  badge.textContent = t("advisor.priority", { p });
 }
 
 function contactStateName(state) {
@@ -123,8 +167,9 @@ function explanationNode(explanation) {
     const body = document.createElement("tbody");
     for (const c of candidates) {
       const row = body.insertRow();
+      const name = c.name || t("advisor.unknown_advisor");
       row.insertCell().textContent =
-        c.agent_id === winner.agent_id ? t("advisor.that_is_you", { id: c.agent_id }) : c.agent_id;
+        c.agent_id === winner.agent_id ? t("advisor.that_is_you", { name }) : name;
       row.insertCell().textContent = `${c.fit_required} + ${c.fit_optional}`;
       row.insertCell().textContent = duration(c.idle_s);
     }
@@ -149,20 +194,32 @@ function onOffer(message) {
   node.dataset.contactId = message.contact_id;
   node.querySelector(".channels").textContent = channelsText(message.channels);
   node.querySelector(".language").textContent = languageName(message.language);
-  node.querySelector(".priority").classList.toggle("hidden", !(message.priority > 0));
+  const facts = message.facts ?? null;
+  renderBadges(node, facts, message.priority);
+  const receivedAt = Date.now();
+  const renderOfferFacts = () => {
+    if (!facts) return;
+    renderFacts(node.querySelector(".facts"), [
+      ["customer", "advisor.f_customer", customerName(facts)],
+      ["intent", "advisor.f_intent", facts.intent ? intentName(facts.intent) : t("advisor.no_intent")],
+      ["waiting", "advisor.f_waiting", duration(facts.waiting_s + (Date.now() - receivedAt) / 1000)],
+    ]);
+  };
+  renderOfferFacts();
   const skills = skillsText(message.skills);
   node.querySelector(".summary").textContent = message.topic
-    ? t("advisor.summary_topic", { topic: message.topic, skills })
+    ? t("advisor.summary_topic", { topic: topicName(message.topic), skills })
     : t("advisor.summary", { skills });
   node.querySelector(".explanation").replaceWith(explanationNode(message.explanation));
   const lines = message.transcript ?? [];
-  new ChatPane({ list: node.querySelector(".transcript"), self: "advisor" }).addAll(lines);
+  new ChatPane({ list: node.querySelector(".transcript"), self: "advisor", selfRef: myRef }).addAll(lines);
   node.querySelector(".transcript-box").classList.toggle("hidden", lines.length === 0);
   if (lines.length) node.querySelector(".transcript-box").open = true;
 
   const expiresAt = Date.parse(message.expires_at);
   const countdown = node.querySelector(".countdown");
   const tick = () => {
+    renderOfferFacts();
     const left = Math.ceil((expiresAt - Date.now()) / 1000);
     countdown.textContent = left > 0 ? t("advisor.seconds_left", { left }) : t("advisor.expired");
     countdown.classList.toggle("urgent", left <= 5);
@@ -185,6 +242,7 @@ function onOffer(message) {
         language: ack.language,
         mediaUrl: message.media_url ?? ack.media_url ?? null,
         topic: message.topic,
+        facts: ack.facts ?? facts,
       });
       panel.chat.addAll(ack.transcript);
       applyState(panel, ack.state);
@@ -213,11 +271,15 @@ signalling.on("offer", onOffer);
 
 // ------------------------------------------------------------------ contacts
 
-function ensureContact(contactId, { channels = [], language = "", mediaUrl = null, topic = null } = {}) {
+function ensureContact(
+  contactId,
+  { channels = [], language = "", mediaUrl = null, topic = null, facts = null } = {},
+) {
   let panel = contacts.get(contactId);
   if (panel) {
     if (channels.length) panel.channels = channels;
     if (mediaUrl) panel.mediaUrl = mediaUrl;
+    if (facts) panel.facts = facts;
     return panel;
   }
   const node = el.contactTemplate.content.firstElementChild.cloneNode(true);
@@ -226,8 +288,9 @@ function ensureContact(contactId, { channels = [], language = "", mediaUrl = nul
     id: contactId,
     node,
     channels,
-    language,
-    topic,
+    language: facts?.language ?? language,
+    topic: facts?.topic ?? topic,
+    facts,
     mediaUrl,
     state: null,
     chat: new ChatPane({
@@ -235,6 +298,7 @@ function ensureContact(contactId, { channels = [], language = "", mediaUrl = nul
       typing: node.querySelector(".typing"),
       self: "advisor",
       peer: "customer",
+      selfRef: myRef,
     }),
     call: new CallView({
       box: node.querySelector(".media"),
@@ -256,15 +320,24 @@ function ensureContact(contactId, { channels = [], language = "", mediaUrl = nul
   return panel;
 }
 
+/** The panel's header: who the customer is, then channel, language, topic, intent, wait. */
 function renderTitle(panel) {
-  const parts = [channelsText(panel.channels) || t("advisor.contact")];
-  if (panel.language) parts.push(languageName(panel.language));
-  if (panel.topic) parts.push(panel.topic);
+  const { facts } = panel;
   const title = panel.node.querySelector(".title");
   const ref = document.createElement("small");
   ref.textContent = `#${panel.id.slice(0, 8)}`;
   ref.title = panel.id;
-  title.replaceChildren(parts.join(" · "), ref);
+  title.replaceChildren(facts ? customerName(facts) : channelsText(panel.channels) || t("advisor.contact"), ref);
+  renderBadges(panel.node, facts, 0);
+  const language = facts?.language ?? panel.language;
+  const topic = facts?.topic ?? panel.topic;
+  renderFacts(panel.node.querySelector(".facts"), [
+    ["channel", "advisor.f_channel", channelsText(panel.channels)],
+    ["language", "advisor.f_language", language ? languageName(language) : null],
+    ["topic", "advisor.f_topic", topic ? topicName(topic) : null],
+    ["intent", "advisor.f_intent", facts ? (facts.intent ? intentName(facts.intent) : t("advisor.no_intent")) : null],
+    ["waited", "advisor.f_waited", facts ? duration(facts.waiting_s) : null],
+  ]);
 }
 
 function panelError(panel, text) {
@@ -353,7 +426,7 @@ signalling.on("session.state", (m) => {
     return;
   }
   if (!panel && !["connected", "wrap_up"].includes(m.state)) return;
-  const target = ensureContact(m.contact_id, { channels: m.channels });
+  const target = ensureContact(m.contact_id, { channels: m.channels, facts: m.facts ?? null });
   removeOffer(m.contact_id);
   applyState(target, m.state);
 });

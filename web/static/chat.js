@@ -7,21 +7,33 @@ import { has, t } from "./i18n.js";
 export const TYPING_SEND_EVERY_MS = 2500;
 export const TYPING_SHOW_MS = 4000;
 
+/**
+ * Whether `line` is the reader's own: of the reader's side, and when the reader is an advisor
+ * (`selfRef`, their ref), written by them: after a transfer a contact has other advisors' lines.
+ */
+export function isMine(line, self, selfRef = null) {
+  if (line.sender !== self) return false;
+  return !selfRef || !line.sender_ref || line.sender_ref === selfRef;
+}
+
 /** Who wrote a line, as the reader `self` ("customer" or "advisor") calls them. */
-export function senderLabel(sender, self) {
-  if (sender === self) return t("chat.you");
+export function senderLabel(line, self, selfRef = null) {
+  if (isMine(line, self, selfRef)) return t("chat.you");
+  if (line.sender === "advisor" && line.sender_name) return t("chat.sender.named_advisor", { name: line.sender_name });
+  const { sender } = line;
   return has(`chat.sender.${sender}`) ? t(`chat.sender.${sender}`) : sender;
 }
 
 /** One `<li>` of a chat: the reader's own lines are class "mine". */
-export function renderLine({ seq, sender, text, at }, self) {
+export function renderLine(line, self, selfRef = null) {
+  const { seq, sender, text, at } = line;
   const li = document.createElement("li");
-  li.className = sender === self ? "mine" : sender;
+  li.className = isMine(line, self, selfRef) ? "mine" : sender;
   if (seq !== undefined) li.dataset.seq = String(seq);
   li.dataset.sender = sender;
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = senderLabel(sender, self);
+  who.textContent = senderLabel(line, self, selfRef);
   const body = document.createElement("span");
   body.className = "text";
   body.textContent = text;
@@ -33,10 +45,11 @@ export function renderLine({ seq, sender, text, at }, self) {
 export class ChatPane {
   /**
    * `list` is the `<ol>` of lines, `typing` the indicator (optional); `self` is the reader's
-   * side and `peer` the side whose typing is shown.
+   * side and `peer` the side whose typing is shown; `selfRef()` the reader's ref (advisors).
    */
-  constructor({ list, typing = null, self, peer = null, showTypingMs = TYPING_SHOW_MS }) {
+  constructor({ list, typing = null, self, peer = null, selfRef = () => null, showTypingMs = TYPING_SHOW_MS }) {
     this.list = list;
+    this.selfRef = selfRef;
     this.typing = typing;
     this.self = self;
     this.peer = peer;
@@ -52,7 +65,7 @@ export class ChatPane {
       this.seqs.add(line.seq);
     }
     const after = [...this.list.children].find((n) => n.dataset.seq && Number(n.dataset.seq) > line.seq);
-    this.list.insertBefore(renderLine(line, this.self), after ?? null);
+    this.list.insertBefore(renderLine(line, this.self, this.selfRef()), after ?? null);
     if (line.sender === this.peer) this.hideTyping(); // their line ends their typing
     this.list.scrollTop = this.list.scrollHeight;
     return true;

@@ -24,6 +24,7 @@ const el = {
   media: $("media"),
   mediaStatus: $("media-status"),
   remote: $("remote"),
+  remoteName: $("remote-name"),
   local: $("local"),
   chat: $("chat"),
   typing: $("typing"),
@@ -38,6 +39,7 @@ const view = {
   state: null,
   channels: [],
   queue: null,
+  advisorName: null,
 };
 
 const notice = noticeOn(el.notice);
@@ -71,7 +73,11 @@ function switchLanguage(code) {
 
 function renderState() {
   if (!view.state) return;
-  el.state.textContent = t(`customer.s_${view.state}`);
+  el.state.textContent =
+    view.state === "connected" && view.advisorName
+      ? t("customer.s_connected_named", { name: view.advisorName })
+      : t(`customer.s_${view.state}`);
+  el.remoteName.textContent = view.advisorName ?? t("chat.sender.advisor");
   el.state.dataset.state = view.state;
   const live = LIVE.has(view.state);
   el.chatForm.classList.toggle("hidden", !live);
@@ -100,6 +106,7 @@ function adopt(contactId) {
   if (view.contactId === contactId) return;
   view.contactId = contactId;
   view.queue = null;
+  view.advisorName = null;
   chat.clear();
   call.stop();
 }
@@ -111,6 +118,8 @@ function onState(message) {
   adopt(message.contact_id);
   view.state = message.state;
   view.channels = message.channels ?? view.channels;
+  if (message.advisor_name) view.advisorName = message.advisor_name;
+  else if (!["connected", "wrap_up", "ended"].includes(message.state)) view.advisorName = null;
   if (message.resume_token) resumeStore.set(message.resume_token);
   if (OVER.has(message.state)) resumeStore.clear();
   showConversation(true);
@@ -237,7 +246,42 @@ initLanguage();
 const firstChoice = [...el.language.options].find((o) => o.defaultSelected) ?? el.language.options[0];
 if (el.language.selectedOptions[0] !== firstChoice) switchLanguage(el.language.value);
 else el.language.value = CONTACT_LANGUAGE[lang()];
-signalling.connect().catch((err) => {
-  showConversation(false);
-  showNotice(el.startError, errorText(err), "error");
+/**
+ * The bank's app opens this page as `/#bank_token=JWT`: sign in with it first. The token leaves
+ * the address at once (a fragment reaches no server log; it is not kept in the history).
+ * True when the page reloads as the signed-in customer.
+ */
+async function bankSignIn() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("bank_token");
+  if (!token) return false;
+  history.replaceState(null, "", location.pathname + location.search);
+  let message = "";
+  try {
+    const response = await fetch("/api/identity/bank-token", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content,
+      },
+      body: JSON.stringify({ token }),
+    });
+    if (response.ok) {
+      location.reload();
+      return true;
+    }
+    message = (await response.json().catch(() => ({}))).message ?? `HTTP ${response.status}`;
+  } catch (err) {
+    message = errorText(err);
+  }
+  showNotice(el.startError, t("customer.bank_failed", { error: message }), "error");
+  return false;
+}
+
+bankSignIn().then((reloading) => {
+  if (reloading) return;
+  signalling.connect().catch((err) => {
+    showConversation(false);
+    showNotice(el.startError, errorText(err), "error");
+  });
 });

@@ -72,7 +72,7 @@ export default {
   "advisor.why_ring": "等咗一陣，要求放寬到第 {ring} 級。",
   "advisor.col_fit": "配對",
   "advisor.col_idle": "得閒咗",
-  "advisor.that_is_you": "{id}（你）",
+  "advisor.that_is_you": "{name}（你）",
   "advisor.typing": "客戶輸入緊…",
   "advisor.transfer": "轉駁",
   "advisor.level": "級數",
@@ -221,4 +221,13 @@ export default {
 
 
   // ---- compliance：合規控制台用返 zh-Hant.js 嘅繁體中文（香港同事睇書面語）
+  // ---- advisor desktop (the rest as in zh-Hant)
+  "customer.s_connected_named": "已經接通 {name}",
+  "advisor.guest": "訪客（冇登入）",
+  "advisor.no_intent": "認唔到",
+  "advisor.intent_request_human": "要搵真人",
+  "advisor.intent_out_of_scope": "聽唔明",
+  "error.title_404": "搵唔到呢頁",
+  "error.text_404": "呢個網址冇嘢，條連結可能舊咗或者打錯咗。",
+  "error.text_429": "請等一陣再試。",
 };
