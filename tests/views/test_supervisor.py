@@ -179,8 +179,9 @@ async def test_requeue_takes_an_offered_or_connected_contact_from_its_advisor(cl
     async with transaction(client.app[appkeys.DB]) as session:
         row = await session.get(Contact, contact.id)
         assert row is not None and row.state == "queued" and row.advisor_id is None
-        audits = (await session.exec(select(AuditLog).where(
-            AuditLog.action == "supervisor.requeue"))).all()
+        audits = (await session.exec(select(AuditLog).where(  # (the database is the session's)
+            AuditLog.action == "supervisor.requeue",
+            AuditLog.target == f"contact:{contact.id}"))).all()
     assert len(audits) == 2
 
 
