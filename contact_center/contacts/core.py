@@ -82,7 +82,8 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _user_id_of_ref(ref: str) -> int | None:
+def user_id_of_ref(ref: str) -> int | None:
+    """The user id in a person ref ``user:<id>`` (advisors, signed-in customers), else None."""
     kind, _, rest = ref.partition(":")
     return int(rest) if kind == "user" and rest.isdigit() else None
 
@@ -332,12 +333,12 @@ class ContactCore:
             advisor_ids = {
                 uid
                 for m in lines
-                if m.sender_role == "advisor" and (uid := _user_id_of_ref(m.sender_ref)) is not None
+                if m.sender_role == "advisor" and (uid := user_id_of_ref(m.sender_ref)) is not None
             }
             names = await display_names(session, user_ids=advisor_ids)
         frames = []
         for m in lines:
-            uid = _user_id_of_ref(m.sender_ref) if m.sender_role == "advisor" else None
+            uid = user_id_of_ref(m.sender_ref) if m.sender_role == "advisor" else None
             frames.append(
                 ChatMessage(
                     contact_id=contact_id,
@@ -372,13 +373,15 @@ class ContactCore:
             return
         if status.state is not RouterContactState.OFFERED or status.agent_id != agent_id:
             return  # taken back (expired, rejected, cancelled) before we got to it
-        async with transaction(self.db) as session:
-            contact = await store.get_contact(session, contact_id=contact_id)
-        if contact is None or status.deadline is None:
+        if status.deadline is None:
             return
         explanation = explanation or {}
-        async with transaction(self.db) as session:
+        async with transaction(self.db) as session:  # one read for the contact and its facts
+            contact = await store.get_contact(session, contact_id=contact_id)
+            if contact is None:
+                return
             names = await display_names(session, user_ids=explanation_agent_ids(explanation))
+            events = await store.events_of(session, contact_id=contact_id)
         await self.bus.publish(
             advisor_ref(agent_id),
             OfferPush(
@@ -392,7 +395,7 @@ class ContactCore:
                 transcript=await self.history(contact_id),
                 explanation=named_explanation(explanation, names),
                 media_url=await self.media_url_of(contact),
-                facts=await self.facts_of(contact),
+                facts=facts_from(contact, events, now=now_utc()),
             ),
         )
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 
 from contact_center.contacts import store
+from contact_center.contacts.core import agent_id_of, user_id_of_ref
 from contact_center.contacts.service import ContactService
 from contact_center.db.engine import transaction
 from routing.errors import UnknownAgentError
 
 log = logging.getLogger(__name__)
-
-ADVISOR_PREFIX = "user:"
 
 
 async def redeliver_local(svc: ContactService) -> int:
@@ -28,17 +27,16 @@ async def redeliver_local(svc: ContactService) -> int:
     for ref in svc.bus.local_refs():
         async with transaction(svc.db) as session:
             contacts = await store.live_contacts_of_customer(session, customer_ref=ref)
-            agent_id = ref.removeprefix(ADVISOR_PREFIX)
-            if ref.startswith(ADVISOR_PREFIX) and agent_id.isdigit():
-                contacts += await store.open_contacts_of_advisor(session, advisor_id=int(agent_id))
-            else:
-                agent_id = ""
+            user_id = user_id_of_ref(ref)
+            if user_id is not None:
+                contacts += await store.open_contacts_of_advisor(session, advisor_id=user_id)
         for contact in {c.id: c for c in contacts}.values():
             svc.bus.deliver_local(ref, svc.state_message(contact))
             for frame in await svc.chat_frames(contact.id):
                 svc.bus.deliver_local(ref, frame)
             covered += 1
-        if agent_id:
+        if user_id is not None:  # an advisor (a signed-in customer has no router agent)
+            agent_id = agent_id_of(user_id)
             try:
                 status = await svc.router.agent_status(agent_id)
             except UnknownAgentError:

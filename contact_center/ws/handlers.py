@@ -60,13 +60,12 @@ def _who(conn: Connection) -> Identity:
 
 async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> StartResult:
     identity, address = _who(conn), conn.request.remote
-    if (earlier := await svc.started_by(identity, msg.id)) is not None:
-        return StartResult(contact_id=earlier.id, state=earlier.state,
-                           resume_token=await svc.resume_token(earlier.id))
     quota = conn.request.app[appkeys.GUEST_QUOTA]
     if identity.guest:
         wait = await quota.take(address)
         if wait:
+            if (earlier := await _started_before(svc, identity, msg)) is not None:
+                return earlier
             raise RateLimited(
                 "too many new conversations from your network; "
                 f"try again in {math.ceil(wait / 60)} min"
@@ -80,12 +79,29 @@ async def _start(svc: ContactService, conn: Connection, msg: SessionStart) -> St
                 identity, channels=msg.channels, language=msg.language, topic=msg.topic,
                 request_id=msg.id,
             )
-    except Exception:
+    except Exception as exc:
         if identity.guest:
             await quota.give_back(address)
+        if isinstance(exc, ClientError) and exc.code == ErrorCode.ALREADY_STARTED and (
+            earlier := await _started_before(svc, identity, msg)
+        ) is not None:
+            return earlier
         raise
     return StartResult(
         contact_id=contact.id, state=contact.state, resume_token=await svc.resume_token(contact.id)
+    )
+
+
+async def _started_before(
+    svc: ContactService, identity: Identity, msg: SessionStart
+) -> StartResult | None:
+    """A retry of a start whose first answer was lost (its instance killed, Redis down): the
+    contact that first try created, looked for only when this one is refused."""
+    earlier = await svc.started_by(identity, msg.id)
+    if earlier is None:
+        return None
+    return StartResult(
+        contact_id=earlier.id, state=earlier.state, resume_token=await svc.resume_token(earlier.id)
     )
 
 
