@@ -51,7 +51,8 @@ class ErrorCode(StrEnum):
     RESUME_EXPIRED = "resume_expired"
     """The resume token is unknown or expired."""
     WRONG_INSTANCE = "wrong_instance"
-    """The contact's media lives on another instance: use the offer's ``media_url``."""
+    """The contact's media lives on another, live instance: use the offer's ``media_url`` (a
+    contact whose instance is gone is adopted by the one offered to instead)."""
     NO_CAPACITY = "no_capacity"
     """The advisor has no room on the richer channel."""
     RATE_LIMITED = "rate_limited"

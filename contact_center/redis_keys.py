@@ -76,6 +76,11 @@ def presence(instance_id: str) -> str:
     return f"cc:presence:{instance_id}"
 
 
+def presence_before(agent_id: str) -> str:
+    """The status an advisor had when their socket went (string, expires with the grace)."""
+    return f"cc:status-before:{agent_id}"
+
+
 def presence_lock(ref: str) -> str:
     """String: held (with a token, briefly) while one person's connect or disconnect runs."""
     return f"cc:presence-lock:{ref}"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from contact_center.contacts.core import (
-    ContactCore,
-)
+from contact_center.contacts.adoption import Adoption
 from contact_center.contacts.states import ContactState
 from contact_center.db.models import Role
 from contact_center.errors import Conflict, ErrorCode
@@ -16,7 +14,7 @@ from contact_center.identity.auth import Identity
 log = logging.getLogger(__name__)
 
 
-class Calls(ContactCore):
+class Calls(Adoption):
     """A connected contact's media."""
 
     async def rtc_offer(self, identity: Identity, contact_id: str, sdp: str) -> str:
@@ -29,7 +27,9 @@ class Calls(ContactCore):
                 f"contact {contact_id} is {contact.state}; media starts once connected",
                 code=ErrorCode.INVALID_STATE,
             )
-        if contact.instance != self.instance_id:
+        if contact.instance != self.instance_id and (
+            await self.instance_alive(contact.instance) or not await self.adopt_media(contact_id)
+        ):
             raise Conflict(
                 f"this contact's media lives on another server instance: {contact.instance}",
                 code=ErrorCode.WRONG_INSTANCE,

@@ -52,9 +52,11 @@ class Leases:
             self._healthy_since = now
 
     async def release(self) -> None:
-        """A clean stop: the socket clean-ups already ran; the lease and registry go."""
-        await self.svc.redis.zrem(redis_keys.LEASES, self.svc.instance_id)
+        """A clean stop: the socket clean-ups already ran, so the registry goes; the lease is
+        left expired, so that a live instance takes it over at its next heartbeat and adopts
+        the contacts still going on here (``adoption``), which nobody else would move."""
         await self.svc.redis.delete(redis_keys.presence(self.svc.instance_id))
+        await self.svc.redis.zadd(redis_keys.LEASES, {self.svc.instance_id: 0})
 
     async def heartbeat(self, now: float | None = None) -> int:
         """Renew, then take over instances whose lease ran out; returns how many were taken."""
@@ -97,6 +99,13 @@ class Leases:
         log.warning("instance %s is gone: acting for its %d people", instance, len(people))
         handled = await self._act_for(key, {str(r): str(b) for r, b in people.items()})
         await self.svc.redis.hdel(redis_keys.INSTANCES, instance)
+        try:
+            adopted = await self.svc.adopt_contacts_of(instance)
+        except Exception:
+            log.exception("adopting the contacts of %s failed", instance)
+        else:
+            if adopted:
+                log.warning("adopted %d contacts of %s", adopted, instance)
         return handled
 
     async def _act_for(self, key: str, people: dict[str, str | None]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from contact_center import redis_keys
@@ -139,6 +140,12 @@ class Presence(ContactCore):
                     PeerEvent(contact_id=contact.id, party="advisor", state="reconnected"),
                 )
         status = await self.router.agent_status(agent_id)
+        before = await self.redis.getdel(redis_keys.presence_before(agent_id))
+        if before and status.state is AgentState.OFFLINE:
+            # back within the grace (a reload, a network blip, a server restart): the status
+            # they had, not offline while still holding their contacts
+            await self.router.set_agent_state(agent_id, AgentState(str(before)))
+            status = await self.router.agent_status(agent_id)
         await self.bus.publish(identity.ref, AgentStateNotice(state=status.state.value))
         for contact_id in status.offered:
             await self.send_offer(contact_id, agent_id)
@@ -148,6 +155,13 @@ class Presence(ContactCore):
         assert identity.user_id is not None
         agent_id = agent_id_of(identity.user_id)
         try:
+            chosen = chosen_presence((await self.router.agent_status(agent_id)).state)
+            if chosen is not AgentState.OFFLINE:  # given back if they return within the grace
+                await self.redis.set(
+                    redis_keys.presence_before(agent_id),
+                    chosen.value,
+                    ex=math.ceil(self.grace.advisor_s) + 5,
+                )
             await self.router.set_agent_state(agent_id, AgentState.OFFLINE)
         except RoutingError:
             log.exception("advisor %s: could not set offline", agent_id)
@@ -207,6 +221,11 @@ class Presence(ContactCore):
     async def unregister_instance(self) -> None:
         await self.redis.hdel(redis_keys.INSTANCES, self.instance_id)
 
+
+
+def chosen_presence(state: AgentState) -> AgentState:
+    """What the advisor chose (offline, away, available) behind a state the router derives."""
+    return state if state in (AgentState.OFFLINE, AgentState.AWAY) else AgentState.AVAILABLE
 
 
 def identity_json(identity: Identity) -> str:

@@ -6,8 +6,9 @@ by the instance that handles it, but not to the file: it is appended (``XADD``),
 contact's Redis stream ``redis_keys.timeline(id)``. Redis gives each entry an id that increases
 with every append, from any instance, so the stream *is* the contact's order: one sequencer,
 no clocks to compare. Only one process writes ``timeline.jsonl``: the *owner*, the instance
-where the contact started, which holds the contact's claim (``recordings.claim``) and, as the
-media of a contact stays where it started, also writes its media files. The owner copies the
+of the contact (``Contact.instance``: where it started, unless adopted since), which holds the
+contact's claim (``recordings.claim``) and, as the contact's media lives there, also writes its
+media files. The owner copies the
 stream into the file in stream order: within moments for what it appends itself (``add`` starts
 a drain in the background, so that a request waits for one Redis round trip, not for the
 disk), and for what other instances append through one blocking ``XREAD`` over the streams of
@@ -18,8 +19,13 @@ event). An event is appended before anyone is told of it (the bus), so what a pa
 did in answer to an event is always after it in the timeline. A reader needs no sorting: the
 file's order is ``seq``'s is the stream's (``t`` may step back a little from one line to the
 next: two instances' clocks, or an event timed just before a slow append). Should the owner
-die, what it had not copied stays in the stream (a week), and the next start on its machine
-copies it before sealing the recording ``incomplete`` (``sweep``).
+die, what it had not copied stays in the stream (a week). If the contact goes on, the instance
+that adopts it (``contacts.adoption``: the restarted server, the one a party offers media to,
+or the one that takes the dead lease over) goes on writing the same directory from where the
+file stopped, and seals it ``incomplete`` in the end (the media of the moments between is
+missing); a clean stop hands its contacts over instead (``shutdown``: a ``handover`` line, and
+the recording may still be ``complete``). If the contact is over, the next start on the
+machine copies the rest of the stream before sealing the recording ``incomplete`` (``sweep``).
 
 The owner also acts on what it copies: a ``pause``/``resume`` line pauses or resumes its
 recorder (the request may have come to another instance), leaving ``connected`` closes the
@@ -61,7 +67,13 @@ from recordings.claim import Claim, ClaimHeld, unsealed
 from recordings.recorder import RecorderEvent
 from recordings.redact import mask_fields
 from recordings.retention import DEFAULT_POLICY, RetentionPolicy
-from recordings.timeline import RESERVED, TimelineWriter, format_time, read_timeline
+from recordings.timeline import (
+    RESERVED,
+    TimelineSealed,
+    TimelineWriter,
+    format_time,
+    read_timeline,
+)
 
 if TYPE_CHECKING:
     from contact_center.contacts.sealing import Uploader
@@ -79,6 +91,11 @@ RECORDER_FAILURES = Counter(
 STREAM_TTL_S = 7 * 24 * 3600
 DRAIN_BATCH = 200
 READ_BLOCK_MS = 500
+#: How long ``adopt`` waits for a stopping instance to let go of a claim: 40 × 0.5 s.
+ADOPT_CLAIM_TRIES = 40
+ADOPT_CLAIM_WAIT_S = 0.5
+#: The last line of a timeline whose instance stopped cleanly during the contact.
+HANDOVER = "handover"
 #: Fields the recordings add to every line (besides the timeline's own ``t``, ``seq``, ``kind``).
 ADDED = frozenset({"sid", "instance"})
 
@@ -122,6 +139,8 @@ class OpenRecording:
     sealing: bool = False
     closed: bool = False
     dirty: bool = False  # appended to since the last drain began
+    #: the instance that recorded it before died mid-contact (``adopt``): sealed incomplete
+    interrupted: bool = False
     drainer: asyncio.Task[None] | None = None
 
     @property
@@ -156,6 +175,9 @@ class Recordings:
         self.uploader: Uploader | None = None
         #: Called on the owner when a pause reached its limit: ``(contact_id, pause_id)``.
         self.on_pause_expired: Callable[[str, str], Awaitable[None]] | None = None
+        #: Called by ``sweep`` for a recording left unsealed by a dead owner: moves its contact
+        #: to this instance when it is still going on (True), so it is recorded on, not sealed.
+        self.adopt_orphan: Callable[[str], Awaitable[bool]] | None = None
         self._open: dict[str, OpenRecording] = {}
         self._unclaimed: dict[str, BaseException] = {}
         self._reported: set[tuple[str, ...]] = set()
@@ -202,6 +224,78 @@ class Recordings:
             recording.open_error = error
             recording.timeline_failed = True
         self._wake.set()
+
+    async def adopt(self, contact_id: str, claim: Claim | None = None) -> bool:
+        """Record here a contact whose owner is gone (its media and timeline moved here): go on
+        in its directory when this machine has it and nobody claims it, else start one. The
+        stream holds what the owner had not copied, so the file goes on from where it stopped;
+        a pause that was open stays open. False when it cannot be claimed (reported)."""
+        if self.root is None or contact_id in self._open:
+            if claim is not None:
+                claim.release()
+            return self.root is not None
+        if claim is None:
+            try:
+                claim = await self._claim_handed_over(contact_id)
+            except (ClaimHeld, OSError) as error:
+                await self.failure(contact_id, stage="adopt", error=error, what="claim")
+                return False
+        recording = OpenRecording(contact_id, claim)
+        events = await self._reopen(recording)
+        # a clean stop wrote ``handover`` last; anything else is an instance that died
+        recording.interrupted = not events or events[-1].get("kind") != HANDOVER
+        self._open[contact_id] = recording
+        for event in events:  # the pause state the file left off in
+            if event.get("kind") in ("pause", "resume"):
+                self._act_on(recording, self._decode_line(event))
+        log.warning("recording of contact %s goes on here (its instance is gone)", contact_id)
+        self._wake.set()
+        self._kick(contact_id)
+        return True
+
+    async def _claim_handed_over(self, contact_id: str) -> Claim:
+        """The claim of a contact whose instance is stopping here: it may still be handing the
+        directory over (``shutdown``), so a held claim is asked for again for a while."""
+        assert self.root is not None
+        for _ in range(ADOPT_CLAIM_TRIES - 1):
+            try:
+                return await asyncio.to_thread(Claim.take, self.root, contact_id)
+            except ClaimHeld:
+                await asyncio.sleep(ADOPT_CLAIM_WAIT_S)
+        return await asyncio.to_thread(Claim.take, self.root, contact_id)
+
+    async def _reopen(self, recording: OpenRecording) -> list[dict[str, Any]]:
+        """Open the timeline of a directory written before (a dead owner's) to append to it;
+        its events, or [] when it cannot be read (the recording is then flagged failed)."""
+        directory = recording.directory
+        try:
+            recording.writer = await asyncio.to_thread(TimelineWriter, directory)
+            found = await asyncio.to_thread(read_timeline, directory)
+        except (OSError, TimelineSealed) as error:
+            recording.timeline_failed = True
+            log.error("recording of %s: timeline unreadable: %s", recording.contact_id, error)
+            if not recording.sealing:
+                self._spawn(
+                    self.failure(recording.contact_id, stage="timeline", error=error),
+                    f"timeline failure {recording.contact_id}",
+                )
+            return []
+        sids = [s for e in found.events if (s := sid_text(e.get("sid")))]
+        recording.last_sid = sids[-1] if sids else None
+        return found.events
+
+    @staticmethod
+    def _decode_line(event: dict[str, Any]) -> Entry:
+        """A timeline line back as the entry it was written from."""
+        fields = {k: v for k, v in event.items() if k not in RESERVED | ADDED}
+        at = _parse_time(event.get("t")) or _now()
+        return Entry(
+            sid=sid_text(event.get("sid")) or "",
+            kind=str(event.get("kind")),
+            at=at,
+            instance=str(event.get("instance", "")),
+            fields=fields,
+        )
 
     async def started(self, contact_id: str) -> None:
         """The contact is in the database: report what ``open`` could not do."""
@@ -523,6 +617,13 @@ class Recordings:
         if recording is None:
             return None
         recording.sealing = True
+        if recording.interrupted and note is None:
+            status = status or "incomplete"
+            note = {
+                "reason": "the instance recording this contact died during it; another"
+                " recorded the rest (the media in between is missing)",
+                "sealed_by": self.instance_id,
+            }
         await self.media.close_call(contact_id)  # its files end; their media_close is written
         if recording.pause_id is not None:
             await self.end_pause(contact_id, "the contact ended")
@@ -556,15 +657,17 @@ class Recordings:
             if contact_id in self._open:
                 claim.release()
                 continue
+            if self.adopt_orphan is not None:
+                try:
+                    live = await self.adopt_orphan(contact_id)
+                except Exception:
+                    log.exception("recording of %s: could not move its contact here", contact_id)
+                    live = False
+                if live:  # the contact goes on: so does its recording, here
+                    await self.adopt(contact_id, claim)
+                    continue
             recording = OpenRecording(contact_id, claim, sealing=True)
-            try:
-                recording.writer = await asyncio.to_thread(TimelineWriter, claim.directory)
-                found = await asyncio.to_thread(read_timeline, claim.directory)
-                sids = [s for e in found.events if (s := sid_text(e.get("sid")))]
-                recording.last_sid = sids[-1] if sids else None
-            except OSError as error:
-                recording.timeline_failed = True
-                log.error("recording of %s: timeline unreadable at sweep: %s", contact_id, error)
+            await self._reopen(recording)
             self._open[contact_id] = recording
             log.warning("recording of contact %s was never sealed: sealing it incomplete", contact_id)
             try:
@@ -584,17 +687,13 @@ class Recordings:
         return sealed
 
     async def shutdown(self, limit_s: float = 30.0) -> None:
-        """On shutdown (the media already closed): seal what is still open, ``incomplete``."""
+        """On shutdown (the media already closed): let seals under way finish, and hand over
+        what is still going on: a ``handover`` line, the stream copied into the file, and the
+        directory left unsealed for the instance that adopts the contact (``adopt``: another
+        one now, or this server's next start), which goes on writing it."""
         live = [cid for cid, r in self._open.items() if not r.sealing and not r.closed]
         sealing = [t for t in self._tasks if t.get_name().startswith("seal ")]
-        work = [
-            self.seal(
-                cid,
-                status="incomplete",
-                note={"reason": "the server shut down during the contact"},
-            )
-            for cid in live
-        ]
+        work = [self._hand_over(cid) for cid in live]
         if not work and not sealing:
             return
         done = asyncio.gather(*work, *sealing, return_exceptions=True)
@@ -603,10 +702,17 @@ class Recordings:
                 await done
         except TimeoutError:
             log.error(
-                "recordings: sealing at shutdown took over %s s; the rest is sealed at the next"
-                " start",
+                "recordings: handing over at shutdown took over %s s; the stream keeps the rest",
                 limit_s,
             )
+
+    async def _hand_over(self, contact_id: str) -> None:
+        await self.add(
+            contact_id,
+            HANDOVER,
+            reason="the server stopped during the contact; the instance that adopts it goes on",
+        )
+        await self.drain(contact_id)
 
     async def close(self) -> None:
         """Stop every task and let go of every claim (what is unsealed is swept later)."""

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center.contacts.states import (
+    FINAL_STATES,
     LIVE_STATES,
     ContactState,
     InvalidTransition,
@@ -53,6 +54,22 @@ async def add_event(
     await session.flush()
     session.info.setdefault(TIMELINE_EVENTS, []).append(event)
     return event
+
+
+async def move_instance(
+    session: AsyncSession, *, contact_id: str, old: str | None, new: str
+) -> bool:
+    """Move a contact that is not over from instance ``old`` to ``new`` (compare-and-set: of
+    two instances adopting it, one wins); whether it moved."""
+    same = col(Contact.instance) == old if old is not None else col(Contact.instance).is_(None)
+    result = await session.exec(
+        update(Contact)
+        .where(col(Contact.id) == contact_id, same)
+        .where(col(Contact.state).notin_([s.value for s in FINAL_STATES]))
+        .values(instance=new)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)
 
 
 async def transition(

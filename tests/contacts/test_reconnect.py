@@ -108,5 +108,7 @@ async def test_advisor_reconnect_within_grace_keeps_the_contact(server, clients,
     resumed = await again.wait_for("session.state", contact_id=contact_id, state="connected")
     assert resumed["reason"] == "resumed"
     assert (await again.wait_for("chat.message", contact_id=contact_id))["text"] == "hello"
+    # the status they had comes back with them (busy: available, holding the contact)
+    assert (await again.wait_for("agent.state"))["state"] == "busy"
     await asyncio.sleep(1.5)
     assert await _state_of(server, contact_id) == "connected"

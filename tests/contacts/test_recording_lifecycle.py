@@ -670,7 +670,9 @@ async def test_at_start_what_a_dead_instance_left_unsealed_or_unchained_is_seale
     engine = create_engine(fast_settings.database_url)
     contact = Contact(
         customer_ref="guest:crashed", customer_name="Guest", channels=["video"], language="en",
-        state="connected", instance="dead:1:instance", recording_status="recording",
+        # ended by another instance while the one recording it was dead (a live one is adopted:
+        # tests/contacts/test_media_after_restart.py)
+        state="ended", instance="dead:1:instance", recording_status="recording",
     )
     try:
         async with transaction(session_factory(engine)) as session:
@@ -708,7 +710,7 @@ async def test_at_start_what_a_dead_instance_left_unsealed_or_unchained_is_seale
     assert [e["kind"] for e in lines.events] == ["event", "recorder_failure", "chat", "recording_incomplete"]
     assert lines.events[2]["text"] == "still there?" and lines.events[2]["instance"] == "other"
     manifest = manifest_of(directory)
-    assert manifest["status"] == "incomplete" and manifest["metadata"]["outcome"]["state"] == "connected"
+    assert manifest["status"] == "incomplete" and manifest["metadata"]["outcome"]["state"] == "ended"
     assert {f["name"] for f in manifest["files"]} == {"customer-audio-0.webm", "customer-video-0.webm", TIMELINE}
     report = await verify(server.app[appkeys.DB], LocalStorage(root), contact_id=contact.id)
     assert report.ok, report.problems
@@ -743,7 +745,7 @@ async def _call_then_kill(base: str, server: subprocess.Popen[str]) -> str:
                 await client.close()
 
 
-def test_a_server_killed_mid_call_seals_it_incomplete_at_restart_and_the_files_play(
+def test_a_server_killed_mid_call_is_adopted_at_restart_sealed_incomplete_and_the_files_play(
     tmp_path: Path, redis_url: str
 ) -> None:
     import redis as sync_redis
@@ -752,6 +754,8 @@ def test_a_server_killed_mid_call_seals_it_incomplete_at_restart_and_the_files_p
     env = cli_env(
         CC_VAR_DIR=str(tmp_path / "var"), CC_PORT=str(port), CC_LOG_JSON="false",
         CC_REDIS_URL=redis_url, CC_ICE_HOST_ADDRESSES="127.0.0.1", CC_BOT_ENABLED="false",
+        # nobody comes back: the restarted server adopts the call, and the graces end it
+        CC_CUSTOMER_GRACE_S="1", CC_ADVISOR_GRACE_S="1", CC_PRESENCE_LEASE_S="2",
     )
     assert run_cli("db", "upgrade", env=env).returncode == 0
     created = run_cli(
@@ -795,10 +799,12 @@ def test_a_server_killed_mid_call_seals_it_incomplete_at_restart_and_the_files_p
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(listed.stdout.splitlines()[-1])["ok"]
     manifest = manifest_of(directory)
-    assert manifest["status"] == "incomplete" and manifest["metadata"]["outcome"]["state"] == "connected"
+    assert manifest["status"] == "incomplete" and manifest["metadata"]["outcome"]["state"] == "abandoned"
     lines = read_timeline(directory).events
     kinds = [e.get("event") or e["kind"] for e in lines]
     assert kinds.index("accepted") < kinds.index("chat") < kinds.index("media_open")
+    ended = next(i for i, e in enumerate(lines) if e.get("to") == "abandoned")
+    assert kinds.index("media_open") < kinds.index("media_adopted") < ended, kinds
     assert kinds[-1] == "recording_incomplete" and "media_close" not in kinds  # killed before
     tracks = sorted(p for p in directory.iterdir() if p.suffix == ".webm")
     assert [p.name for p in tracks] == [
