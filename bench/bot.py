@@ -1,7 +1,8 @@
 """Bot turn latency over the WebSocket: `python -m bench.bot [--turns 100] [--url URL]`.
 
-One guest customer starts a session (the bot greets), then sends N chat lines one after the
-other; a turn is measured from sending ``chat.send`` to the first ``chat.message`` of sender
+One guest customer (``--conversations N``: N at once, each pausing about ``--think-s`` between
+a reply and its next line) starts a session (the bot greets), then sends chat lines one after
+the other; a turn is measured from sending ``chat.send`` to the first ``chat.message`` of sender
 ``bot`` coming back. That covers the signalling, persisting the customer line, the Rasa REST
 turn (NLU, policies, the custom action), persisting and delivering the reply. For comparison the
 same lines are also sent straight to Rasa's REST webhook (``rasa_direct``), so the difference is
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -87,12 +89,15 @@ async def _start(customer: SignallingClient, language: str) -> str:
     return contact_id
 
 
-async def measure_ws(url: str, turns: int, deadline: float, language: str,
-                     per_session: int) -> dict[str, Any]:
-    """Bot turns through the contact center's WebSocket, one after the other; a new session
-    every ``per_session`` turns (Rasa's turn cost grows with the conversation's length)."""
+async def _conversation(url: str, turns: int, deadline: float, language: str,
+                        per_session: int, think_s: float, seed: int,
+                        latencies: list[float]) -> int:
+    """One customer: bot turns one after the other (a pause of about ``think_s`` between a
+    reply and the next line), a new session every ``per_session`` turns (Rasa's turn cost grows
+    with the conversation's length). Each turn's latency (ms) goes into ``latencies``; returns
+    the handoffs."""
+    rng = random.Random(seed)
     customer = SignallingClient(url)
-    latencies: list[float] = []
     handoffs = 0
     try:
         await customer.as_guest()
@@ -100,11 +105,12 @@ async def measure_ws(url: str, turns: int, deadline: float, language: str,
         contact_id = await _start(customer, language)
         for i in range(-WARMUP, turns):
             if time.monotonic() > deadline:
-                _log(f"time bound reached after {len(latencies)} turns")
                 break
+            if think_s and i > -WARMUP:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
             started = time.perf_counter()
             ack = asyncio.create_task(customer.request(
-                "chat.send", contact_id=contact_id, text=LINES[i % len(LINES)], timeout=30))
+                "chat.send", contact_id=contact_id, text=LINES[(i + seed) % len(LINES)], timeout=30))
             await customer.wait_for("chat.message", contact_id=contact_id, sender="bot", timeout=30)
             if i >= 0:
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -117,29 +123,78 @@ async def measure_ws(url: str, turns: int, deadline: float, language: str,
                 with contextlib.suppress(Exception):
                     await customer.request("session.end", contact_id=contact_id)
                 contact_id = await _start(customer, language)
-            if i >= 0 and (i + 1) % 20 == 0:
-                _log(f"{i + 1} turns, p50 {quantile(latencies, 0.5) or 0.0:.1f} ms")
     finally:
         await customer.close()
-    return {"turns": len(latencies), "handoffs": handoffs, **summary(latencies)}
+    return handoffs
 
 
-async def measure_direct(rasa_url: str, turns: int, deadline: float,
-                         per_session: int) -> dict[str, Any]:
-    """The same lines straight to Rasa's REST webhook: the bot's own share of a turn."""
+async def measure_ws(url: str, turns: int, deadline: float, language: str,
+                     per_session: int, conversations: int = 1,
+                     think_s: float = 0.0) -> dict[str, Any]:
+    """Bot turns through the contact center's WebSocket: ``conversations`` customers at once,
+    ``turns`` in all; turns/s over the time they took."""
+    share = -(-turns // conversations)
     latencies: list[float] = []
-    async with aiohttp.ClientSession() as http:
-        client = RasaClient(rasa_url, session=http, timeout=30)
-        for i in range(-WARMUP, turns):
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(5)
+            _log(f"{len(latencies)} turns, p50 {quantile(latencies, 0.5) or 0.0:.1f} ms, "
+                 f"p99 {quantile(latencies, 0.99) or 0.0:.1f} ms")
+
+    reporter = asyncio.create_task(progress())
+    started = time.monotonic()
+    try:
+        handoffs = await asyncio.gather(*(
+            _conversation(url, share, deadline, language, per_session, think_s, seed, latencies)
+            for seed in range(conversations)
+        ))
+    finally:
+        reporter.cancel()
+    took = time.monotonic() - started
+    if len(latencies) < conversations * share:
+        _log(f"time bound reached after {len(latencies)} turns")
+    return {
+        "conversations": conversations,
+        "think_s": think_s,
+        "turns": len(latencies),
+        "turns_per_s": round(len(latencies) / took, 1) if took else None,
+        "handoffs": sum(handoffs),
+        **summary(latencies),
+    }
+
+
+async def measure_direct(rasa_url: str, turns: int, deadline: float, per_session: int,
+                         conversations: int = 1, think_s: float = 0.0) -> dict[str, Any]:
+    """The same lines straight to Rasa's REST webhook, as many conversations at once: the bot's
+    own share of a turn."""
+    share = -(-turns // conversations)
+    latencies: list[float] = []
+
+    async def conversation(client: RasaClient, seed: int) -> None:
+        rng = random.Random(seed)
+        for i in range(-WARMUP, share):
             if time.monotonic() > deadline:
                 break
+            if think_s and i > -WARMUP:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
             if i == -WARMUP or i % per_session == 0:
                 sender = f"bench-{uuid.uuid4().hex[:8]}"
             started = time.perf_counter()
-            await client.send(sender, LINES[i % len(LINES)], metadata={"language": "en"})
+            await client.send(sender, LINES[(i + seed) % len(LINES)], metadata={"language": "en"})
             if i >= 0:
                 latencies.append((time.perf_counter() - started) * 1000)
-    return {"turns": len(latencies), **summary(latencies)}
+
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        client = RasaClient(rasa_url, session=http, timeout=30)
+        await asyncio.gather(*(conversation(client, seed) for seed in range(conversations)))
+    took = time.monotonic() - started
+    return {
+        "turns": len(latencies),
+        "turns_per_s": round(len(latencies) / took, 1) if took else None,
+        **summary(latencies),
+    }
 
 
 # ---------------------------------------------------------------------- the server
@@ -181,7 +236,9 @@ def app_server(rasa_url: str) -> Iterator[str]:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
         env.update(CC_VAR_DIR=var, CC_PORT=str(port), CC_HOST="127.0.0.1", CC_RASA_URL=rasa_url,
-                   CC_LOG_LEVEL="WARNING", CC_WS_RATE_PER_S="1000", CC_WS_BURST="1000")
+                   CC_LOG_LEVEL="WARNING", CC_WS_RATE_PER_S="1000", CC_WS_BURST="1000",
+                   # the bench's customers are guests on one address
+                   CC_GUEST_CONTACTS_PER_ADDRESS="100000")
         for key in ("CC_CACHE_DIR", "CC_RASA_PYTHON"):  # where the Rasa env is cached
             if key in os.environ:
                 env[key] = os.environ[key]
@@ -236,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="customer lines per conversation before a new one starts (10)")
     parser.add_argument("--language", default="en", choices=["en", "zh", "yue"],
                         help="language the customer picks (lines are in all three)")
+    parser.add_argument("--conversations", type=int, default=1,
+                        help="customers talking to the bot at once (1)")
+    parser.add_argument("--think-s", type=float, default=0.0,
+                        help="mean pause of a customer between a reply and their next line, "
+                        "uniform in 0.5-1.5 times it (0: back to back)")
     parser.add_argument("--url", help="a running contact center (with its bot); default: start one")
     parser.add_argument("--rasa-url", help="a running Rasa server; default: start one")
     parser.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
@@ -251,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             url = stack.enter_context(app_server(rasa_url))
         else:
             url = args.url.rstrip("/")
-        _log(f"measuring {args.turns} bot turns through {url}/ws")
+        _log(f"measuring {args.turns} bot turns through {url}/ws, {args.conversations} "
+             f"conversation(s) at once")
         deadline = time.monotonic() + args.max_seconds
         load_before = os.getloadavg()[0]
         result: dict[str, Any] = {
@@ -260,12 +323,13 @@ def main(argv: list[str] | None = None) -> int:
             "turns_per_session": args.turns_per_session,
             "url": url if args.url else "started here",
             "websocket": asyncio.run(measure_ws(url, args.turns, deadline, args.language,
-                                               args.turns_per_session)),
+                                               args.turns_per_session, args.conversations,
+                                               args.think_s)),
         }
         if rasa_url:
             result["rasa_direct"] = asyncio.run(
                 measure_direct(rasa_url, args.turns, time.monotonic() + args.max_seconds / 2,
-                               args.turns_per_session))
+                               args.turns_per_session, args.conversations, args.think_s))
         result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(result))
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,38 @@ class _Turns:
                 self._locks[contact_id] = (lock, users - 1)
 
 
+#: How long a healthy answer from Rasa is trusted before a new contact asks again.
+HEALTHY_FOR_S = 5.0
+
+
+class _Health:
+    """Whether Rasa answers, asked once for everyone: a burst of new customers shares one probe
+    (fifty ``/status`` calls at once would slow Rasa down until the probes time out, and send
+    healthy bot conversations to the queue), and a healthy answer, or a bot turn that worked,
+    is trusted for ``HEALTHY_FOR_S``. An unhealthy one is not kept: the next contact asks."""
+
+    def __init__(self, probe: RasaClient) -> None:
+        self.probe = probe
+        self._healthy_until = 0.0
+        self._asking: asyncio.Task[bool] | None = None
+
+    def saw_healthy(self) -> None:
+        self._healthy_until = time.monotonic() + HEALTHY_FOR_S
+
+    async def healthy(self) -> bool:
+        if time.monotonic() < self._healthy_until:
+            return True
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.create_task(self._ask(), name="rasa health")
+        return await asyncio.shield(self._asking)
+
+    async def _ask(self) -> bool:
+        healthy = await self.probe.healthy()
+        if healthy:
+            self.saw_healthy()
+        return healthy
+
+
 class BotGateway:
     """Puts Rasa between a new customer and the queue (``app[appkeys.BOT]``)."""
 
@@ -91,6 +124,7 @@ class BotGateway:
         self.svc = svc
         self.rasa = rasa
         self.probe = probe or rasa  # a client with a short timeout for the health check
+        self._health = _Health(self.probe)
         self.catalogue = catalogue
         self._turns = _Turns()
 
@@ -100,7 +134,7 @@ class BotGateway:
             identity, channels=msg.channels, language=msg.language, topic=msg.topic,
             state=ContactState.BOT, request_id=msg.id,
         )
-        if not await self.probe.healthy():
+        if not await self._health.healthy():
             log.warning("Rasa at %s does not answer: contact %s goes to the queue",
                         self.rasa.base_url, contact.id)
             return await self._without_bot(contact, reason="bot_unavailable")
@@ -121,25 +155,23 @@ class BotGateway:
                                            sender_role="customer", text=text)
             metadata = {"language": contact.language,
                         "script": SCRIPT_OF.get(contact.language, "latin")}
-            parsed = asyncio.create_task(self._parse(text), name=f"bot parse {contact.id}")
+            parsed: ParseResult | None = None
             try:
-                replies = await self.rasa.send(contact.id, text, metadata=metadata)
+                replies, parsed = await self.rasa.turn(contact.id, text, metadata=metadata)
+                self._health.saw_healthy()
                 texts, handoff = split_bot_messages(replies)
             except BotError as exc:  # BotUnavailable included
                 log.warning("bot turn of contact %s failed: %s", contact.id, exc)
-                await self._turn(contact, text, await parsed, [], None, error=str(exc))
+                await self._turn(contact, text, parsed, [], None, error=str(exc))
                 await self._without_bot(contact, reason="bot_unavailable")
                 return seq
             except ValueError:  # a malformed handoff: a bug in the action server
                 log.exception("bot turn of contact %s: bad handoff payload", contact.id)
-                await self._turn(contact, text, await parsed, [], None, error="bad handoff")
+                await self._turn(contact, text, parsed, [], None, error="bad handoff")
                 await self._without_bot(contact, reason="bot_error")
                 return seq
-            except BaseException:
-                parsed.cancel()  # cancelled: no turn to record
-                raise
             texts = [mask_card_numbers(reply) for reply in texts]
-            await self._turn(contact, text, await parsed, texts, handoff)
+            await self._turn(contact, text, parsed, texts, handoff)
             for reply in texts:
                 await self._say(contact, reply)
             if handoff is not None:
@@ -147,14 +179,6 @@ class BotGateway:
                                     priority=handoff.priority, intent=handoff.intent,
                                     reason=handoff.reason, transcript=handoff.transcript)
             return seq
-
-    async def _parse(self, text: str) -> ParseResult | None:
-        """What the NLU makes of a line, for the timeline; None if it cannot say."""
-        try:
-            return await self.rasa.parse(text)
-        except (BotError, ValueError) as exc:
-            log.info("bot parse for the timeline failed: %s", exc)
-            return None
 
     async def _turn(self, contact: Contact, text: str, parsed: ParseResult | None,
                     replies: list[str], handoff: Any, *, error: str | None = None) -> None:

@@ -66,3 +66,45 @@ async def test_timeout_raises_bot_unavailable(aiohttp_server: AiohttpServer) -> 
         client = RasaClient(await _server(aiohttp_server, slow), session=session, timeout=0.2)
         with pytest.raises(BotUnavailable, match="within"):
             await client.send("s1", "hi")
+
+
+async def test_a_rasa_without_the_contact_center_channel_is_asked_by_rest_and_parse(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    """A stock Rasa (REST channel only): the turn falls back to the REST webhook and
+    /model/parse at once, and the channel is not asked again."""
+    asked: list[str] = []
+
+    async def rasa(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        if request.path == "/model/parse":
+            return web.json_response({"intent": {"name": "greet", "confidence": 0.9},
+                                      "intent_ranking": [{"name": "greet", "confidence": 0.9}]})
+        return web.json_response([{"recipient_id": "s1", "text": "Hello!"}])
+
+    app = web.Application()
+    app.router.add_post("/model/parse", rasa)
+    app.router.add_post("/webhooks/rest/webhook", rasa)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        client = RasaClient(str(server.make_url("")).rstrip("/"), session=session)
+        for _ in range(2):
+            messages, parsed = await client.turn("s1", "hi")
+            assert messages == [{"recipient_id": "s1", "text": "Hello!"}]
+            assert parsed is not None and parsed.intent == "greet"
+    assert sorted(asked) == ["/model/parse"] * 2 + ["/webhooks/rest/webhook"] * 2
+
+
+async def test_a_channel_answer_without_messages_is_a_bot_error(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"parse": None})
+
+    app = web.Application()
+    app.router.add_post("/webhooks/contact_center/webhook", broken)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        client = RasaClient(str(server.make_url("")).rstrip("/"), session=session)
+        with pytest.raises(BotError, match="without messages"):
+            await client.turn("s1", "hi")

@@ -59,6 +59,19 @@ async def test_gibberish_is_not_a_banking_intent(rasa_client: RasaClient) -> Non
     assert result.intent in ("out_of_scope", "nlu_fallback")
 
 
+async def test_one_turn_answers_and_says_what_it_understood(rasa_client: RasaClient) -> None:
+    """The contact center's channel: the bot's reply and the line's parse from one NLU pass,
+    the same parse that /model/parse gives."""
+    line = "你哋星期六開到幾點呀？"
+    messages, parsed = await rasa_client.turn(sender(), line, metadata={"language": "yue"})
+    texts, handoff = split_bot_messages(messages)
+    assert handoff is None and BANK["opening_hours"]["saturday"] in "".join(texts)
+    alone = await rasa_client.parse(line)
+    assert parsed is not None and parsed.language == "yue"
+    assert (parsed.intent, round(parsed.confidence, 3)) == (alone.intent, round(alone.confidence, 3))
+    assert parsed.ranking[0][0] == alone.ranking[0][0]
+
+
 async def test_cantonese_opening_hours_answered_from_data_in_traditional(rasa_client: RasaClient) -> None:
     texts, handoff = split_bot_messages(await rasa_client.send(sender(), "你哋星期六開到幾點呀？"))
     assert handoff is None
