@@ -323,6 +323,31 @@ class CallMedia:
         logger.info("media %s: recording into %s", self.contact_id, directory)
         return recorder.files
 
+    async def end_kind(self, kind: Kind) -> None:
+        """The contact dropped ``kind`` (a downgrade): the recording files of that kind end.
+
+        Each party's encoded taps of ``kind`` stop (the recorder writes what they hold, closes
+        the file and reports ``media_close``); the recorder gets fresh taps, so that the same
+        kind added again later goes to new files. The peer connections stay: the clients set
+        their transceivers inactive by renegotiating.
+        """
+        ended_all: list[EncodedTap] = []
+        async with self._lock:
+            if self._closed:
+                return
+            for party in PARTIES:
+                media = self._parties[party]
+                ended = [tap for tap in media.encoded_taps if tap.kind == kind]
+                for tap in ended:
+                    tap.stop()
+                    media.encoded_taps.remove(tap)
+                ended_all.extend(ended)
+                if self._recorder is not None and ended:
+                    self._recorder.record(party, kind, self.subscribe_encoded(party, kind))
+        if self._recorder is not None:
+            await self._recorder.drained(ended_all)
+        logger.info("media %s: %s ended", self.contact_id, kind)
+
     @property
     def recorder(self) -> CallRecorder | None:
         """The recorder started by ``start_recording`` (files and per-file counters)."""

@@ -26,6 +26,7 @@ from contact_center.protocol import (
     ChatResult,
     ChatSend,
     ChatTyping,
+    MediaStateReport,
     OfferAccept,
     OfferReject,
     RecordingPause,
@@ -37,6 +38,7 @@ from contact_center.protocol import (
     RtcAnswer,
     RtcCandidate,
     RtcOffer,
+    SessionDowngrade,
     SessionEnd,
     SessionResume,
     SessionStart,
@@ -49,6 +51,7 @@ from contact_center.protocol import (
     WrapupResult,
 )
 from contact_center.ws.connection import Connection
+from routing.models import Channel
 
 Handler = Callable[[ContactService, Connection, Any], Awaitable[Result]]
 
@@ -148,6 +151,18 @@ async def _upgrade(svc: ContactService, conn: Connection, msg: SessionUpgrade) -
     return UpgradeResult(agreed=await svc.upgrade(_who(conn), msg.contact_id, msg.channel))
 
 
+async def _downgrade(
+    svc: ContactService, conn: Connection, msg: SessionDowngrade
+) -> StateResult:
+    await svc.downgrade(_who(conn), msg.contact_id, Channel(msg.to))
+    return StateResult(state=ContactState.CONNECTED)
+
+
+async def _media_state(svc: ContactService, conn: Connection, msg: MediaStateReport) -> Result:
+    await svc.media_state(_who(conn), msg)
+    return Result()
+
+
 async def _end(svc: ContactService, conn: Connection, msg: SessionEnd) -> StateResult:
     contact = await svc.end(_who(conn), msg.contact_id)
     return StateResult(state=contact.state)
@@ -226,6 +241,8 @@ HANDLERS: dict[type[Any], Handler] = {
     RtcOffer: _rtc_offer,
     RtcCandidate: _rtc_candidate,
     SessionUpgrade: _upgrade,
+    SessionDowngrade: _downgrade,
+    MediaStateReport: _media_state,
     SessionEnd: _end,
     AgentStatusRequest: _agent_status,
     OfferAccept: _accept,
