@@ -146,6 +146,7 @@ class Upgrades(ContactCore):
             if party == "advisor"
             else advisor_ref(agent_id_of(contact.advisor_id or 0))
         )
-        await self.bus.publish(other, DowngradeNotice(contact_id=contact_id, to=to, by=party))
         await self.notify_parties(contact, self.state_message(contact, reason="downgraded"))
+        # After the state: a page shows the new channels first, then says who changed them.
+        await self.bus.publish(other, DowngradeNotice(contact_id=contact_id, to=to, by=party))
         return channels
