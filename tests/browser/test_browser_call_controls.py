@@ -13,7 +13,7 @@ from playwright.async_api import Locator, Page
 from contact_center import appkeys
 from recordings.timeline import read_timeline
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PageErrors
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import axe_violations, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -112,6 +112,8 @@ async def test_text_to_voice_to_video_and_back_down_from_both_sides(
     await advisor_bar.locator(".cc-peer", has_text="The customer has turned the camera off.").wait_for()
     await screenshot(customer, "calls-customer-video")
     await screenshot(console, "calls-advisor-video")
+    assert await axe_violations(customer) == []
+    assert await axe_violations(console) == []
     await customer_bar.get_by_role("button", name="Unmute").click()
     await customer_bar.get_by_role("button", name="Camera on").click()
     await advisor_bar.locator(".cc-peer:empty").wait_for(state="attached")

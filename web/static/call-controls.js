@@ -262,6 +262,11 @@ export class CallControls {
       this.remoteMeter.detach();
       return;
     }
+    const devices = JSON.stringify(link.devices);
+    if (devices !== this.devices) {
+      this.devices = devices; // the devices opened (or were refused): show the fitting buttons
+      this._render();
+    }
     this.localMeter.attach(link.stream);
     this.remoteMeter.attach(link.remote);
     this.localMeter.sample();
