@@ -93,6 +93,9 @@ class Upgrades(ContactCore):
                 data={"channels": channels},
             )
         contact.channels = channels
+        call = self.media.get(contact_id)
+        if call is not None and channel == Channel.VIDEO:
+            call.restore_kind("video")  # recorded again if an earlier downgrade ended it
         await self.notify_parties(contact, self.state_message(contact, reason="upgraded"))
         return True
 

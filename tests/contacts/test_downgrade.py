@@ -81,13 +81,23 @@ async def test_video_to_voice_to_text_closes_the_files_and_tells_the_other_side(
         before = advisor_peer.stats.frames["audio"]
         await _until(lambda: advisor_peer.stats.frames["audio"] > before + 10)
 
+        # video again (both agree): it is recorded again, into new files
+        await customer.request("session.upgrade", contact_id=contact_id, channel="video")
+        assert (await advisor.request("session.upgrade", contact_id=contact_id, channel="video"))["agreed"]
+        again_files = {"advisor-video-2.webm", "customer-video-2.webm"}
+        await _until(lambda: again_files <= {e["file"] for e in _events(folder, "media_open")})
+
         await customer.request("session.downgrade", contact_id=contact_id, to="text")
         state = await advisor.wait_for("session.state", contact_id=contact_id, channels=["text"])
         assert state["reason"] == "downgraded"
         assert server.app[appkeys.MEDIA].get(contact_id) is None  # the call is closed
-        await _until(lambda: len(_events(folder, "media_close")) >= 4)
-        closed = {e["file"] for e in _events(folder, "media_close")}
-        assert {"advisor-audio-1.webm", "customer-audio-1.webm"} <= closed
+        audio = {"advisor-audio-1.webm", "customer-audio-1.webm"}
+        await _until(lambda: audio <= {e["file"] for e in _events(folder, "media_close")})
+        # the synthetic peers never stopped sending video: only what came while the contact
+        # had video was recorded (two legs of it), and every file was closed
+        files = sorted(p.name for p in folder.iterdir() if p.suffix == ".webm")
+        assert files == sorted([*audio, *again_files, "advisor-video-1.webm", "customer-video-1.webm"])
+        assert set(files) == {e["file"] for e in _events(folder, "media_close")}
         downgrades = [(e["by"], e["channel"]) for e in _events(folder, "downgrade")]
         assert downgrades == [("advisor", "voice"), ("customer", "text")]
         # the chat goes on
