@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from contact_center.db.models import Role
 from routing.models import Channel
@@ -250,6 +250,28 @@ class MediaStateReport(_Request):
     """Video frames decoded from the other party so far."""
 
 
+class SessionLeaveMessage(_Request):
+    """A waiting customer leaves a message instead of waiting (e.g. nobody who could serve them
+    is signed in), and may ask to be called back. The message is kept on the contact (a chat
+    line and a ``message_left`` event, in the recording), supervisors get an alarm, and the
+    contact ends (``abandoned``, reason ``message_left``)."""
+
+    type: Literal["session.leave_message"]
+    roles = CUSTOMER
+    result_model = StateResult
+    contact_id: ContactId
+    text: str = Field(min_length=1, max_length=2000)
+    callback: bool = False
+    """Call me back (on ``phone``)."""
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()-]{5,23}$")
+
+    @model_validator(mode="after")
+    def _phone_for_callback(self) -> SessionLeaveMessage:
+        if self.callback and not self.phone:
+            raise ValueError("a callback needs a phone number")
+        return self
+
+
 class SessionEnd(_Request):
     type: Literal["session.end"]
     result_model = StateResult
@@ -328,6 +350,7 @@ ClientMessage = Annotated[
     | SessionUpgrade
     | SessionDowngrade
     | MediaStateReport
+    | SessionLeaveMessage
     | SessionEnd
     | AgentStatusRequest
     | OfferAccept
@@ -383,6 +406,9 @@ class QueuePositionPush(_Message):
     contact_id: str
     position: int
     ewt_s: float
+    staffed: bool = True
+    """False: nobody who could serve this contact is signed in, so ``ewt_s`` means nothing;
+    the customer may leave a message instead (``session.leave_message``)."""
 
 
 class ChatMessage(_Message):

@@ -40,6 +40,7 @@ from contact_center.protocol import (
     RtcOffer,
     SessionDowngrade,
     SessionEnd,
+    SessionLeaveMessage,
     SessionResume,
     SessionStart,
     SessionTransfer,
@@ -163,6 +164,16 @@ async def _media_state(svc: ContactService, conn: Connection, msg: MediaStateRep
     return Result()
 
 
+async def _leave_message(
+    svc: ContactService, conn: Connection, msg: SessionLeaveMessage
+) -> StateResult:
+    contact = await svc.leave_message(
+        _who(conn), msg.contact_id, text=msg.text, callback=msg.callback, phone=msg.phone,
+        request_id=msg.id,
+    )
+    return StateResult(state=contact.state)
+
+
 async def _end(svc: ContactService, conn: Connection, msg: SessionEnd) -> StateResult:
     contact = await svc.end(_who(conn), msg.contact_id)
     return StateResult(state=contact.state)
@@ -243,6 +254,7 @@ HANDLERS: dict[type[Any], Handler] = {
     SessionUpgrade: _upgrade,
     SessionDowngrade: _downgrade,
     MediaStateReport: _media_state,
+    SessionLeaveMessage: _leave_message,
     SessionEnd: _end,
     AgentStatusRequest: _agent_status,
     OfferAccept: _accept,

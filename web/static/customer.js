@@ -3,6 +3,7 @@
 import { CallControls } from "./call-controls.js";
 import { ChatPane, wireComposer } from "./chat.js";
 import { cookielessHello, embedOptions, embedded, tellParent } from "./embedded.js";
+import { LeaveMessage } from "./leave-message.js";
 import { has, initLanguage, lang, setLanguage, t } from "./i18n.js";
 import { CallView, iceServersFrom, wantsMedia } from "./media.js";
 import { errorText, noticeOn, showNotice } from "./notices.js";
@@ -89,8 +90,13 @@ function renderState() {
 }
 
 function renderQueue() {
+  leaveMessage.update(view.state, view.queue);
   if (view.state !== "queued" || !view.queue) {
     el.queue.textContent = "";
+    return;
+  }
+  if (view.queue.staffed === false) {
+    el.queue.textContent = t("calls.nobody_now"); // no estimate: nobody could serve it now
     return;
   }
   const { position, ewt_s: ewt } = view.queue;
@@ -164,6 +170,12 @@ function onTyping(message) {
 
 const signalling = new Signalling({ resume: true, hello: embedded ? cookielessHello : null });
 window.ccSignalling = signalling; // for the browser tests and for debugging from the console
+const leaveMessage = new LeaveMessage({
+  after: el.queue.parentElement,
+  signalling,
+  contactId: () => view.contactId,
+  notice,
+});
 const controls = new CallControls({
   box: el.media,
   call,

@@ -270,4 +270,12 @@ export default {
   "calls.tile_off": "閂咗鏡頭",
   "calls.tile_missing": "冇鏡頭",
   "calls.tile_denied": "鏡頭被封鎖",
+  "calls.nobody_now": "而家冇可以處理呢件事嘅同事喺度。",
+  "calls.nobody_why": "我哋估唔到要等幾耐。你可以留言，客戶服務主任會覆你，或者叫我哋打返畀你。",
+  "calls.message_label": "你嘅留言",
+  "calls.callback_label": "請打返畀我",
+  "calls.phone_label": "電話號碼",
+  "calls.message_send": "留言",
+  "customer.r_message_left": "多謝：我哋收到你嘅留言，客戶服務主任會盡快覆你。",
+  "supervisor.alarm_message_left": "客戶留言（冇人喺度）",
 };

@@ -588,4 +588,12 @@ export default {
   "calls.tile_off": "摄像头已关闭",
   "calls.tile_missing": "没有摄像头",
   "calls.tile_denied": "摄像头被屏蔽",
+  "calls.nobody_now": "目前没有能处理此事的同事在线。",
+  "calls.nobody_why": "我们无法估计要等多久。请留言，客服顾问会回复你，或者请我们回电。",
+  "calls.message_label": "你的留言",
+  "calls.callback_label": "请给我回电",
+  "calls.phone_label": "电话号码",
+  "calls.message_send": "留言",
+  "customer.r_message_left": "谢谢：我们已收到你的留言，客服顾问会尽快回复你。",
+  "supervisor.alarm_message_left": "客户留言（无人在线）",
 };
