@@ -22,7 +22,7 @@ async def test_nobody_signed_in_the_customer_leaves_a_message_and_a_number(serve
     await page.check("#skip-bot")
     await page.click("#start-form button[type=submit]")
     await page.wait_for_selector("#state[data-state=queued]")
-    await page.locator("#queue", has_text="Nobody who can help with this is signed in right now.").wait_for()
+    await page.locator("#queue", has_text="You are next in line — nobody who can help with this is signed in right now").wait_for()
     assert "min" not in await page.text_content("#queue")  # no estimate
     form = page.locator("form.leave-message")
     await form.wait_for()

@@ -95,12 +95,12 @@ function renderQueue() {
     el.queue.textContent = "";
     return;
   }
-  if (view.queue.staffed === false) {
-    el.queue.textContent = t("calls.nobody_now"); // no estimate: nobody could serve it now
-    return;
-  }
   const { position, ewt_s: ewt } = view.queue;
   const where = position <= 1 ? t("customer.first") : t("customer.nth", { n: position });
+  if (view.queue.staffed === false) {
+    el.queue.textContent = `${where} — ${t("calls.nobody_now")}`; // no estimate: nobody to serve it
+    return;
+  }
   const minutes = Math.round(ewt / 60);
   const wait = ewt < 60 ? t("customer.wait_soon") : t("customer.wait_min", { m: Math.max(1, minutes) });
   el.queue.textContent = `${where} — ${wait}`;

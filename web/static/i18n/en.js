@@ -594,7 +594,7 @@ export default {
   "calls.tile_off": "Camera off",
   "calls.tile_missing": "No camera",
   "calls.tile_denied": "Camera blocked",
-  "calls.nobody_now": "Nobody who can help with this is signed in right now.",
+  "calls.nobody_now": "nobody who can help with this is signed in right now",
   "calls.nobody_why": "We cannot say how long it would take. Leave us a message and an advisor will get back to you, or ask us to call you back.",
   "calls.message_label": "Your message",
   "calls.callback_label": "Please call me back",

@@ -270,7 +270,7 @@ export default {
   "calls.tile_off": "閂咗鏡頭",
   "calls.tile_missing": "冇鏡頭",
   "calls.tile_denied": "鏡頭被封鎖",
-  "calls.nobody_now": "而家冇可以處理呢件事嘅同事喺度。",
+  "calls.nobody_now": "而家冇可以處理呢件事嘅同事喺度",
   "calls.nobody_why": "我哋估唔到要等幾耐。你可以留言，客戶服務主任會覆你，或者叫我哋打返畀你。",
   "calls.message_label": "你嘅留言",
   "calls.callback_label": "請打返畀我",

@@ -588,7 +588,7 @@ export default {
   "calls.tile_off": "摄像头已关闭",
   "calls.tile_missing": "没有摄像头",
   "calls.tile_denied": "摄像头被屏蔽",
-  "calls.nobody_now": "目前没有能处理此事的同事在线。",
+  "calls.nobody_now": "目前没有能处理此事的同事在线",
   "calls.nobody_why": "我们无法估计要等多久。请留言，客服顾问会回复你，或者请我们回电。",
   "calls.message_label": "你的留言",
   "calls.callback_label": "请给我回电",

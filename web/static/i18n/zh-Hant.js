@@ -588,7 +588,7 @@ export default {
   "calls.tile_off": "鏡頭已關閉",
   "calls.tile_missing": "沒有鏡頭",
   "calls.tile_denied": "鏡頭被封鎖",
-  "calls.nobody_now": "目前沒有可處理這項查詢的同事在線。",
+  "calls.nobody_now": "目前沒有可處理這項查詢的同事在線",
   "calls.nobody_why": "我們無法估計要等多久。請留言，客戶服務主任會回覆你，或者要求我們回電。",
   "calls.message_label": "你的留言",
   "calls.callback_label": "請回電給我",
