@@ -188,3 +188,36 @@ async def test_a_customer_whose_camera_is_refused_and_the_advisor_is_told(
         finally:
             await browser.close()
     assert errors == [] and new_page.errors == []
+
+
+async def test_connection_quality_from_get_stats_readings(server, new_page):
+    """media-state.js's reading of getStats (loss and round trip between two readings) and its
+    verdict, on reports shaped as Chromium gives them; then the words the other side reads."""
+    page = await new_page()
+    await page.goto(str(server.make_url("/")))
+    result = await page.evaluate(
+        """async () => {
+          const m = await import('/static/media-state.js');
+          const report = (lost, received, frames, rtt) => ({ getStats: async () => new Map([
+            ['a', { type: 'inbound-rtp', kind: 'audio', packetsLost: lost, packetsReceived: received }],
+            ['v', { type: 'inbound-rtp', kind: 'video', packetsLost: 0, packetsReceived: received, framesDecoded: frames }],
+            ['p', { type: 'candidate-pair', nominated: true, currentRoundTripTime: rtt }],
+          ]) });
+          const stats = new m.ConnectionStats();
+          const first = await stats.read(report(0, 100, 10, 0.02));
+          const lossy = await stats.read(report(30, 200, 40, 0.02));   // 30 of 230 lost (audio and video)
+          const slow = await stats.read(report(30, 300, 70, 0.65));    // 650 ms round trip
+          const stalled = await stats.read(report(30, 300, 70, 0.02)); // nothing arrived
+          const verdict = (r) => m.quality(r, { expectVideo: false });
+          return {
+            first: verdict(first), lossy: verdict(lossy), loss: Math.round(lossy.lossPct),
+            slow: verdict(slow), stalled: verdict(stalled), frames: stalled.framesDecoded,
+            none: m.quality(null, { expectVideo: false }),
+            words: m.describeRemote({ microphone: 'on', camera: 'none', connection: 'poor', loss_pct: 23, rtt_ms: 40 }, 'calls.who_customer'),
+          };
+        }"""
+    )
+    assert result == {
+        "first": "good", "lossy": "poor", "loss": 13, "slow": "poor", "stalled": "poor", "frames": 70,
+        "none": "unknown", "words": "The customer has a poor connection (23% lost, 40 ms delay).",
+    }
