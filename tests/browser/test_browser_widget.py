@@ -226,3 +226,19 @@ async def test_phone_widget_video_call_keeps_the_chat_and_end_on_screen(
     assert await frame.locator("input[name=channel][value=video]").is_checked()
     await _video_call_on_a_phone(page, frame, server, clients, advisor_factory, screenshot, "widget-phone-video")
     assert new_page.errors == []
+
+
+async def test_an_app_webview_opens_the_panel_with_the_token_in_the_fragment(server, new_page, screenshot):
+    """No parent page (an app's WebView): the fragment carries the token and the choices, and
+    leaves the address at once."""
+    token = issue(SECRET, customer_id="HB-3100", name="陳大文", vip=False, lang="yue")
+    page = await new_page(viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=False)
+    await page.goto(str(server.make_url("/widget")) + f"#bank_token={token}&language=yue&topic=fx&channel=voice")
+    await page.locator("#embedded-who", has_text="陳大文").wait_for()
+    assert "bank_token" not in page.url
+    assert await page.input_value("#language") == "yue"
+    assert await page.input_value("select[name=topic]") == "fx"
+    assert await page.locator("input[name=channel][value=voice]").is_checked()
+    assert await page.text_content(".embedded-bar span[data-i18n]") == "搵我哋傾"
+    await screenshot(page, "widget-webview-yue")
+    assert new_page.errors == []
