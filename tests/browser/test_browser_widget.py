@@ -26,6 +26,8 @@ SECRET = "bank-shared-secret-" + "g" * 32
 BANK_HOST = "127.0.0.2"
 BANK_PORT = free_port()
 BANK_ORIGIN = f"http://{BANK_HOST}:{BANK_PORT}"
+#: Another site, not in CC_WIDGET_ORIGINS, serving the same page.
+FOREIGN_ORIGIN = f"http://127.0.0.3:{BANK_PORT}"
 
 BANK_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -86,8 +88,8 @@ async def bank_site(server) -> AsyncIterator[dict[str, str]]:  # type: ignore[no
     app.router.add_get("/", home)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, BANK_HOST, BANK_PORT)
-    await site.start()
+    for host in (BANK_HOST, "127.0.0.3"):
+        await web.TCPSite(runner, host, BANK_PORT).start()
     try:
         yield issued
     finally:
@@ -242,3 +244,23 @@ async def test_an_app_webview_opens_the_panel_with_the_token_in_the_fragment(ser
     assert await page.text_content(".embedded-bar span[data-i18n]") == "搵我哋傾"
     await screenshot(page, "widget-webview-yue")
     assert new_page.errors == []
+
+
+async def test_only_the_configured_sites_can_frame_the_panel(server, bank_site, new_page):
+    """With the pages' policies enforced: the bank's site frames the panel, another does not."""
+    for origin, framed in ((BANK_ORIGIN, True), (FOREIGN_ORIGIN, False)):
+        page = await new_page(bypass_csp=False)
+        refused: list[str] = []
+        page.on("console", lambda msg, refused=refused: refused.append(msg.text) if "frame-ancestors" in msg.text else None)
+        await page.goto(f"{origin}/")
+        await page.get_by_role("button", name="Talk to us").click()
+        if framed:
+            await page.frame_locator("iframe.cc-widget-frame").locator("#embedded-who", has_text="Mei Chan").wait_for()
+            assert await page.evaluate("ContactCenter.ready") is True and refused == []
+        else:
+            async with asyncio.timeout(10):
+                while not refused:
+                    await asyncio.sleep(0.1)
+            assert await page.evaluate("ContactCenter.ready") is False
+    # Chromium reports the refused frame as a console error: that one is expected
+    assert all("frame-ancestors" in e for e in new_page.errors), new_page.errors
