@@ -132,6 +132,14 @@ async def test_the_widget_on_a_bank_page_chats_as_the_signed_vip(
     await panel.locator(".chat-input").fill("I can help with that, Ms Chan.")
     await panel.locator(".chat-form button[type=submit]").click()
     await frame.locator(".chat li", has_text="I can help with that").wait_for()
+    # the socket drops: the panel comes back with its rejoin token (no cookie) and goes on
+    panel_frame = next(f for f in bank.frames if "/widget" in f.url)
+    await panel_frame.evaluate("window.ccSignalling._ws.close(4000, 'test drop')")
+    await panel_frame.wait_for_function("document.body.dataset.connection === 'closed'")
+    await panel_frame.wait_for_function("document.body.dataset.connection === 'open'", timeout=15_000)
+    await frame.locator("#chat-input").fill("Still there after the drop")
+    await frame.locator("#chat-form button[type=submit]").click()
+    await panel.locator(".chat li", has_text="Still there after the drop").wait_for()
     # the bank's page heard the iframe's news, from our origin only
     events = await bank.evaluate("window.widgetEvents.map(e => e.type + ':' + (e.state || ''))")
     assert "ready:" in events and "state:connected" in events
@@ -140,7 +148,6 @@ async def test_the_widget_on_a_bank_page_chats_as_the_signed_vip(
     assert cookies == [] or all(c["sameSite"] != "None" for c in cookies)
     await screenshot(bank, "widget-bank-page-chat")
     await screenshot(console, "widget-advisor-vip")
-    panel_frame = next(f for f in bank.frames if "/widget" in f.url)
     assert await axe_violations(panel_frame) == []
     assert await axe_violations(console) == []
 
