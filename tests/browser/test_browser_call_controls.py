@@ -5,6 +5,7 @@ recorded; mute and camera off told to the other side; a customer whose camera is
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -95,11 +96,13 @@ async def test_text_to_voice_to_video_and_back_down_from_both_sides(
     # voice -> video: the advisor asks, the customer agrees; both renegotiate
     await advisor_bar.get_by_role("button", name="Video call").click()
     await customer_bar.locator(".cc-ask", has_text="The advisor asks to turn on video").wait_for()
+    agreed = time.monotonic()
     await customer_bar.get_by_role("button", name="Agree").click()
     await customer.wait_for_selector("#media:not(.voice)")
     await panel.locator(".media:not(.voice)").wait_for()
     await _decoding(customer.locator("#media"))  # the advisor's camera, decoded by the customer
     await _decoding(panel.locator(".media"))  # and the customer's, by the advisor
+    print(f"voice -> video: both sides decoding video {time.monotonic() - agreed:.1f}s after Agree")
     call = server.app[appkeys.MEDIA].get(contact_id)
     assert call is not None
     await _until(lambda: {e["file"] for e in _timeline(folder, "media_open")} >= {"customer-video-1.webm", "advisor-video-1.webm"})
