@@ -74,4 +74,6 @@ PRESENCE: web.AppKey[PresenceLocks] = web.AppKey("presence_locks")
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")
 """Set by ``require_role`` once the role is allowed."""
 REQUEST_IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("checked_identity")
+#: Set by a page that the bank's sites may frame (the widget): its CSP lists them.
+FRAMEABLE: web.RequestKey[bool] = web.RequestKey("frameable")
 """The cookie's identity once checked against Redis (None: nobody), so it is checked once."""

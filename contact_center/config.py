@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     bank_token_secret: SecretStr | None = None
     #: a bank identity token may not be valid for longer than this (its exp minus now)
     bank_token_max_age_s: int = Field(default=300, ge=10, le=3600)
+    #: the bank's sites whose pages may frame the widget (``/widget``, CSP ``frame-ancestors``);
+    #: every other page keeps ``frame-ancestors 'none'``
+    widget_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("voice_models", mode="before")
     @classmethod
@@ -245,7 +248,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{network!r} is not an IP address or CIDR network") from None
         return value
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "widget_origins", mode="before")
     @classmethod
     def _allowed_origins(cls, value: Any) -> Any:
         origins = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from contact_center.db.models import Role
 from routing.models import Channel
@@ -79,6 +79,12 @@ class StateResult(Result):
     state: str
 
 
+class HelloResult(Result):
+    rejoin_token: str | None = None
+    """Given to a hello that came with a token or as a guest (no cookie): send it as the next
+    hello's ``token`` after a dropped connection (single use; each hello gives a new one)."""
+
+
 class ContactFacts(BaseModel):
     """What the advisor is told about a contact: who, in what language, about what, how urgent."""
 
@@ -134,7 +140,14 @@ class Hello(_Request):
 
     type: Literal["hello"]
     roles = frozenset(Role)
+    result_model = HelloResult
     token: str | None = Field(default=None, max_length=512)
+    """A single-use token (``/api/ws-token``, or the ``rejoin_token`` of an earlier hello)."""
+    bank_token: str | None = Field(default=None, max_length=4096)
+    """The bank's signed identity (HS256 JWT, README *Signed customer identity*): signs the
+    customer in without a cookie (the widget in a bank's page, where cookies may be blocked)."""
+    guest: bool = False
+    """No cookie and no token: a new guest customer (the widget in a page of another site)."""
     media_only: bool = False
     """A second connection that only carries ``rtc.*`` to the instance holding the media:
     it does not count as the person being present (no presence, no grace period)."""
@@ -196,6 +209,67 @@ class SessionUpgrade(_Request):
     result_model = UpgradeResult
     contact_id: ContactId
     channel: Channel
+
+
+class SessionDowngrade(_Request):
+    """Drop the richer media of a connected contact: video -> voice, or voice/video -> text.
+
+    Either party may do it alone (nobody has to agree to show less); the other is told
+    (``session.downgrade`` push, then ``session.state`` with the new channels). The dropped
+    tracks' recording files are closed."""
+
+    type: Literal["session.downgrade"]
+    result_model = StateResult
+    contact_id: ContactId
+    to: Literal["voice", "text"]
+    """The medium to go on with: ``voice`` (from video) or ``text`` (from voice or video)."""
+
+
+MicrophoneState = Literal["on", "muted", "missing", "denied"]
+CameraState = Literal["on", "off", "missing", "denied", "none"]
+ConnectionQuality = Literal["good", "poor", "unknown"]
+
+
+class MediaStateReport(_Request):
+    """What a party's own media is like: the other party is told (``media.state`` push).
+
+    Sent when a value changes (not on every statistics tick): a microphone or camera that is
+    missing or refused, muted or turned off, and the connection quality from ``getStats``."""
+
+    type: Literal["media.state"]
+    contact_id: ContactId
+    microphone: MicrophoneState
+    camera: CameraState
+    """``none``: the call has no video."""
+    connection: ConnectionQuality = "unknown"
+    loss_pct: float | None = Field(default=None, ge=0, le=100)
+    """Inbound packets lost, in per cent, over the last seconds."""
+    rtt_ms: float | None = Field(default=None, ge=0, le=60_000)
+    """Round-trip time to the server."""
+    frames_decoded: int | None = Field(default=None, ge=0)
+    """Video frames decoded from the other party so far."""
+
+
+class SessionLeaveMessage(_Request):
+    """A waiting customer leaves a message instead of waiting (e.g. nobody who could serve them
+    is signed in), and may ask to be called back. The message is kept on the contact (a chat
+    line and a ``message_left`` event, in the recording), supervisors get an alarm, and the
+    contact ends (``abandoned``, reason ``message_left``)."""
+
+    type: Literal["session.leave_message"]
+    roles = CUSTOMER
+    result_model = StateResult
+    contact_id: ContactId
+    text: str = Field(min_length=1, max_length=2000)
+    callback: bool = False
+    """Call me back (on ``phone``)."""
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()-]{5,23}$")
+
+    @model_validator(mode="after")
+    def _phone_for_callback(self) -> SessionLeaveMessage:
+        if self.callback and not self.phone:
+            raise ValueError("a callback needs a phone number")
+        return self
 
 
 class SessionEnd(_Request):
@@ -274,6 +348,9 @@ ClientMessage = Annotated[
     | RtcOffer
     | RtcCandidate
     | SessionUpgrade
+    | SessionDowngrade
+    | MediaStateReport
+    | SessionLeaveMessage
     | SessionEnd
     | AgentStatusRequest
     | OfferAccept
@@ -329,6 +406,9 @@ class QueuePositionPush(_Message):
     contact_id: str
     position: int
     ewt_s: float
+    staffed: bool = True
+    """False: nobody who could serve this contact is signed in, so ``ewt_s`` means nothing;
+    the customer may leave a message instead (``session.leave_message``)."""
 
 
 class ChatMessage(_Message):
@@ -398,6 +478,29 @@ class UpgradeRequest(_Message):
     by: Literal["customer", "advisor"]
 
 
+class DowngradeNotice(_Message):
+    """The other party dropped the richer media (``session.downgrade``)."""
+
+    type: Literal["session.downgrade"] = "session.downgrade"
+    contact_id: str
+    to: Channel
+    by: Literal["customer", "advisor"]
+
+
+class MediaStatePush(_Message):
+    """The other party's media as they report it (``media.state``)."""
+
+    type: Literal["media.state"] = "media.state"
+    contact_id: str
+    party: Literal["customer", "advisor"]
+    microphone: MicrophoneState
+    camera: CameraState
+    connection: ConnectionQuality
+    loss_pct: float | None = None
+    rtt_ms: float | None = None
+    at: datetime
+
+
 class AgentStateNotice(_Message):
     """The advisor's routing state as the router sees it (busy, wrap_up, away...)."""
 
@@ -442,6 +545,8 @@ ServerMessage = Annotated[
     | OfferPush
     | RtcAnswer
     | UpgradeRequest
+    | DowngradeNotice
+    | MediaStatePush
     | AgentStateNotice
     | PeerEvent
     | RecordingStatePush,

@@ -92,6 +92,7 @@ class CallRecorder:
         self._resumed: set[TrackWriter] = set()  # writers that must wait for a keyframe
         self._taps: list[FrameSource] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._task_of: dict[int, asyncio.Task[None]] = {}  # by id() of its tap (kept in _taps)
 
     @property
     def paused(self) -> bool:
@@ -133,7 +134,15 @@ class CallRecorder:
             self._run(party, kind, tap), name=f"record {self.contact_id}/{party}/{kind}"
         )
         self._tasks.add(task)
+        self._task_of[id(tap)] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._task_of.pop(id(tap), None))
+
+    async def drained(self, taps: list[Any]) -> None:
+        """Wait until the files of ``taps`` (stopped by the caller) are closed and reported."""
+        tasks = [task for tap in taps if (task := self._task_of.get(id(tap))) is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def wait(self) -> None:
         """Wait until every task has closed its files (the taps must be stopped first)."""

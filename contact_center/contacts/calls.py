@@ -6,10 +6,16 @@ import logging
 from typing import Literal
 
 from contact_center.contacts.adoption import Adoption
+from contact_center.contacts.core import (
+    advisor_ref,
+    agent_id_of,
+    now_utc,
+)
 from contact_center.contacts.states import ContactState
 from contact_center.db.models import Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
+from contact_center.protocol import MediaStatePush, MediaStateReport
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +66,43 @@ class Calls(Adoption):
         )
         await call.add_candidate(party, candidate, sdp_mid, sdp_mline_index)
 
+
+    async def media_state(self, identity: Identity, report: MediaStateReport) -> None:
+        """Tell the other party what ``identity``'s media is like; keep it in the recording."""
+        contact = await self.contact_for(identity, report.contact_id)
+        if contact.state != ContactState.CONNECTED:
+            raise Conflict(
+                f"contact {contact.id} is {contact.state}; media state needs connected",
+                code=ErrorCode.INVALID_STATE,
+            )
+        party: Literal["customer", "advisor"] = (
+            "customer" if identity.role is Role.CUSTOMER else "advisor"
+        )
+        push = MediaStatePush(
+            contact_id=contact.id,
+            party=party,
+            microphone=report.microphone,
+            camera=report.camera,
+            connection=report.connection,
+            loss_pct=report.loss_pct,
+            rtt_ms=report.rtt_ms,
+            at=now_utc(),
+        )
+        # Clients report changes only, so each report is a fact worth keeping for replay.
+        await self.recordings.add(
+            contact.id,
+            "media_state",
+            party=party,
+            microphone=report.microphone,
+            camera=report.camera,
+            connection=report.connection,
+            loss_pct=report.loss_pct,
+            rtt_ms=report.rtt_ms,
+            frames_decoded=report.frames_decoded,
+        )
+        other = (
+            contact.customer_ref
+            if party == "advisor"
+            else advisor_ref(agent_id_of(contact.advisor_id or 0))
+        )
+        await self.bus.publish(other, push)

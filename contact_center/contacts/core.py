@@ -144,7 +144,7 @@ class Waiting:
     """A queued contact whose customer is connected here: we push its queue position."""
 
     customer_ref: str
-    last: tuple[int, int] | None = None
+    last: tuple[int, int, bool] | None = None  # position, wait, staffed
     pushed_at: float = 0.0
 
 

@@ -8,10 +8,13 @@ from contact_center.contacts.calls import Calls
 from contact_center.contacts.chat import Chat
 from contact_center.contacts.ending import Ending
 from contact_center.contacts.intake import Intake
+from contact_center.contacts.left_messages import LeftMessages
 from contact_center.contacts.pauses import Pauses
 from contact_center.contacts.presence import Presence
 from contact_center.contacts.upgrades import Upgrades
 
 
-class ContactService(Intake, Presence, Assignment, Chat, Upgrades, Calls, Pauses, Ending):
+class ContactService(
+    LeftMessages, Intake, Presence, Assignment, Chat, Upgrades, Calls, Pauses, Ending
+):
     """Built once per process by ``server.contexts.contacts_ctx``; see ``contacts.core``."""

@@ -82,7 +82,9 @@ class Timers:
                 continue
             if position.position == 0:
                 continue  # offered or assigned: not in the queue right now
-            key = (position.position, round(position.ewt_s))
+            # Nobody signed in who could serve it (not even one who missed it): no estimate.
+            staffed = position.eligible_agents + position.excluded_count > 0
+            key = (position.position, round(position.ewt_s), staffed)
             if key != waiting.last or now - waiting.pushed_at >= POSITION_PUSH_EVERY_S:
                 waiting.last, waiting.pushed_at = key, now
                 await self.svc.bus.publish(
@@ -91,5 +93,6 @@ class Timers:
                         contact_id=contact_id,
                         position=position.position,
                         ewt_s=round(position.ewt_s, 1),
+                        staffed=staffed,
                     ),
                 )

@@ -1,4 +1,5 @@
-"""Adding a richer medium (voice, video) to a connected contact: both parties must ask."""
+"""Changing a connected contact's medium: adding voice or video (both parties must ask) and
+dropping it again (either party alone)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from contact_center.db.models import Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
+    DowngradeNotice,
     UpgradeRequest,
 )
 from routing.errors import InvalidStateError
@@ -26,8 +28,18 @@ from routing.models import Channel
 log = logging.getLogger(__name__)
 
 
+def downgraded_channels(channels: list[str], to: Channel) -> list[str]:
+    """The channels once the media above ``to`` are dropped (``to`` itself kept or added).
+
+    ValueError when nothing richer than ``to`` is there to drop."""
+    if primary_channel(channels) == to or CHANNEL_RANK[primary_channel(channels)] < CHANNEL_RANK[to]:
+        raise ValueError(f"the contact has no medium richer than {to.value} ({', '.join(channels)})")
+    kept = {c for c in channels if CHANNEL_RANK[Channel(c)] < CHANNEL_RANK[to]} | {to.value}
+    return sorted(kept, key=lambda c: CHANNEL_RANK[Channel(c)])
+
+
 class Upgrades(ContactCore):
-    """Adding a richer medium (voice, video) to a connected contact."""
+    """Adding a richer medium (voice, video) to a connected contact, and dropping it."""
 
     async def upgrade(self, identity: Identity, contact_id: str, channel: Channel) -> bool:
         """Ask for (or agree to) a richer medium; both parties must ask. True once agreed."""
@@ -81,6 +93,63 @@ class Upgrades(ContactCore):
                 data={"channels": channels},
             )
         contact.channels = channels
+        call = self.media.get(contact_id)
+        if call is not None and channel == Channel.VIDEO:
+            call.restore_kind("video")  # recorded again if an earlier downgrade ended it
         await self.notify_parties(contact, self.state_message(contact, reason="upgraded"))
         return True
 
+
+    async def downgrade(self, identity: Identity, contact_id: str, to: Channel) -> list[str]:
+        """Drop the media richer than ``to``; the other party is told. Returns the channels."""
+        contact = await self.contact_for(identity, contact_id)
+        if contact.state != ContactState.CONNECTED:
+            raise Conflict(
+                f"contact {contact_id} is {contact.state}; downgrade needs connected",
+                code=ErrorCode.INVALID_STATE,
+            )
+        try:
+            channels = downgraded_channels(list(contact.channels), to)
+        except ValueError as exc:
+            raise Conflict(str(exc), code=ErrorCode.INVALID_STATE) from None
+        party = "customer" if identity.role is Role.CUSTOMER else "advisor"
+        try:
+            # A smaller medium always fits where the richer one did; the router moves the load.
+            await self.router.change_channel(contact_id, primary_channel(channels))
+        except InvalidStateError as exc:
+            raise Conflict(f"cannot go to {to.value}: {exc}", code=ErrorCode.INVALID_STATE) from None
+        async with self.tx() as session:
+            stored = await store.get_contact(session, contact_id=contact_id)
+            assert stored is not None
+            stored.channels = channels
+            session.add(stored)
+            await store.add_event(
+                session,
+                contact_id=contact_id,
+                actor=identity.ref,
+                kind="downgraded",
+                data={"channels": channels, "by": party},
+            )
+        await self.recordings.add(
+            contact_id, "downgrade", channel=to.value, by=party, actor=identity.ref
+        )
+        # Pending upgrade requests no longer hold: a new one must be asked for again.
+        await self.redis.delete(
+            *(redis_keys.upgrade(contact_id, c.value) for c in (Channel.VOICE, Channel.VIDEO))
+        )
+        call = self.media.get(contact_id)
+        if call is not None:
+            if to == Channel.TEXT:
+                await self.media.close_call(contact_id)  # its files end; media_close written
+            else:
+                await call.end_kind("video")
+        contact.channels = channels
+        other = (
+            contact.customer_ref
+            if party == "advisor"
+            else advisor_ref(agent_id_of(contact.advisor_id or 0))
+        )
+        await self.notify_parties(contact, self.state_message(contact, reason="downgraded"))
+        # After the state: a page shows the new channels first, then says who changed them.
+        await self.bus.publish(other, DowngradeNotice(contact_id=contact_id, to=to, by=party))
+        return channels

@@ -323,6 +323,36 @@ class CallMedia:
         logger.info("media %s: recording into %s", self.contact_id, directory)
         return recorder.files
 
+    async def end_kind(self, kind: Kind) -> None:
+        """The contact dropped ``kind`` (a downgrade): the recording files of that kind end.
+
+        Each party's encoded taps of ``kind`` stop: the recorder writes what they hold, closes
+        the file and reports ``media_close`` before this returns. Whatever a client still sends
+        of that kind is not recorded until ``restore_kind`` (an upgrade agreed again). The peer
+        connections stay: the clients set their transceivers inactive by renegotiating.
+        """
+        ended: list[EncodedTap] = []
+        async with self._lock:
+            if self._closed:
+                return
+            for party in PARTIES:
+                media = self._parties[party]
+                for tap in [t for t in media.encoded_taps if t.kind == kind]:
+                    tap.stop()
+                    media.encoded_taps.remove(tap)
+                    ended.append(tap)
+        if self._recorder is not None:
+            await self._recorder.drained(ended)
+        logger.info("media %s: %s ended", self.contact_id, kind)
+
+    def restore_kind(self, kind: Kind) -> None:
+        """``kind`` is part of the contact again (an upgrade after a downgrade): record it."""
+        if self._closed or self._recorder is None:
+            return
+        for party in PARTIES:
+            if not any(t.kind == kind for t in self._parties[party].encoded_taps):
+                self._recorder.record(party, kind, self.subscribe_encoded(party, kind))
+
     @property
     def recorder(self) -> CallRecorder | None:
         """The recorder started by ``start_recording`` (files and per-file counters)."""

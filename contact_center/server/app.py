@@ -48,6 +48,7 @@ from contact_center.views import (
     pages,
     password,
     supervisor,
+    widget,
 )
 from contact_center.views import auth as auth_views
 from contact_center.views import metrics as metrics_view
@@ -143,9 +144,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         request_id_var.reset(token)
 
 
-def content_security_policy(settings: Settings) -> str:
+#: The widget's loader script (README, *The widget*).
+WIDGET_LOADER = "/static/widget.js"
+
+
+def content_security_policy(settings: Settings, *, frame_ancestors: str = "'none'") -> str:
     """Only our own scripts, styles and frames; sockets to our host on any port (several
-    workers each negotiate media on a port of their own); media from the camera or blobs."""
+    workers each negotiate media on a port of their own); media from the camera or blobs.
+    Nobody may frame a page but those given (the widget: the bank's configured sites)."""
     url = urlsplit(settings.public_base_url)
     scheme = "wss" if url.scheme == "https" else "ws"
     host = f"[{url.hostname}]" if url.hostname and ":" in url.hostname else url.hostname
@@ -161,7 +167,7 @@ def content_security_policy(settings: Settings) -> str:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {frame_ancestors}",
         ]
     )
 
@@ -181,9 +187,22 @@ def security_headers(settings: Settings) -> Callable[[web.Request, web.StreamRes
     }
     if settings.cookie_secure:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    framed = {
+        **{k: v for k, v in headers.items() if k != "X-Frame-Options"},  # CSP says who may
+        "Content-Security-Policy": content_security_policy(
+            settings, frame_ancestors=" ".join(["'self'", *settings.widget_origins])
+        ),
+    }
+    # The widget's loader is a script of the bank's pages: another origin must be able to load it.
+    loader = {**headers, "Cross-Origin-Resource-Policy": "cross-origin"}
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in headers.items():
+        chosen = headers
+        if request.get(appkeys.FRAMEABLE):
+            chosen = framed
+        elif request.path == WIDGET_LOADER:
+            chosen = loader
+        for name, value in chosen.items():
             response.headers.setdefault(name, value)
         # No product or version for a scanner to match against advisories.
         response.headers["Server"] = "harbour"
@@ -252,6 +271,7 @@ def create_app(settings: Settings) -> web.Application:
     password.setup(app)
     bank_sign_in.setup(app)
     pages.setup(app)
+    widget.setup(app)
     endpoint.setup(app)
     api.setup(app)
     admin.setup(app)

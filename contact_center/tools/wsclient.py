@@ -38,6 +38,7 @@ class SignallingClient:
         self._id_prefix = secrets.token_hex(6)
         self._reader: asyncio.Task[None] | None = None
         self.welcome: dict[str, Any] | None = None
+        self.hello_result: dict[str, Any] = {}
 
     async def login(self, username: str, password: str, *, busy_retries: int = 30) -> None:
         """Sign in through the real form, as a browser does; a server busy checking other
@@ -65,12 +66,15 @@ class SignallingClient:
         async with self.http.get(f"{self.base_url}/") as resp:
             resp.raise_for_status()
 
-    async def connect(self, url: str | None = None, *, media_only: bool = False) -> dict[str, Any]:
-        """Open the WebSocket and say hello; returns the welcome message."""
+    async def connect(
+        self, url: str | None = None, *, media_only: bool = False, **hello: Any
+    ) -> dict[str, Any]:
+        """Open the WebSocket and say hello (``hello``: more of its fields, e.g. ``bank_token``);
+        returns the welcome message. The hello's ack data is kept as ``hello_result``."""
         ws_url = url or self.base_url.replace("http", "ws", 1) + "/ws"
         self.ws = await self.http.ws_connect(ws_url, max_msg_size=4 * 1024 * 1024)
         self._reader = asyncio.create_task(self._read(), name="signalling-reader")
-        await self.request("hello", media_only=media_only)
+        self.hello_result = await self.request("hello", media_only=media_only, **hello)
         welcome = await self.wait_for("welcome")
         self.welcome = welcome
         return welcome

@@ -15,7 +15,8 @@ from contact_center.identity.bank_token import PAGE_LANGUAGE
 from contact_center.openapi import Response, operation
 
 
-async def _page(request: web.Request, template: str, **extra: object) -> web.Response:
+async def page(request: web.Request, template: str, **extra: object) -> web.Response:
+    """Render a role's page with what every page needs (identity, CSRF token, ICE servers)."""
     identity = request[appkeys.IDENTITY]
     context = {
         "identity": identity,
@@ -43,31 +44,31 @@ async def customer(request: web.Request) -> web.Response:
     # A customer the bank signed in has a preferred language: the page starts in it.
     preferred = (await get_session(request)).get("lang")
     html_lang = PAGE_LANGUAGE.get(str(preferred))
-    return await _page(request, "customer.html", **({"html_lang": html_lang} if html_lang else {}))
+    return await page(request, "customer.html", **({"html_lang": html_lang} if html_lang else {}))
 
 
 @_page_doc("The advisor console")
 @require_role(Role.ADVISOR)
 async def advisor(request: web.Request) -> web.Response:
-    return await _page(request, "advisor.html")
+    return await page(request, "advisor.html")
 
 
 @_page_doc("The supervisor wall")
 @require_role(Role.SUPERVISOR, Role.ADMIN)
 async def supervisor(request: web.Request) -> web.Response:
-    return await _page(request, "supervisor.html")
+    return await page(request, "supervisor.html")
 
 
 @_page_doc("The compliance console")
 @require_role(Role.COMPLIANCE)
 async def compliance(request: web.Request) -> web.Response:
-    return await _page(request, "compliance.html")
+    return await page(request, "compliance.html")
 
 
 @_page_doc("Administration")
 @require_role(Role.ADMIN)
 async def admin(request: web.Request) -> web.Response:
-    return await _page(request, "admin.html")
+    return await page(request, "admin.html")
 
 
 ROLE_PAGES = {

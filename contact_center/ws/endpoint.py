@@ -41,6 +41,7 @@ from contact_center.protocol import (
     ClientMessage,
     Error,
     Hello,
+    HelloResult,
     Welcome,
     client_message_adapter,
 )
@@ -95,17 +96,32 @@ async def _authenticate(request: web.Request, conn: Connection, raw: str) -> Ide
     if not isinstance(message, Hello):
         raise Forbidden("say hello first", code=ErrorCode.UNAUTHENTICATED)
     identity = await current_identity(request)
+    cookieless = bool(message.token or message.bank_token) or (message.guest and identity is None)
     if message.token:
         stored = await request.app[appkeys.REDIS].getdel(redis_keys.ws_token(message.token))
         if stored is None:
             raise _HelloRefused("this token is unknown, used or expired")
         identity = await live_identity(request.app, json.loads(stored))
+    elif message.bank_token:
+        try:
+            identity = await tokens.bank_identity(request, message.bank_token)
+        except Forbidden as exc:
+            raise _HelloRefused(str(exc)) from None
+    elif message.guest and identity is None:
+        identity = tokens.new_guest()
     if identity is None:
         raise _HelloRefused("sign in (or open the start page) first")
     if identity.must_change_password:
         raise _HelloRefused(PASSWORD_CHANGE_REQUIRED)
     conn.media_only = message.media_only
-    conn.send(Ack(ref=message.id))
+    result = HelloResult()
+    if cookieless:
+        # No cookie will bring this client back after a drop: the next hello's token does.
+        snapshot = tokens.snapshot_of(identity)
+        result = HelloResult(
+            rejoin_token=await tokens.mint(request, snapshot, ttl_s=tokens.REJOIN_TTL_S)
+        )
+    conn.send(Ack(ref=message.id, data=result.model_dump(exclude_none=True)))
     return identity
 
 

@@ -26,6 +26,7 @@ from contact_center.protocol import (
     ChatResult,
     ChatSend,
     ChatTyping,
+    MediaStateReport,
     OfferAccept,
     OfferReject,
     RecordingPause,
@@ -37,7 +38,9 @@ from contact_center.protocol import (
     RtcAnswer,
     RtcCandidate,
     RtcOffer,
+    SessionDowngrade,
     SessionEnd,
+    SessionLeaveMessage,
     SessionResume,
     SessionStart,
     SessionTransfer,
@@ -49,6 +52,7 @@ from contact_center.protocol import (
     WrapupResult,
 )
 from contact_center.ws.connection import Connection
+from routing.models import Channel
 
 Handler = Callable[[ContactService, Connection, Any], Awaitable[Result]]
 
@@ -148,6 +152,28 @@ async def _upgrade(svc: ContactService, conn: Connection, msg: SessionUpgrade) -
     return UpgradeResult(agreed=await svc.upgrade(_who(conn), msg.contact_id, msg.channel))
 
 
+async def _downgrade(
+    svc: ContactService, conn: Connection, msg: SessionDowngrade
+) -> StateResult:
+    await svc.downgrade(_who(conn), msg.contact_id, Channel(msg.to))
+    return StateResult(state=ContactState.CONNECTED)
+
+
+async def _media_state(svc: ContactService, conn: Connection, msg: MediaStateReport) -> Result:
+    await svc.media_state(_who(conn), msg)
+    return Result()
+
+
+async def _leave_message(
+    svc: ContactService, conn: Connection, msg: SessionLeaveMessage
+) -> StateResult:
+    contact = await svc.leave_message(
+        _who(conn), msg.contact_id, text=msg.text, callback=msg.callback, phone=msg.phone,
+        request_id=msg.id,
+    )
+    return StateResult(state=contact.state)
+
+
 async def _end(svc: ContactService, conn: Connection, msg: SessionEnd) -> StateResult:
     contact = await svc.end(_who(conn), msg.contact_id)
     return StateResult(state=contact.state)
@@ -226,6 +252,9 @@ HANDLERS: dict[type[Any], Handler] = {
     RtcOffer: _rtc_offer,
     RtcCandidate: _rtc_candidate,
     SessionUpgrade: _upgrade,
+    SessionDowngrade: _downgrade,
+    MediaStateReport: _media_state,
+    SessionLeaveMessage: _leave_message,
     SessionEnd: _end,
     AgentStatusRequest: _agent_status,
     OfferAccept: _accept,

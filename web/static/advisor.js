@@ -3,6 +3,7 @@
 
 import { ChatPane, wireComposer } from "./chat.js";
 import { agentStateName, channelsText, duration, has, initLanguage, languageName, t } from "./i18n.js";
+import { CallControls } from "./call-controls.js";
 import { CallView, iceServersFrom, wantsMedia } from "./media.js";
 import { errorText, noticeOn, showNotice } from "./notices.js";
 import { Signalling, defaultUrl, fetchWsToken } from "./ws.js";
@@ -309,9 +310,18 @@ function ensureContact(
       texts: MEDIA_TEXTS,
     }),
     error: node.querySelector(".error"),
+    controls: null,
     mediaSignalling: null,
     removeTimer: null,
   };
+  panel.controls = new CallControls({
+    box: node.querySelector(".media"),
+    call: panel.call,
+    signalling,
+    party: "advisor",
+    contactId: () => panel.id,
+    notice: (text, kind) => (kind === "error" ? panelError(panel, text) : (node.querySelector(".peer").textContent = text)),
+  });
   contacts.set(contactId, panel);
   renderTitle(panel);
   wireContact(panel);
@@ -399,7 +409,8 @@ function applyState(panel, state) {
   panel.node.querySelector(".wrapup").classList.toggle("hidden", state !== "wrap_up");
   renderTitle(panel);
   if (connected && wantsMedia(panel.channels)) startMedia(panel);
-  else if (!connected) stopMedia(panel);
+  else stopMedia(panel); // not connected, or the call was dropped for the chat (a downgrade)
+  panel.controls.update(state, panel.channels);
   if (state === "ended" || state === "transferred" || state === "abandoned") {
     clearTimeout(panel.removeTimer);
     panel.removeTimer = setTimeout(() => removeContact(panel.id), ENDED_PANEL_KEEP_MS);
@@ -410,6 +421,7 @@ function removeContact(contactId) {
   const panel = contacts.get(contactId);
   if (!panel) return;
   stopMedia(panel);
+  panel.controls.dispose();
   panel.node.remove();
   contacts.delete(contactId);
   toggleEmpty(el.contacts, contacts);

@@ -1,6 +1,9 @@
 // The customer page: start a contact, follow its state and queue position, chat, talk.
 
+import { CallControls } from "./call-controls.js";
 import { ChatPane, wireComposer } from "./chat.js";
+import { cookielessHello, embedOptions, embedded, tellParent } from "./embedded.js";
+import { LeaveMessage } from "./leave-message.js";
 import { has, initLanguage, lang, setLanguage, t } from "./i18n.js";
 import { CallView, iceServersFrom, wantsMedia } from "./media.js";
 import { errorText, noticeOn, showNotice } from "./notices.js";
@@ -32,6 +35,7 @@ const el = {
   chatInput: $("chat-input"),
   end: $("end"),
   again: $("again"),
+  who: $("embedded-who"),
 };
 
 const view = {
@@ -86,12 +90,17 @@ function renderState() {
 }
 
 function renderQueue() {
+  leaveMessage.update(view.state, view.queue);
   if (view.state !== "queued" || !view.queue) {
     el.queue.textContent = "";
     return;
   }
   const { position, ewt_s: ewt } = view.queue;
   const where = position <= 1 ? t("customer.first") : t("customer.nth", { n: position });
+  if (view.queue.staffed === false) {
+    el.queue.textContent = `${where} — ${t("calls.nobody_now")}`; // no estimate: nobody to serve it
+    return;
+  }
   const minutes = Math.round(ewt / 60);
   const wait = ewt < 60 ? t("customer.wait_soon") : t("customer.wait_min", { m: Math.max(1, minutes) });
   el.queue.textContent = `${where} — ${wait}`;
@@ -129,7 +138,8 @@ function onState(message) {
   renderQueue();
   if (message.state === "connected" && wantsMedia(view.channels)) {
     call.start({ contactId: view.contactId, channels: view.channels, signalling });
-  } else if (message.state !== "connected") call.stop();
+  } else call.stop(); // not connected, or the call was dropped for the chat (a downgrade)
+  controls.update(view.state, view.channels);
 }
 
 function onQueue(message) {
@@ -158,8 +168,22 @@ function onTyping(message) {
 
 // ------------------------------------------------------------------ wiring
 
-const signalling = new Signalling({ resume: true });
+const signalling = new Signalling({ resume: true, hello: embedded ? cookielessHello : null });
 window.ccSignalling = signalling; // for the browser tests and for debugging from the console
+const leaveMessage = new LeaveMessage({
+  after: el.queue.parentElement,
+  signalling,
+  contactId: () => view.contactId,
+  notice,
+});
+const controls = new CallControls({
+  box: el.media,
+  call,
+  signalling,
+  party: "customer",
+  contactId: () => view.contactId,
+  notice,
+});
 
 signalling.on("session.state", onState);
 signalling.on("queue.position", onQueue);
@@ -278,10 +302,29 @@ async function bankSignIn() {
   return false;
 }
 
-bankSignIn().then((reloading) => {
+/** In the widget: take the bank page's choices, then connect with its identity (no cookie). */
+async function embeddedStart() {
+  const options = await embedOptions();
+  if (options.language && [...el.language.options].some((o) => o.value === options.language)) {
+    el.language.value = options.language;
+    switchLanguage(options.language);
+  }
+  const topic = el.form.elements.topic;
+  if (options.topic && [...topic.options].some((o) => o.value === options.topic)) topic.value = options.topic;
+  const channel = el.form.querySelector(`input[name=channel][value="${options.channel}"]`);
+  if (channel) channel.checked = true;
+  signalling.on("session.state", (m) => tellParent("state", { state: m.state, channels: m.channels }));
+  return false;
+}
+
+(embedded ? embeddedStart() : bankSignIn()).then((reloading) => {
   if (reloading) return;
-  signalling.connect().catch((err) => {
+  signalling.connect().then((welcome) => {
+    // Signed in by the bank inside the widget: greet by name, as the page's header would.
+    if (embedded && !welcome.user.startsWith("guest:")) el.who?.replaceChildren(welcome.display_name);
+  }).catch((err) => {
     showConversation(false);
     showNotice(el.startError, errorText(err), "error");
+    tellParent("error", { message: errorText(err) });
   });
 });

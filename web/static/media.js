@@ -39,18 +39,40 @@ function gatheringComplete(pc, timeoutMs) {
   });
 }
 
+/** What a refused getUserMedia says about the device: "denied" (by the person or a policy)
+ * or "missing" (none, busy, or not usable). */
+export function deviceProblem(err) {
+  const name = err?.name ?? "";
+  return name === "NotAllowedError" || name === "SecurityError" ? "denied" : "missing";
+}
+
+/**
+ * The local microphone (and camera if `wantVideo`): `{stream, error, microphone, camera}` where
+ * each device is "on", "denied" or "missing" (and camera "none" when no video is asked for).
+ */
 async function localStream(wantVideo) {
   const devices = navigator.mediaDevices;
-  if (!devices?.getUserMedia) return { stream: null, error: "no media devices (needs https)" };
+  if (!devices?.getUserMedia) {
+    const camera = wantVideo ? "missing" : "none";
+    return { stream: null, error: "no media devices (needs https)", microphone: "missing", camera };
+  }
   try {
-    return { stream: await devices.getUserMedia({ audio: true, video: wantVideo }) };
+    const stream = await devices.getUserMedia({ audio: true, video: wantVideo });
+    return { stream, microphone: "on", camera: wantVideo ? "on" : "none" };
   } catch (err) {
-    if (!wantVideo) return { stream: null, error: err.name || String(err) };
+    if (!wantVideo) return { stream: null, error: err.name || String(err), microphone: deviceProblem(err), camera: "none" };
     try {
       // No camera (or refused): still talk, and still see the other side.
-      return { stream: await devices.getUserMedia({ audio: true }), error: err.name || String(err) };
+      const stream = await devices.getUserMedia({ audio: true });
+      return { stream, error: err.name || String(err), microphone: "on", camera: deviceProblem(err) };
     } catch (err2) {
-      return { stream: null, error: err2.name || String(err2) };
+      try {
+        // No microphone, but a camera: still be seen (and read the chat).
+        const stream = await devices.getUserMedia({ video: true });
+        return { stream, error: err2.name || String(err2), microphone: deviceProblem(err2), camera: "on" };
+      } catch {
+        return { stream: null, error: err2.name || String(err2), microphone: deviceProblem(err2), camera: deviceProblem(err) };
+      }
     }
   }
 }
@@ -73,7 +95,13 @@ export class MediaLink {
     this.onChange = onChange ?? (() => {});
     this.pc = null;
     this.stream = null;
+    this.remote = null;
     this.closed = false;
+    /** Each local device: "on", "denied", "missing" (camera also "none": no video asked). */
+    this.devices = { microphone: "missing", camera: this.video ? "missing" : "none" };
+    this.muted = false;
+    this.cameraOff = false;
+    this._queue = Promise.resolve(); // renegotiations, one after another
   }
 
   get active() {
@@ -82,18 +110,20 @@ export class MediaLink {
 
   async start() {
     this.onChange("starting");
-    const { stream, error } = await localStream(this.video);
+    const { stream, error, microphone, camera } = await localStream(this.video);
     if (this.closed) {
       stream?.getTracks().forEach((t) => t.stop());
       return;
     }
     this.stream = stream;
+    this.devices = { microphone, camera };
     this.onChange("local", { error });
     if (stream && this.localEl) this.localEl.srcObject = stream;
 
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.pc = pc;
     const remote = new MediaStream();
+    this.remote = remote;
     if (this.remoteEl) this.remoteEl.srcObject = remote;
     pc.addEventListener("track", (event) => {
       remote.addTrack(event.track);
@@ -114,6 +144,12 @@ export class MediaLink {
       if (track) pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
       else pc.addTransceiver(kind, { direction: "recvonly" });
     }
+    await this._negotiate();
+  }
+
+  /** Offer what the peer connection has now and apply the server's answer. */
+  async _negotiate() {
+    const pc = this.pc;
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc, ICE_GATHER_TIMEOUT_MS);
     if (this.closed) return;
@@ -139,6 +175,82 @@ export class MediaLink {
     const sdp = await answered;
     if (this.closed) return;
     await pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  /** Add video to the call (camera on, see the other side) or drop it, by renegotiating. */
+  setVideo(on) {
+    if (on === this.video) return this._queue;
+    this.video = on;
+    this._queue = this._queue.then(() => (on ? this._addVideo() : this._dropVideo())).catch((err) => {
+      console.error("video renegotiation", err);
+    });
+    return this._queue;
+  }
+
+  _videoTransceiver() {
+    return this.pc?.getTransceivers().find((t) => (t.receiver.track?.kind ?? t.sender.track?.kind) === "video" && !t.stopped);
+  }
+
+  async _addVideo() {
+    if (this.closed || !this.pc) return;
+    let track = null;
+    try {
+      const camera = await navigator.mediaDevices.getUserMedia({ video: true });
+      track = camera.getVideoTracks()[0];
+      this.devices = { ...this.devices, camera: "on" };
+    } catch (err) {
+      this.devices = { ...this.devices, camera: deviceProblem(err) }; // still see the other side
+    }
+    if (this.closed) {
+      track?.stop();
+      return;
+    }
+    if (track) {
+      track.enabled = !this.cameraOff;
+      if (!this.stream) this.stream = new MediaStream();
+      this.stream.addTrack(track);
+      if (this.localEl) this.localEl.srcObject = this.stream;
+    }
+    const transceiver = this._videoTransceiver();
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(track);
+      transceiver.direction = track ? "sendrecv" : "recvonly";
+    } else if (track) {
+      this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.stream] });
+    } else {
+      this.pc.addTransceiver("video", { direction: "recvonly" });
+    }
+    this.onChange("video", { on: true });
+    await this._negotiate();
+  }
+
+  async _dropVideo() {
+    if (this.closed || !this.pc) return;
+    const transceiver = this._videoTransceiver();
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(null);
+      transceiver.direction = "inactive";
+    }
+    for (const track of this.stream?.getVideoTracks() ?? []) {
+      track.stop();
+      this.stream.removeTrack(track);
+    }
+    for (const track of this.remote?.getVideoTracks() ?? []) this.remote.removeTrack(track);
+    this.devices = { ...this.devices, camera: "none" };
+    this.onChange("video", { on: false });
+    if (transceiver) await this._negotiate();
+  }
+
+  /** Mute or unmute the microphone (the track keeps running: unmuting is instant). */
+  setMuted(muted) {
+    this.muted = muted;
+    for (const track of this.stream?.getAudioTracks() ?? []) track.enabled = !muted;
+  }
+
+  /** Turn the camera off or on (the other side gets black frames, then a notice). */
+  setCameraOff(off) {
+    this.cameraOff = off;
+    for (const track of this.stream?.getVideoTracks() ?? []) track.enabled = !off;
   }
 
   stop() {
@@ -188,9 +300,16 @@ export class CallView {
    * a function giving (a promise of) it.
    */
   start({ contactId, channels, signalling }) {
-    if (this.live) return;
-    this.link?.stop();
     const video = channels.includes("video");
+    if (this.live) {
+      // The contact changed medium inside the call: voice <-> video, by renegotiating.
+      if (this.link.video !== video) {
+        this.box.classList.toggle("voice", !video);
+        this.link.setVideo(video);
+      }
+      return;
+    }
+    this.link?.stop();
     this.box.classList.remove("hidden");
     this.box.classList.toggle("voice", !video);
     const link = new MediaLink({
@@ -202,8 +321,11 @@ export class CallView {
       iceServers: this.iceServers,
       onChange: (state, detail) => {
         if (link !== this.link && state !== "closed") return; // a link since replaced
-        const text = this.describe(state, detail);
-        if (text) this.status.textContent = video ? text : t(this.texts.voice, { text });
+        // "video": a renegotiation (the connection's state is unchanged): only the wording.
+        const text = state === "video" ? this.lastText : this.describe(state, detail);
+        if (text) this.status.textContent = link.video ? text : t(this.texts.voice, { text });
+        if (text) this.lastText = text;
+        if (state === "video") return;
         this.box.dataset.state = state;
       },
     });

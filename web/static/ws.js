@@ -103,11 +103,15 @@ export class Signalling extends Emitter {
    * @param {() => Promise<string|null>} [options.token] a hello token (for another origin)
    * @param {boolean} [options.resume] send session.resume with the stored token on reconnect
    * @param {boolean} [options.reconnect] reconnect when the socket drops (default true)
+   * @param {() => Promise<object>} [options.hello] more hello fields for a client without the
+   *   cookie (`bank_token`, `guest`); after the first hello its `rejoin_token` is used instead
    */
-  constructor({ url = defaultUrl(), token = null, resume = false, reconnect = true } = {}) {
+  constructor({ url = defaultUrl(), token = null, resume = false, reconnect = true, hello = null } = {}) {
     super();
     this.url = url;
     this._token = token;
+    this._hello = hello;
+    this._rejoin = null;
     this._resume = resume;
     this._reconnect = reconnect;
     this._ws = null;
@@ -163,7 +167,17 @@ export class Signalling extends Emitter {
 
   async _open() {
     let hello = {};
-    if (this._token) {
+    if (this._rejoin) {
+      hello = { token: this._rejoin };
+      this._rejoin = null; // single use: the next hello's answer brings a new one
+    } else if (this._hello) {
+      try {
+        hello = await this._hello();
+      } catch (err) {
+        this._failed(err);
+        return;
+      }
+    } else if (this._token) {
       try {
         hello = { token: await this._token() };
       } catch (err) {
@@ -187,7 +201,8 @@ export class Signalling extends Emitter {
       });
     });
     try {
-      await this._send("hello", hello, REQUEST_TIMEOUT_MS);
+      const ack = await this._send("hello", hello, REQUEST_TIMEOUT_MS);
+      if (ack.rejoin_token) this._rejoin = ack.rejoin_token;
       this.welcome = await welcomed;
     } catch (err) {
       offWelcome();
