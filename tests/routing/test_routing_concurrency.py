@@ -24,6 +24,7 @@ from routing.events import EventReader
 from routing.models import AgentProfile, AgentState, Channel, EventType
 from routing.policy import load_policy
 from routing.store import RouterStore
+from tests.redis_servers import RedisTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = 200
@@ -47,7 +48,7 @@ RELEASES = {
 
 @pytest.mark.slow
 async def test_two_processes_keep_every_invariant(
-    redis_client: aioredis.Redis, redis_url: str
+    redis_client: aioredis.Redis, redis_target: RedisTarget
 ) -> None:
     policy = load_policy()
     prefix = f"cc:rt:conc:{uuid.uuid4().hex[:8]}"
@@ -67,7 +68,7 @@ async def test_two_processes_keep_every_invariant(
 
     def child(index: int) -> subprocess.Popen[str]:
         cfg = {
-            "url": redis_url,
+            "redis": redis_target.to_json(),
             "prefix": prefix,
             "seed": 100 + index,
             "base": base,
