@@ -445,7 +445,7 @@ def test_router_matches_reference_model(redis_target: RedisTarget) -> None:
         settings=settings(
             # fewer on a cluster: the scripts' logic is the plain run's, this shows they run
             # there (and the cluster client is slower per call)
-            max_examples=30 if redis_target.cluster else 80,
+            max_examples=15 if redis_target.cluster else 80,
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
