@@ -60,7 +60,8 @@ class ErrorCode(StrEnum):
     """Too many messages: this one was dropped (a flood is disconnected); or, for a guest, too
     many new conversations from one network: try again later."""
     UNAVAILABLE = "unavailable"
-    """A service this needs is down; try again."""
+    """A service this needs (the database, Redis) is down; try again. When it happens while
+    connecting, the socket then closes with 1013 (try again later): connect again."""
     ALREADY_PAUSED = "already_paused"
     """The contact's recording is paused already (one pause at a time)."""
     NOT_PAUSED = "not_paused"
