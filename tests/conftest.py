@@ -21,6 +21,7 @@ from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
 from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, free_port, make_user
+from tests.postgres_server import PostgresProcess
 from tests.redis_servers import ClusterGroup, RedisTarget
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +175,37 @@ async def client(aiohttp_client, settings, redis_client):  # type: ignore[no-unt
     from contact_center.server.app import create_app
 
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresProcess]:
+    """A PostgreSQL of this test's own (skipped without the server binaries), to stop and
+    start; never the machine's."""
+    pg = PostgresProcess().init()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
+async def server_on_own_postgres(
+    own_postgres: PostgresProcess, fast_settings: Settings, redis_client
+) -> AsyncIterator[tuple[TestServer, Settings]]:  # type: ignore[no-untyped-def]
+    """The real app on ``own_postgres`` (migrated), and its settings."""
+    from contact_center.db import engine as db
+    from contact_center.server.app import create_app
+
+    url = await own_postgres.create_database("cc")
+    await asyncio.to_thread(db.upgrade, url)
+    settings = fast_settings.model_copy(update={"database_url": url})
+    srv = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await srv.start_server()
+    try:
+        yield srv, settings
+    finally:
+        await close_or_dump(srv)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -18,10 +17,8 @@ from aiohttp.test_utils import TestServer
 from contact_center.config import Settings
 from contact_center.db import engine as db
 from contact_center.db.models import Role
-from contact_center.server.app import create_app
 from contact_center.tools.wsclient import RequestFailed, SignallingClient
 from contact_center.ws.endpoint import WS_TRY_AGAIN_LATER
-from tests.conftest import close_or_dump
 from tests.helpers import PASSWORD, csrf_from, login, make_user
 from tests.postgres_server import PostgresProcess
 
@@ -32,16 +29,6 @@ CUSTOMERS = 6
 OUTAGE_S = 4.0
 #: a request that gets no answer within this is a hang
 ANSWER_S = 15.0
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresProcess]:
-    pg = PostgresProcess().init()
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
 
 
 @dataclass
@@ -84,21 +71,6 @@ async def _started_customer(server: TestServer) -> tuple[SignallingClient, str]:
     await client.connect()
     started = await client.request("session.start", channels=["text"], language="en", skip_bot=True)
     return client, started["contact_id"]
-
-
-@pytest.fixture
-async def server_on_own_postgres(
-    own_postgres: PostgresProcess, fast_settings: Settings, redis_client
-) -> AsyncIterator[tuple[TestServer, Settings]]:  # type: ignore[no-untyped-def]
-    url = await own_postgres.create_database("cc")
-    await asyncio.to_thread(db.upgrade, url)
-    settings = fast_settings.model_copy(update={"database_url": url})
-    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
-    await server.start_server()
-    try:
-        yield server, settings
-    finally:
-        await close_or_dump(server)
 
 
 async def _get(http: aiohttp.ClientSession, server: TestServer, path: str):  # type: ignore[no-untyped-def]
