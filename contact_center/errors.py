@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import asyncpg.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from pydantic import ValidationError
@@ -168,15 +169,17 @@ def service_down(exc: BaseException) -> str | None:
 
 
 def _connection_lost(error: BaseException | None) -> bool:
-    if isinstance(error, ConnectionError):  # refused, reset, aborted
+    # refused, reset; PostgreSQL's "connection exception" (SQLSTATE class 08: closed under the
+    # query) and "operator intervention" (57: the server is stopping, starting up). SQLAlchemy's
+    # asyncpg adapter re-raises asyncpg's errors as its own, keeping the SQLSTATE.
+    if isinstance(error, (
+        ConnectionError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+    )):
         return True
-    # asyncpg's: the connection closed under the query, or the server is starting or stopping
-    # (class 57 "operator intervention", 08 "connection exception")
-    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    name = type(error).__name__
-    return (isinstance(sqlstate, str) and sqlstate[:2] in ("57", "08")) or name in (
-        "ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionFailureError",
-    )
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57")
 
 
 def is_client_caused(exc: Exception) -> bool:

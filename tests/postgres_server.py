@@ -8,7 +8,6 @@ killed by the PID it wrote.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -132,7 +131,3 @@ class PostgresProcess:
             await conn.close()
         return self.url.rsplit("/", 1)[0] + f"/{name}"
 
-
-async def in_thread(call, *args):  # type: ignore[no-untyped-def]
-    """Run a blocking ``pg_ctl`` call without stopping the event loop (the app serves on)."""
-    return await asyncio.to_thread(call, *args)

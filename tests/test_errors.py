@@ -79,6 +79,14 @@ def test_any_other_exception_is_internal() -> None:
     assert to_error(KeyError("secret internals")) == (ErrorCode.INTERNAL, INTERNAL_MESSAGE)
 
 
+class _AdaptedError(Exception):
+    """What SQLAlchemy's asyncpg adapter raises in asyncpg's place: its own class, the SQLSTATE."""
+
+    def __init__(self, message: str, *, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [
@@ -90,6 +98,8 @@ def test_any_other_exception_is_internal() -> None:
             "connection was closed in the middle of operation")), DATABASE_DOWN_MESSAGE),
         (sqlalchemy.exc.DBAPIError("SELECT 1", {}, asyncpg.exceptions.CannotConnectNowError(
             "the database system is starting up")), DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, _AdaptedError(
+            "the database system is starting up", sqlstate="57P03")), DATABASE_DOWN_MESSAGE),
         (sqlalchemy.exc.TimeoutError("QueuePool limit reached"), DATABASE_DOWN_MESSAGE),
         (redis.exceptions.ConnectionError("Connection refused"), REDIS_DOWN_MESSAGE),
         (redis.exceptions.TimeoutError("Timeout reading from socket"), REDIS_DOWN_MESSAGE),
