@@ -157,32 +157,36 @@ class SentinelGroup:
 
 @dataclass
 class ClusterGroup:
-    """A Redis Cluster of three masters (no replicas), created with ``redis-cli --cluster``."""
+    """A Redis Cluster of three masters, each with ``replicas`` replicas, created with
+    ``redis-cli --cluster create``."""
 
     root: Path
-    masters: list[RedisProcess] = field(default_factory=list)
+    replicas: int = 0
+    #: a node is failed over after this long without an answer (only with replicas)
+    node_timeout_ms: int = 5000
+    servers: list[RedisProcess] = field(default_factory=list)
 
     def start(self) -> ClusterGroup:
         require_redis_server()
         if REDIS_CLI is None:
             pytest.skip("needs redis-cli (or valkey-cli) on PATH to create a cluster")
         try:
-            for n in range(3):
-                self.masters.append(RedisProcess(self.root / f"node{n}").start(
+            for n in range(3 * (1 + self.replicas)):
+                self.servers.append(RedisProcess(self.root / f"node{n}").start(
                     "cluster-enabled yes", "cluster-config-file nodes.conf",
-                    "cluster-node-timeout 5000",
+                    f"cluster-node-timeout {self.node_timeout_ms}",
                     # the bus port is not the default +10000: a free port may be above 55535
                     f"cluster-port {free_port()}",
                 ))
             created = subprocess.run(
                 [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{port}" for _, port in self.nodes),
-                 "--cluster-replicas", "0", "--cluster-yes"],
+                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                 capture_output=True, text=True, timeout=30, check=False,
             )
             if created.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}"
                                    f"{created.stderr[-2000:]}")
-            SentinelGroup._wait(lambda: all(self._ok(m) for m in self.masters), "cluster_state:ok")
+            self.wait_ok()
         except BaseException:
             self.stop()
             raise
@@ -190,13 +194,29 @@ class ClusterGroup:
 
     @property
     def nodes(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", m.port) for m in self.masters]
+        return [("127.0.0.1", s.port) for s in self.servers]
 
-    @staticmethod
-    def _ok(master: RedisProcess) -> bool:
-        info = master.client().execute_command("CLUSTER", "INFO")
-        return "cluster_state:ok" in str(info) and "cluster_known_nodes:3" in str(info)
+    def _alive(self) -> list[RedisProcess]:
+        return [s for s in self.servers if s.proc is not None and s.proc.poll() is None]
+
+    def _ok(self, server: RedisProcess, known: int) -> bool:
+        info = str(server.client().execute_command("CLUSTER", "INFO"))
+        return "cluster_state:ok" in info and f"cluster_known_nodes:{known}" in info
+
+    def wait_ok(self, seconds: float = 30) -> None:
+        """Every live node says the cluster is ok (after a failover: with the new master)."""
+        known = len(self.servers)
+        SentinelGroup._wait(lambda: all(self._ok(s, known) for s in self._alive()),
+                            "cluster_state:ok", seconds)
+
+    def master_of(self, slot: int) -> RedisProcess:
+        """The server that holds ``slot`` now."""
+        for start, end, master, *_ in self._alive()[0].client().execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                port = int(master[1])
+                return next(s for s in self.servers if s.port == port)
+        raise LookupError(f"no node holds slot {slot}")
 
     def stop(self) -> None:
-        for master in self.masters:
-            master.kill()
+        for server in self.servers:
+            server.kill()
