@@ -2,7 +2,9 @@
 
 Each instance pattern-subscribes once to ``cc:to:*`` and hands each message to the local
 connections of its addressee. One Redis connection per instance, whatever the number of
-WebSockets; a message for nobody here is dropped here (another instance delivers it).
+WebSockets; a message for nobody here is dropped here (another instance delivers it). On a
+Redis Cluster the subscription is on one node and ``PUBLISH`` on any node reaches it (a cluster
+forwards classic pub/sub to every node).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 from redis.exceptions import RedisError
+
+from contact_center.redis_client import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +67,14 @@ class Bus:
 
     async def publish_many(self, refs: Iterable[str], message: BaseModel) -> None:
         frame = message.model_dump_json()
+        channels = [channel_of(ref) for ref in dict.fromkeys(refs)]
+        if is_cluster(self._redis):
+            # A cluster client refuses PUBLISH in a pipeline: one by one, all at once.
+            await asyncio.gather(*(self._redis.publish(channel, frame) for channel in channels))
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for ref in dict.fromkeys(refs):
-                pipe.publish(channel_of(ref), frame)
+            for channel in channels:
+                pipe.publish(channel, frame)
             await pipe.execute()
 
     def _deliver_local(self, ref: str, frame: str) -> None:

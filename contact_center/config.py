@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     #: name they monitor the primary under; the app follows a failover to the new primary.
     redis_sentinels: Annotated[list[tuple[str, int]], NoDecode] = Field(default_factory=list)
     redis_sentinel_service: str = Field(default="mymaster", min_length=1, max_length=64)
+    #: Redis Cluster instead: ``host:port,host:port`` of some of its nodes (the client learns
+    #: the rest and follows the slots when they move).
+    redis_cluster: Annotated[list[tuple[str, int]], NoDecode] = Field(default_factory=list)
     secret_key: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -170,9 +173,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("redis_sentinels", mode="before")
+    @field_validator("redis_sentinels", "redis_cluster", mode="before")
     @classmethod
-    def _redis_sentinels(cls, value: Any) -> Any:
+    def _redis_addresses(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
         addresses = []
@@ -285,10 +288,19 @@ class Settings(BaseSettings):
             self.recordings_dir = self.var_dir / "recordings"
         if not self.public_base_url:
             self.public_base_url = f"http://{self.host}:{self.port}"
-        if self.redis_url and self.redis_sentinels:
+        given = [
+            name
+            for name, value in (
+                ("CC_REDIS_URL", self.redis_url),
+                ("CC_REDIS_SENTINELS", self.redis_sentinels),
+                ("CC_REDIS_CLUSTER", self.redis_cluster),
+            )
+            if value
+        ]
+        if len(given) > 1:
             raise ValueError(
-                "CC_REDIS_URL and CC_REDIS_SENTINELS: set one of them (the sentinels name the "
-                "primary)"
+                f"{' and '.join(given)}: set one of them (one server, the sentinels of a "
+                "primary, or the nodes of a cluster)"
             )
         if self.mode is Mode.PRODUCTION:
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
@@ -310,7 +322,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_redis(self) -> bool:
-        return self.redis_url is None and not self.redis_sentinels
+        return self.redis_url is None and not self.redis_sentinels and not self.redis_cluster
 
     @property
     def websocket_origins(self) -> frozenset[str]:

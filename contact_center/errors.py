@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import asyncpg.exceptions
+import redis.exceptions
+import sqlalchemy.exc
 from pydantic import ValidationError
 
 from routing.errors import (
@@ -59,7 +62,8 @@ class ErrorCode(StrEnum):
     """Too many messages: this one was dropped (a flood is disconnected); or, for a guest, too
     many new conversations from one network: try again later."""
     UNAVAILABLE = "unavailable"
-    """A service this needs is down; try again."""
+    """A service this needs (the database, Redis) is down; try again. When it happens while
+    connecting, the socket then closes with 1013 (try again later): connect again."""
     ALREADY_PAUSED = "already_paused"
     """The contact's recording is paused already (one pause at a time)."""
     NOT_PAUSED = "not_paused"
@@ -86,6 +90,9 @@ CLIENT_ROUTING_ERRORS = (
     UnsupportedLanguageError,
 )
 INTERNAL_MESSAGE = "something went wrong on our side; the session is unaffected"
+DATABASE_DOWN_MESSAGE = "the database is not answering right now; try again in a moment"
+REDIS_DOWN_MESSAGE = "Redis is not answering right now; try again in a moment"
+SERVICE_DOWN_MESSAGE = "a service this needs is not answering right now; try again in a moment"
 
 
 class ClientError(Exception):
@@ -137,6 +144,45 @@ def describe_validation(error: ValidationError) -> tuple[ErrorCode, str]:
     return ErrorCode.BAD_FIELD, f"{field or 'message'}: {first.get('msg', 'invalid')}"
 
 
+def service_down(exc: BaseException) -> str | None:
+    """When ``exc`` says the database or Redis did not answer (stopped, restarting, the
+    connection lost), the message for the client: the same request may succeed when tried
+    again. None for any other error.
+
+    The engine's pool pings a connection before lending it (``pool_pre_ping``) and opens new
+    ones on demand, so once the database is back the next request simply works.
+    """
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pool connection within the timeout
+        return DATABASE_DOWN_MESSAGE
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        exc.connection_invalidated
+        or isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+        or _connection_lost(exc.orig)
+    ):
+        return DATABASE_DOWN_MESSAGE
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.ClusterDownError)):
+        return REDIS_DOWN_MESSAGE
+    if isinstance(exc, ConnectionError):
+        # refused, reset: the database driver lets a failed connect through unwrapped
+        return SERVICE_DOWN_MESSAGE
+    return None
+
+
+def _connection_lost(error: BaseException | None) -> bool:
+    # refused, reset; PostgreSQL's "connection exception" (SQLSTATE class 08: closed under the
+    # query) and "operator intervention" (57: the server is stopping, starting up). SQLAlchemy's
+    # asyncpg adapter re-raises asyncpg's errors as its own, keeping the SQLSTATE.
+    if isinstance(error, (
+        ConnectionError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+    )):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57")
+
+
 def is_client_caused(exc: Exception) -> bool:
     """True when the client's request explains the error; otherwise it is ours and is logged."""
     return isinstance(exc, (ClientError, ValidationError, *CLIENT_ROUTING_ERRORS))
@@ -145,8 +191,9 @@ def is_client_caused(exc: Exception) -> bool:
 def to_error(exc: Exception) -> tuple[str, str]:
     """Map any exception a handler raised to (code, message) for the client.
 
-    Anything not caused by the client, an unexpected router error included, is answered
-    ``internal`` with a generic message: its text is for the log, not for the client.
+    The database or Redis not answering is ``unavailable`` (try again); anything else not
+    caused by the client, an unexpected router error included, is answered ``internal`` with
+    a generic message: its text is for the log, not for the client.
     """
     if isinstance(exc, ClientError):
         return exc.code, str(exc)
@@ -154,4 +201,7 @@ def to_error(exc: Exception) -> tuple[str, str]:
         return exc.code, str(exc)
     if isinstance(exc, ValidationError):
         return describe_validation(exc)
+    down = service_down(exc)
+    if down is not None:
+        return ErrorCode.UNAVAILABLE, down
     return ErrorCode.INTERNAL, INTERNAL_MESSAGE

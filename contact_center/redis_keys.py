@@ -1,8 +1,18 @@
-"""Every Redis key the contact center itself uses (the router builds its own in routing.keys)."""
+"""Every Redis key the contact center itself uses (the router builds its own in routing.keys).
+
+Keys that one transaction, script or XREAD names together share a hash tag (the part in
+``{}``), so that a Redis Cluster keeps them in one slot and runs the command: a session and the
+set of its user's sessions (``{cc:sessions}``), the two failure counters of an address
+(``{<address>}``), every contact's timeline stream (``{cc:tl}``: one XREAD follows all of an
+instance's contacts), and the alarms with the router's events (the router's tag: the supervisor
+feed reads both in one XREAD). Every other key is used alone and spreads over the slots.
+"""
 
 from __future__ import annotations
 
 import hashlib
+
+from routing.keys import RouterKeys
 
 #: Sorted set: "<party>|<contact id>" scored by the time at which that party's grace ends.
 GRACE = "cc:grace"
@@ -34,12 +44,12 @@ def upgrade(contact_id: str, channel: str) -> str:
 
 def login_failures(username: str, address: str) -> str:
     """Counter: failed sign-ins of one account from one address within the window."""
-    return f"cc:login-fail:{username.lower()}:{address}"
+    return f"cc:login-fail:{{{address}}}:{username.lower()}"
 
 
 def login_failures_of_address(address: str) -> str:
     """Counter: failed sign-ins from one address (or IPv6 /64), whatever the account."""
-    return f"cc:login-fail-addr:{address}"
+    return f"cc:login-fail-addr:{{{address}}}"
 
 
 def guest_contacts(address: str) -> str:
@@ -50,12 +60,12 @@ def guest_contacts(address: str) -> str:
 def session(sid: str) -> str:
     """Hash: one signed-in session (uid, role, password mark, created, checked); its TTL is the
     idle or maximum age deadline, whichever comes first."""
-    return f"cc:session:{sid}"
+    return f"{{cc:sessions}}:session:{sid}"
 
 
 def user_sessions(user_id: int) -> str:
     """Set: the session ids of one user, so that all of them can be ended at once."""
-    return f"cc:user-sessions:{user_id}"
+    return f"{{cc:sessions}}:user:{user_id}"
 
 
 def ws_token(token: str) -> str:
@@ -107,13 +117,14 @@ def supervisor_sample_lock(bucket: int) -> str:
     """String: held by the instance that takes the history sample of one time bucket."""
     return f"cc:sup:sample:{bucket}"
 
-#: Stream: supervisor alarms (recorder failures...), newest last; see ``contacts.alarms``.
-ALARMS = "cc:alarms"
+#: Stream: supervisor alarms (recorder failures...), newest last; see ``contacts.alarms``. In
+#: the hash slot of the app's router (its default keys), whose events the feed reads with it.
+ALARMS = RouterKeys().slot_mate("alarms")
 
 
 def timeline(contact_id: str) -> str:
     """Stream: a contact's timeline events, in the one order its ``timeline.jsonl`` keeps."""
-    return f"cc:timeline:{contact_id}"
+    return f"{{cc:tl}}:timeline:{contact_id}"
 
 
 def recording_pause(contact_id: str) -> str:

@@ -54,6 +54,11 @@ class RouterKeys:
         """List of recent handle times (seconds) of a channel, newest first."""
         return self._k("aht", channel)
 
+    def slot_mate(self, name: str) -> str:
+        """A key of another part's in the router's hash slot, so that one XREAD (or script)
+        can name it with the router's keys on a Redis Cluster; ``name`` keeps it apart."""
+        return f"{self._base}:ext:{name}"
+
     def queue(self, language: str, channel: str) -> str:
         """Sorted set of waiting contacts, scored by the ordering key (lowest first)."""
         return self._k("q", language, channel)

@@ -1,5 +1,5 @@
 """Shared fixtures: a real Redis (the machine's when CC_TEST_REDIS_URL is set, else an embedded
-Valkey), a real database (PostgreSQL when CC_TEST_DATABASE_URL is set, else SQLite), a real
+Valkey; a 3-master Redis Cluster for the tests parametrised with ``on_cluster``), a real database (PostgreSQL when CC_TEST_DATABASE_URL is set, else SQLite), a real
 server with signalling clients and advisors, and loopback-only ICE for aiortc peers. Plain
 helpers (accounts, sign-in, polling, SDP exchange) are in ``tests/helpers.py``."""
 
@@ -21,6 +21,8 @@ from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
 from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, free_port, make_user
+from tests.postgres_server import PostgresProcess
+from tests.redis_servers import ClusterGroup, RedisTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,10 +42,36 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
+    """A Redis Cluster of three masters on loopback, started when a test first asks for it."""
+    group = ClusterGroup(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a Redis database flushed before and after the test."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+def on_cluster() -> bool:
+    """Whether this test's Redis is the Redis Cluster: no, unless the test is parametrised
+    with ``tests.redis_servers.ON_CLUSTER_TOO`` or a conftest parametrises this fixture."""
+    return False
+
+
+@pytest.fixture
+def redis_target(request: pytest.FixtureRequest, on_cluster: bool, redis_url: str) -> RedisTarget:
+    """The Redis of this test: the session's server, or the session's cluster."""
+    if on_cluster:
+        return RedisTarget(cluster=request.getfixturevalue("redis_cluster").nodes)
+    return RedisTarget(url=redis_url)
+
+
+@pytest.fixture
+async def redis_client(redis_target: RedisTarget) -> AsyncIterator[aioredis.Redis]:
+    """A client on a Redis database (every node of a cluster) flushed before and after the
+    test."""
+    client = redis_target.client()
     await client.flushdb()
     try:
         yield client
@@ -122,7 +150,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch):
+def settings(
+    tmp_path: Path, database_url: str, redis_target: RedisTarget, monkeypatch: pytest.MonkeyPatch
+):
     """Settings for an app on the test database and Redis, with its own data directory."""
     from contact_center.config import load_settings
 
@@ -132,7 +162,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str, monkeypatch: pyt
     return load_settings(
         var_dir=tmp_path / "var",
         database_url=database_url,
-        redis_url=redis_url,
+        **redis_target.settings(),
         secret_key="test-secret-" + "x" * 40,
         log_json=False,
         bot_enabled=False,  # tests that want the bot turn it on (tests/chatbot)
@@ -145,6 +175,37 @@ async def client(aiohttp_client, settings, redis_client):  # type: ignore[no-unt
     from contact_center.server.app import create_app
 
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresProcess]:
+    """A PostgreSQL of this test's own (skipped without the server binaries), to stop and
+    start; never the machine's."""
+    pg = PostgresProcess().init()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
+async def server_on_own_postgres(
+    own_postgres: PostgresProcess, fast_settings: Settings, redis_client
+) -> AsyncIterator[tuple[TestServer, Settings]]:  # type: ignore[no-untyped-def]
+    """The real app on ``own_postgres`` (migrated), and its settings."""
+    from contact_center.db import engine as db
+    from contact_center.server.app import create_app
+
+    url = await own_postgres.create_database("cc")
+    await asyncio.to_thread(db.upgrade, url)
+    settings = fast_settings.model_copy(update={"database_url": url})
+    srv = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await srv.start_server()
+    try:
+        yield srv, settings
+    finally:
+        await close_or_dump(srv)
 
 
 @pytest.fixture

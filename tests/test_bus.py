@@ -1,4 +1,5 @@
-"""The bus against a real Redis: a message reaches the addressee's connections on any instance."""
+"""The bus against a real Redis (and a Redis Cluster): a message reaches the addressee's
+connections on any instance."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import redis.asyncio as aioredis
 
 from contact_center.bus import Bus
 from contact_center.protocol import PeerEvent
+from tests.redis_servers import ON_CLUSTER_TOO, RedisTarget
 
 
 class Inbox:
@@ -28,9 +30,11 @@ async def _running(bus: Bus) -> asyncio.Task[None]:
     return task
 
 
-async def test_a_message_reaches_the_addressee_on_another_instance(redis_url: str) -> None:
-    one = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    two = aioredis.Redis.from_url(redis_url, decode_responses=True)
+@ON_CLUSTER_TOO
+async def test_a_message_reaches_the_addressee_on_another_instance(redis_target: RedisTarget) -> None:
+    one, two = redis_target.client(), redis_target.client()
+    await one.ping()
+    await two.ping()
     here, there = Bus(one), Bus(two)
     tasks = [await _running(here), await _running(there)]
     try:

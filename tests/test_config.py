@@ -13,6 +13,8 @@ BAD_VALUES = [
     ("CC_MODE", "staging"),
     ("CC_DATABASE_URL", "mysql://root@localhost/cc"),
     ("CC_REDIS_URL", "localhost:6379"),
+    ("CC_REDIS_CLUSTER", "10.0.0.5"),
+    ("CC_REDIS_CLUSTER", "10.0.0.5:7000,10.0.0.6:http"),
     ("CC_RASA_URL", "127.0.0.1:5005"),
     ("CC_PUBLIC_BASE_URL", "example.com"),
     ("CC_ICE_SERVERS", "http://stun.example.com"),
@@ -76,6 +78,17 @@ def test_sentinels_are_host_port_pairs_and_exclude_a_redis_url(tmp_path, monkeyp
     assert not settings.embedded_redis and settings.redis_sentinel_service == "mymaster"
     with pytest.raises(SettingsError, match="CC_REDIS_URL and CC_REDIS_SENTINELS"):
         load_settings(var_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
+
+
+def test_cluster_nodes_are_host_port_pairs_and_exclude_the_other_ways(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC_REDIS_CLUSTER", "10.0.0.5:7000,10.0.0.6:7001")
+    settings = load_settings(var_dir=tmp_path)
+    assert settings.redis_cluster == [("10.0.0.5", 7000), ("10.0.0.6", 7001)]
+    assert not settings.embedded_redis
+    with pytest.raises(SettingsError, match="CC_REDIS_URL and CC_REDIS_CLUSTER"):
+        load_settings(var_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")
+    with pytest.raises(SettingsError, match="CC_REDIS_SENTINELS and CC_REDIS_CLUSTER"):
+        load_settings(var_dir=tmp_path, redis_sentinels="10.0.0.7:26379")
 
 
 def test_error_type():

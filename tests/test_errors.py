@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import pytest
+import redis.exceptions
+import sqlalchemy.exc
 from pydantic import ValidationError
 
 from contact_center.errors import (
+    DATABASE_DOWN_MESSAGE,
     INTERNAL_MESSAGE,
+    REDIS_DOWN_MESSAGE,
     Conflict,
     ErrorCode,
     Forbidden,
@@ -72,6 +77,46 @@ def test_unexpected_router_errors_are_ours_and_their_text_stays_inside(error: Ro
 
 def test_any_other_exception_is_internal() -> None:
     assert to_error(KeyError("secret internals")) == (ErrorCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+class _AdaptedError(Exception):
+    """What SQLAlchemy's asyncpg adapter raises in asyncpg's place: its own class, the SQLSTATE."""
+
+    def __init__(self, message: str, *, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+         DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
+         DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation")), DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, asyncpg.exceptions.CannotConnectNowError(
+            "the database system is starting up")), DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, _AdaptedError(
+            "the database system is starting up", sqlstate="57P03")), DATABASE_DOWN_MESSAGE),
+        (sqlalchemy.exc.TimeoutError("QueuePool limit reached"), DATABASE_DOWN_MESSAGE),
+        (redis.exceptions.ConnectionError("Connection refused"), REDIS_DOWN_MESSAGE),
+        (redis.exceptions.TimeoutError("Timeout reading from socket"), REDIS_DOWN_MESSAGE),
+    ],
+)
+def test_the_database_or_redis_not_answering_is_unavailable_not_internal(
+    error: Exception, message: str
+) -> None:
+    assert not is_client_caused(error)  # ours: logged
+    assert to_error(error) == (ErrorCode.UNAVAILABLE, message)
+
+
+def test_a_refused_connection_is_unavailable_but_a_bad_statement_is_internal() -> None:
+    assert to_error(ConnectionRefusedError(111, "Connect call failed"))[0] == ErrorCode.UNAVAILABLE
+    duplicate = sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+    assert to_error(duplicate) == (ErrorCode.INTERNAL, INTERNAL_MESSAGE)
+    assert to_error(redis.exceptions.ResponseError("WRONGTYPE"))[0] == ErrorCode.INTERNAL
 
 
 def test_every_code_a_client_may_receive_is_listed() -> None:

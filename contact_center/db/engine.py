@@ -17,6 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPGRADE_COMMAND = "contact-center db upgrade"
+#: seconds to open a PostgreSQL connection, and to wait for one of the pool's
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 10
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -50,7 +53,17 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # pool_pre_ping: a connection the database dropped (a restart) is found dead when lent and
+    # replaced, so the first request after the database is back works; the connect timeout
+    # keeps a request from waiting asyncpg's default minute on a database that does not answer.
+    return create_async_engine(
+        database_url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

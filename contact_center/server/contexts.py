@@ -129,7 +129,7 @@ async def valkey_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = redis_client.connect(app[appkeys.SETTINGS], app[appkeys.REDIS_URL] or None)
-    await client.ping()
+    await client.ping()  # before any task shares it (a cluster client learns the slots here)
     app[appkeys.REDIS] = client
     try:
         yield

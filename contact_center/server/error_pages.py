@@ -1,5 +1,6 @@
 """Error pages in the app's look for people (a browser asking for a page), unchanged answers for
-programs (``/api``, ``/ws``, ``/metrics``, anything that does not ask for HTML); and the content
+programs (``/api``, ``/ws``, ``/metrics``, anything that does not ask for HTML); the database or
+Redis being down is a 503 for both (``{"error": "unavailable"}`` for a program); and the content
 types of the static files, the same on every machine."""
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from contact_center.errors import ErrorCode, service_down
 from contact_center.identity.auth import STAFF_HOME, Handler, csrf_token, current_identity
 from contact_center.server.logs import request_id_var
 
 log = logging.getLogger(__name__)
+
+#: seconds a client is asked to wait when the database or Redis is down
+RETRY_AFTER_S = 5
 
 #: Paths whose clients are programs: their errors keep their own (JSON or text) bodies.
 PROGRAM_PREFIXES = ("/api/", "/ws", "/metrics", "/healthz", "/readyz")
@@ -128,7 +133,16 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400 or not wants_page(request):
             raise
         return await _render(request, exc.status, detail=_detail(exc), headers=dict(exc.headers))
-    except Exception:
+    except Exception as exc:
+        down = service_down(exc)
+        if down is not None:
+            log.warning("%s %s: %s (%r)", request.method, request.path, down, exc)
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            if wants_page(request):
+                return await _render(request, 503, detail=None, headers=headers)
+            return web.json_response(
+                {"error": ErrorCode.UNAVAILABLE.value, "message": down}, status=503, headers=headers
+            )
         if not wants_page(request):
             raise
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -340,8 +340,8 @@ class SupervisorFeed:
                 if self._alarm_id is None:
                     await self.catch_up_alarms()
                 assert self._alarm_id is not None
-                # One XREAD on both streams (they are not in one hash slot: this needs a plain
-                # Redis, as contact_center's clients are, not a Cluster).
+                # One XREAD on both streams: the alarms are in the router's hash slot
+                # (redis_keys.ALARMS), so a Redis Cluster serves it too.
                 reply: Any = await redis.xread(
                     {stream: last_id, redis_keys.ALARMS: self._alarm_id},
                     count=500,

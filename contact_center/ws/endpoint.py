@@ -26,6 +26,7 @@ from contact_center.errors import (
     Forbidden,
     RateLimited,
     is_client_caused,
+    service_down,
     to_error,
 )
 from contact_center.identity.auth import (
@@ -60,6 +61,8 @@ HELLO_FRAMES = 5
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
 CLEANUP_TIMEOUT_S = 15.0
+#: WebSocket close code "Try Again Later" (RFC 6455 registry): a service we need is down
+WS_TRY_AGAIN_LATER = 1013
 
 
 class _HelloRefused(Forbidden):
@@ -148,6 +151,11 @@ async def _hello(request: web.Request, conn: Connection) -> Identity | None:
                     conn.send(Error(ref=frames.request_id(frame.data), code=exc.code, message=str(exc)))
                     if isinstance(exc, _HelloRefused):
                         return None
+                except Exception as exc:
+                    if service_down(exc) is None:
+                        raise
+                    await _refuse_for_now(conn, exc, frames.request_id(frame.data))
+                    return None
     except TimeoutError:
         conn.send(Error(code=ErrorCode.UNAUTHENTICATED, message=f"no hello within {HELLO_TIMEOUT_S:.0f} s"))
         return None
@@ -204,14 +212,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
         )
         if not conn.media_only:
-            async with app[appkeys.PRESENCE].hold(identity.ref, svc.redis):
-                first_here = not bus.has_local(identity.ref)
-                bus.attach(identity.ref, conn)
-                await svc.mark_present(identity)
-                if identity.role is Role.CUSTOMER:
-                    await svc.customer_connected(identity)
-                elif identity.role is Role.ADVISOR and first_here:
-                    await svc.advisor_connected(identity)
+            try:
+                async with app[appkeys.PRESENCE].hold(identity.ref, svc.redis):
+                    first_here = not bus.has_local(identity.ref)
+                    bus.attach(identity.ref, conn)
+                    await svc.mark_present(identity)
+                    if identity.role is Role.CUSTOMER:
+                        await svc.customer_connected(identity)
+                    elif identity.role is Role.ADVISOR and first_here:
+                        await svc.advisor_connected(identity)
+            except Exception as exc:
+                if service_down(exc) is None:
+                    raise
+                await _refuse_for_now(conn, exc)  # the clean-up below undoes the half done
+                return ws
         await _serve(svc, conn, settings.ws_rate_per_s, settings.ws_burst)
     finally:
         # aiohttp cancels the handler when the peer vanishes: the clean-up runs in a task of
@@ -222,6 +236,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         cleanup.add_done_callback(cleanups.discard)
         await asyncio.shield(cleanup)
     return ws
+
+
+async def _refuse_for_now(conn: Connection, exc: Exception, ref: str | None = None) -> None:
+    """The database or Redis is down while connecting: say so and close as "try again later"
+    (1013), so that the client reconnects rather than takes the session for gone."""
+    down = service_down(exc) or ""
+    log.warning("websocket refused for now: %s", down, extra={"error": repr(exc)})
+    conn.send(Error(ref=ref, code=ErrorCode.UNAVAILABLE, message=down))
+    await conn.close(WS_TRY_AGAIN_LATER, "try again later")
 
 
 async def _after_close(svc: ContactService, conn: Connection) -> None:
@@ -303,7 +326,7 @@ async def _handle(svc: ContactService, conn: Connection, raw: str) -> None:
     except Exception as exc:  # a bad frame must not end the connection or the server
         if not is_client_caused(exc):
             # Masked before it is cut: a chat line may hold a card number.
-            log.exception("handling %s", mask_card_numbers(raw)[:200])
+            _log_failure(exc, mask_card_numbers(raw)[:200])
         code, text = to_error(exc)
         conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
         return
@@ -329,13 +352,22 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
         code, text = to_error(exc)
         answer = Error(ref=frames.request_id(raw), code=code, message=text)
         if not is_client_caused(exc):
-            log.exception("handling %s", raw[:200])
+            _log_failure(exc, raw[:200])
             await idempotency.forget(svc.redis, who, request_id)  # a retry runs it again
             conn.send(answer)
             return
     frame = answer.model_dump_json()
     await idempotency.finish(svc.redis, who, request_id, frame)
     conn.deliver(frame)
+
+
+def _log_failure(exc: Exception, what: str) -> None:
+    """Our failure: with its traceback, unless it is the database or Redis being down (one
+    line each then: an outage must not bury the log in identical tracebacks)."""
+    if service_down(exc) is not None:
+        log.warning("handling %s: %r", what, exc)
+    else:
+        log.exception("handling %s", what)
 
 
 async def close_all(app: web.Application) -> None:

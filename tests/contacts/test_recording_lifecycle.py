@@ -54,6 +54,7 @@ from recordings.verify import verify
 from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401
 from tests.helpers import PASSWORD, ROOT, cli_env, free_port, make_user, run_cli, wait_ready
 from tests.recordings.sealing import record_contact
+from tests.redis_servers import ON_CLUSTER_TOO
 
 ICE = IceSettings.loopback()
 CARD = "4111 1111 1111 1111"  # a test PAN that passes the Luhn check
@@ -559,6 +560,7 @@ async def test_a_timeline_that_cannot_be_written_goes_to_the_database_and_the_lo
 # ---------------------------------------------------------------- several instances
 
 
+@ON_CLUSTER_TOO
 async def test_two_writers_make_one_timeline_in_the_streams_order(
     tmp_path: Path, redis_client, database_url: str
 ) -> None:
@@ -569,6 +571,7 @@ async def test_two_writers_make_one_timeline_in_the_streams_order(
     other = Recordings(db=db, redis=redis_client, media=MediaHub(ICE), instance_id="B", root=tmp_path / "b")
     contact_id = "c2writers"
     await owner.open(contact_id)
+    await owner.open("c-idle")  # the loop's one XREAD names both streams (one slot on a cluster)
     loop = asyncio.create_task(owner.run())
 
     async def write(recordings: Recordings, name: str) -> None:
@@ -579,19 +582,21 @@ async def test_two_writers_make_one_timeline_in_the_streams_order(
 
     try:
         await asyncio.gather(write(owner, "A"), write(other, "B"))
+        # the last word is the other's: only the owner's XREAD loop can bring it in
+        await other.add(contact_id, "note", writer="B", index=100)
         directory = tmp_path / "a" / contact_id
-        await until(lambda: len(read_timeline(directory).events) == 200, 10)
+        await until(lambda: len(read_timeline(directory).events) == 201, 10)
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         stream = await redis_client.xrange(redis_keys.timeline(contact_id))
         await owner.close()
         await engine.dispose()
-    lines = timeline(directory)  # seq 1..200, stream ids increasing
+    lines = timeline(directory)  # seq 1..201, stream ids increasing
     assert [line["sid"] for line in lines] == [[int(x) for x in sid.split("-")] for sid, _ in stream]
-    for name in ("A", "B"):
+    for name, count in (("A", 100), ("B", 101)):
         mine = [line for line in lines if line["writer"] == name]
-        assert [line["index"] for line in mine] == list(range(100))  # each writer's own order
+        assert [line["index"] for line in mine] == list(range(count))  # each writer's own order
         assert {line["instance"] for line in mine} == {name}
     switches = sum(1 for a, b in zip(lines, lines[1:], strict=False) if a["writer"] != b["writer"])
     assert switches > 2, "the writers did interleave"

@@ -1,4 +1,5 @@
-"""Two server instances on one Redis and one database: offers, chat and media cross over."""
+"""Two server instances on one Redis and one database: offers, chat and media cross over (on a
+plain Redis and on a Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contact_center.server.app import create_app
 from contact_center.tools.synthetic import SyntheticPeer
 from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, free_port, make_user
+from tests.redis_servers import ON_CLUSTER_TOO
 
 
 async def _instance(settings) -> TestServer:  # type: ignore[no-untyped-def]
@@ -22,6 +24,7 @@ async def _instance(settings) -> TestServer:  # type: ignore[no-untyped-def]
     return server
 
 
+@ON_CLUSTER_TOO
 async def test_customer_on_one_instance_advisor_on_the_other(fast_settings, redis_client):
     first, second = await _instance(fast_settings), await _instance(fast_settings)
     user = await make_user(fast_settings, Role.ADVISOR, languages=["en"], skills={"general": 3})

@@ -11,6 +11,7 @@ from contact_center.db.models import AuditLog, Role
 from contact_center.server.app import create_app
 from contact_center.views.pages import ROLE_PAGES
 from tests.helpers import csrf_from, login, make_user
+from tests.redis_servers import ON_CLUSTER_TOO
 
 ROLE_OF_PAGE = {
     "/": {Role.CUSTOMER},
@@ -43,6 +44,7 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(client, setti
     assert (await client.get("/advisor", allow_redirects=False)).status == 302
 
 
+@ON_CLUSTER_TOO
 async def test_throttling_after_five_failures_even_with_the_right_password(client, settings):
     user = await make_user(settings, Role.SUPERVISOR)
     for _ in range(5):

@@ -16,6 +16,7 @@ from contact_center.db.models import Role, User
 from contact_center.identity import users
 from contact_center.server.app import SESSION_COOKIE, create_app
 from tests.helpers import PASSWORD, csrf_from, login, make_user
+from tests.redis_servers import ON_CLUSTER_TOO
 
 
 def cookie_of(client) -> str:  # type: ignore[no-untyped-def]
@@ -37,6 +38,7 @@ async def sign_out(client) -> None:  # type: ignore[no-untyped-def]
     assert (await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)).status == 303
 
 
+@ON_CLUSTER_TOO
 async def test_a_copied_cookie_is_refused_after_sign_out(client, settings):
     user = await make_user(settings, Role.COMPLIANCE)
     assert (await login(client, user.username)).status == 303
@@ -67,6 +69,7 @@ async def two_browsers(aiohttp_client, client, settings):  # type: ignore[no-unt
     return user, client, other
 
 
+@ON_CLUSTER_TOO
 async def test_disabling_a_user_ends_all_their_sessions(two_browsers):
     user, one, other = two_browsers
     async with transaction(one.app[appkeys.DB]) as session:

@@ -13,19 +13,19 @@ import sys
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from routing.errors import InvalidStateError, RoutingError
 from routing.models import AgentState, Channel, ContactRequest, ContactState
 from routing.policy import load_policy
 from routing.store import RouterStore
+from tests.redis_servers import RedisTarget
 
 SKILLS = ["cards", "fx", "loans", "general", "complaints"]
 LANGS = ["en", "zh", "yue"]
 
 
 async def run(cfg: dict[str, Any]) -> dict[str, int]:
-    client = aioredis.Redis.from_url(cfg["url"], decode_responses=True, max_connections=64)
+    client = RedisTarget.from_json(cfg["redis"]).client(max_connections=64)
+    await client.ping()  # a cluster client learns the slots before the workers share it
     policy = load_policy()
     policy_timeout = policy.offer_timeout_s
     store = RouterStore(client, policy, prefix=cfg["prefix"])

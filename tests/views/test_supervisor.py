@@ -16,6 +16,7 @@ from routing.models import AgentProfile, AgentState, Channel, ContactRequest
 from routing.policy import load_policy
 from routing.scoring import AgentView, ContactView
 from tests.helpers import login, make_user
+from tests.redis_servers import ON_CLUSTER_TOO
 
 POLICY = load_policy(None)
 
@@ -84,6 +85,7 @@ async def _advisor(client, settings, **fields):  # type: ignore[no-untyped-def]
     return user
 
 
+@ON_CLUSTER_TOO
 async def test_the_feed_pushes_advisors_by_name_and_the_waiting_list_on_router_events(client, settings):
     await _supervisor(client, settings)
     advisor = await _advisor(client, settings, skills={"general": 3})
@@ -185,6 +187,7 @@ async def test_requeue_takes_an_offered_or_connected_contact_from_its_advisor(cl
     assert len(audits) == 2
 
 
+@ON_CLUSTER_TOO
 async def test_alarms_reach_the_feed_as_they_are_raised(client, settings, redis_client):
     from contact_center.contacts.alarms import raise_alarm
     from contact_center.views.supervisor import ALARMS_SHOWN
