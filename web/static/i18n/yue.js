@@ -230,4 +230,18 @@ export default {
   "error.title_404": "搵唔到呢頁",
   "error.text_404": "呢個網址冇嘢，條連結可能舊咗或者打錯咗。",
   "error.text_429": "請等一陣再試。",
+  // ---- advisor desktop: several chats, customer context, transfer, wrap-up (advisor-*.js)
+  "desk.context_none": "揀一個聯絡睇下客戶係邊個。",
+  "desk.previous_none": "之前冇同本行聯絡過。",
+  "desk.bot_title": "同智能助手傾過嘅",
+  "desk.bot_none": "客戶冇先同智能助手傾。",
+  "desk.transfer_anyway": "照轉（客戶要等）",
+  "desk.ready": "搞掂 — 完成跟進",
+  "desk.who_now": "而家接得到：{names}",
+  "desk.who_later": "而家冇人得閒；{n} 位登入咗嘅顧問遲啲接得到（客戶喺隊度等）。",
+  "desk.who_nobody": "冇登入咗嘅顧問有呢個技能同語言。",
+  "desk.nobody_warning": "冇登入咗嘅顧問接得到呢個轉駁：客戶要等到有啱嘅顧問登入先得。揀第二個技能或語言，或者照轉。",
+  "desk.wrapup_over": "跟進時間過咗 — 仲可以記低",
+  "desk.wrapup_open": "準備好就可以完成",
+  "desk.away_missed": "你連續錯過咗 {n} 個分配，狀態轉咗做「走開咗」。喺「狀態」揀返「得閒」就可以再接聯絡。",
 };
