@@ -67,8 +67,13 @@ export class ChatDesk {
     panel.tab = tab;
     this.label(panel, label);
     const list = panel.node.querySelector(".chat");
-    panel.node.addEventListener("focusin", () => this.activate(panel));
-    panel.node.addEventListener("pointerdown", () => this.activate(panel));
+    // Working in a panel (a click, a key, focus) is reading it.
+    for (const type of ["focusin", "pointerdown"]) {
+      panel.node.addEventListener(type, () => {
+        this.activate(panel);
+        this.read(panel);
+      });
+    }
     list.addEventListener("scroll", () => {
       if (atBottom(list)) this.read(panel);
     });

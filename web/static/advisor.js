@@ -222,6 +222,9 @@ function onOffer(message) {
     ]);
   };
   renderOfferFacts();
+  const note = node.querySelector(".transfer-note");
+  note.classList.toggle("hidden", !facts?.transfer_note);
+  if (facts?.transfer_note) note.textContent = noteText(facts);
   const skills = skillsText(message.skills);
   node.querySelector(".summary").textContent = message.topic
     ? t("advisor.summary_topic", { topic: topicName(message.topic), skills })
@@ -349,6 +352,11 @@ function ensureContact(
   return panel;
 }
 
+/** The note of the advisor who transferred the contact, with their name. */
+function noteText(facts) {
+  return t("desk.note_by", { note: facts.transfer_note, name: facts.transferred_by ?? t("advisor.unknown_advisor") });
+}
+
 function titleText(panel) {
   return panel.facts ? customerName(panel.facts) : channelsText(panel.channels) || t("advisor.contact");
 }
@@ -364,9 +372,7 @@ function renderTitle(panel) {
   chats.label(panel, titleText(panel));
   const note = panel.node.querySelector(".transfer-note");
   note.classList.toggle("hidden", !facts?.transfer_note);
-  note.textContent = facts?.transfer_note
-    ? t("desk.note_by", { note: facts.transfer_note, name: facts.transferred_by ?? t("advisor.unknown_advisor") })
-    : "";
+  note.textContent = facts?.transfer_note ? noteText(facts) : "";
   renderBadges(panel.node, facts, 0);
   const language = facts?.language ?? panel.language;
   const topic = facts?.topic ?? panel.topic;
@@ -429,6 +435,8 @@ function applyState(panel, state) {
   panel.node.querySelector(".chat-form").classList.toggle("hidden", !connected);
   panel.node.querySelector(".transfer-box").classList.toggle("hidden", !connected);
   panel.node.querySelector(".end").classList.toggle("hidden", !connected);
+  const canned = panel.node.querySelector(".canned");
+  canned.classList.toggle("hidden", !connected || canned.children.length === 0);
   renderTitle(panel);
   if (connected && wantsMedia(panel.channels)) startMedia(panel);
   else if (!connected) stopMedia(panel);
