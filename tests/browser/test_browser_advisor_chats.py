@@ -137,6 +137,20 @@ async def test_three_chats_side_by_side_with_unread_counts_and_the_customer_cont
     await panels[0].locator(".chat-input").click()
     await page.wait_for_selector(f"#context[data-loaded='{ids[0]}']")
     await screenshot(page, "desk-three-chats-context")
+
+    # a narrower screen: tabs, one chat at a time; a line elsewhere is counted on its tab
+    await page.set_viewport_size({"width": 900, "height": 900})
+    tabs = page.locator("#contact-tabs .contact-tab")
+    assert await tabs.count() == 3 and await page.locator("#contact-tabs").is_visible()
+    assert [await p.is_visible() for p in panels] == [True, False, False]
+    await customers[2].request("chat.send", contact_id=ids[2], text="one more question")
+    tab = page.locator(f"#contact-tabs .contact-tab[data-contact-id='{ids[2]}']")
+    await tab.locator(".unread[data-count='1']").wait_for()
+    await screenshot(page, "desk-tabs-narrow")
+    await tab.click()
+    assert [await p.is_visible() for p in panels] == [False, False, True]
+    await tab.locator(".unread").wait_for(state="hidden")
+    assert await tab.get_attribute("aria-selected") == "true"
     assert new_page.errors == []
 
 

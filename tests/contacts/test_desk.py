@@ -187,3 +187,38 @@ async def test_away_after_missed_offers_says_why(server, clients, advisor_factor
         await advisor.request("offer.reject", contact_id=started["contact_id"])
     notice = await advisor.wait_for("agent.state", state="away")
     assert notice["reason"] == "missed_offers" and notice["missed_offers"] == misses
+
+
+async def test_the_context_has_what_the_customer_told_the_bot(server, clients, advisor_factory):
+    from contact_center.contacts import store
+    from contact_center.contacts.states import ContactState
+    from contact_center.identity.auth import Identity
+    from routing.models import Channel
+
+    user = await advisor_factory()
+    advisor = await clients(username=user.username)
+    await advisor.request("agent.status", status="available")
+    guest = await clients(guest=True)
+    svc = server.app[appkeys.CONTACTS]
+    identity = Identity(ref=guest.welcome["user"], role=Role.CUSTOMER, display_name="Guest")
+    contact = await svc.start(
+        identity, channels=[Channel.TEXT], language="en", topic="cards", state=ContactState.BOT
+    )
+    lines = ((identity.ref, "customer", "I lost my card"), ("bot", "bot", "I will get you an advisor"))
+    for ref, sender, text in lines:
+        await store.add_chat_message(
+            server.app[appkeys.DB], contact_id=contact.id, sender_ref=ref, sender_role=sender,
+            text=text,
+        )
+    await svc.handoff_to_queue(
+        contact.id, actor="bot", language="en", skills={"cards": 2}, priority=5,
+        data={"intent": "report_lost_card", "reason": "intent"},
+    )
+    await advisor.wait_for("offer", contact_id=contact.id)
+    await advisor.request("offer.accept", contact_id=contact.id)
+    await advisor.request("chat.send", contact_id=contact.id, text="Hello, I can block it")
+    status, context = await _get(advisor, server, f"/api/contacts/{contact.id}/context")
+    assert status == 200 and context["facts"]["intent"] == "report_lost_card"
+    assert [(line["sender"], line["text"]) for line in context["bot_transcript"]] == [
+        ("customer", "I lost my card"), ("bot", "I will get you an advisor"),
+    ]  # the advisor's own line is not the bot's part
