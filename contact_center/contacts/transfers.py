@@ -15,6 +15,7 @@ from contact_center.errors import ClientError, Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from contact_center.identity.users import display_names, list_users
 from routing.errors import UnsupportedLanguageError
+from routing.scoring import AgentView
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,11 @@ class Transfers(ContactCore):
 
     async def targets_for(
         self, contact: Contact, *, skills: dict[str, int], language: str | None,
-        exclude: int | None,
+        exclude: int | None, agents: list[AgentView] | None = None,
     ) -> Targets:
         return transfer_targets(
             self.router.policy,
-            await self.router.agent_views(),
+            agents if agents is not None else await self.router.agent_views(),
             channel=primary_channel(contact.channels).value,
             language=language or contact.language,
             skills=skills,
@@ -51,8 +52,11 @@ class Transfers(ContactCore):
     ) -> TransferChoices:
         """The skills advisors have (accounts and the router), the routing languages, and who
         could take ``contact`` on ``skills`` and ``language`` (``exclude``: the asker)."""
-        targets = await self.targets_for(contact, skills=skills, language=language, exclude=exclude)
-        known = {skill for agent in await self.router.agent_views() for skill in agent.skills}
+        agents = await self.router.agent_views()
+        targets = await self.targets_for(
+            contact, skills=skills, language=language, exclude=exclude, agents=agents
+        )
+        known = {skill for agent in agents for skill in agent.skills}
         ids = {int(i) for i in (*targets.now, *targets.later) if i.isdigit()}
         async with transaction(self.db) as session:
             for user in await list_users(session, role=Role.ADVISOR):
