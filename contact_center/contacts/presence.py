@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 from contact_center import redis_keys
 from contact_center.contacts import store
@@ -139,7 +140,14 @@ class Presence(ContactCore):
                     PeerEvent(contact_id=contact.id, party="advisor", state="reconnected"),
                 )
         status = await self.router.agent_status(agent_id)
-        await self.bus.publish(identity.ref, AgentStateNotice(state=status.state.value))
+        until = status.wrap_up_until  # a reload in wrap-up keeps its timer
+        await self.bus.publish(
+            identity.ref,
+            AgentStateNotice(
+                state=status.state.value,
+                wrap_up_until=datetime.fromtimestamp(until, UTC) if until else None,
+            ),
+        )
         for contact_id in status.offered:
             await self.send_offer(contact_id, agent_id)
 

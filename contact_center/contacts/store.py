@@ -270,3 +270,19 @@ async def previous_contacts(
         .limit(limit)
     )
     return list(result.all())
+
+
+async def events_by_actor(
+    session: AsyncSession, *, actor: str, kind: str, since: datetime
+) -> list[ContactEvent]:
+    """The ``kind`` events of ``actor`` since ``since``, oldest first."""
+    result = await session.exec(
+        select(ContactEvent)
+        .where(
+            ContactEvent.actor == actor,
+            ContactEvent.kind == kind,
+            col(ContactEvent.at) >= since,
+        )
+        .order_by(col(ContactEvent.id))
+    )
+    return list(result.all())

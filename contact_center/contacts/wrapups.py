@@ -9,7 +9,7 @@ whose wrap-up time ran out first, may still record theirs: each hand-over gets i
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from contact_center.contacts import store
 from contact_center.contacts.core import ContactCore, advisor_ref, agent_id_of
@@ -19,6 +19,9 @@ from contact_center.errors import ClientError, Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 
 log = logging.getLogger(__name__)
+
+#: How far back a reconnecting advisor is reminded of hand-overs they did not wrap up.
+PENDING_FOR_S = 12 * 3600
 
 
 def _utc(value: datetime) -> datetime:
@@ -103,6 +106,43 @@ class Wrapups(ContactCore):
                 data={"outcome": outcome, "notes": notes},
             )
         return True
+
+    async def remind_pending_wrapups(self, identity: Identity) -> int:
+        """Tell a (re)connected advisor of the hand-overs of the last ``PENDING_FOR_S`` they
+        have not wrapped up (transferred on, or wrap-up time over): their console shows the
+        form again, so a reload loses nothing. Returns how many."""
+        assert identity.user_id is not None
+        since = datetime.now(UTC) - timedelta(seconds=PENDING_FOR_S)
+        async with transaction(self.db) as session:
+            accepted = await store.events_by_actor(
+                session, actor=identity.ref, kind="accepted", since=since
+            )
+            ids = list(dict.fromkeys(e.contact_id for e in accepted))
+            contacts = {c.id: c for c in await store.contacts_by_id(session, ids)}
+            wrapups = await store.wrapups_of(session, contact_ids=ids)
+            finished = await store.events_by_actor(
+                session, actor=identity.ref, kind="wrapup_done", since=since
+            )
+        last_accept = {e.contact_id: _utc(e.at) for e in accepted}
+        done_by_me = {e.contact_id for e in finished}
+        pending = [
+            c for cid, c in contacts.items()
+            if cid not in done_by_me
+            and not (c.advisor_id == identity.user_id and c.state != ContactState.ENDED)
+            and not any(
+                w.contact_id == cid and w.advisor_id == identity.user_id
+                and _utc(w.at) >= last_accept[cid]
+                for w in wrapups
+            )
+        ]
+        for contact in pending:
+            await self.bus.publish(
+                identity.ref,
+                self.state_message(
+                    contact, reason="wrapup_pending", facts=await self.facts_of(contact)
+                ).model_copy(update={"state": "wrapup_pending"}),
+            )
+        return len(pending)
 
     async def finish_wrapup(
         self,

@@ -196,6 +196,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     await svc.customer_connected(identity)
                 elif identity.role is Role.ADVISOR and first_here:
                     await svc.advisor_connected(identity)
+                    await svc.remind_pending_wrapups(identity)
         await _serve(svc, conn, settings.ws_rate_per_s, settings.ws_burst)
     finally:
         # aiohttp cancels the handler when the peer vanishes: the clean-up runs in a task of

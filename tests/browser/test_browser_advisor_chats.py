@@ -209,8 +209,12 @@ async def test_transfer_with_a_note_and_wrap_up_with_outcomes_by_both_advisors(
     await ken_page.wait_for_selector(f"#context[data-loaded='{contact_id}']")
     assert await ken_page.locator("#context .note-text").text_content() == note
 
-    # Emma, who passed it on, wraps up too
+    # Emma, who passed it on, wraps up too; a reload of her console does not lose it
     wrap = panel.locator(".wrapup-form")
+    await wrap.wait_for()
+    await emma_page.reload()
+    await emma_page.wait_for_function("document.body.dataset.connection === 'open'")
+    await panel.locator(".state[data-state=wrapup_pending]").wait_for()
     await wrap.wait_for()
     await wrap.locator("select[name=outcome]").select_option("transferred")
     await wrap.locator("textarea[name=notes]").fill("Passed to lending")

@@ -61,8 +61,11 @@ export class ContextPanel {
     this.showing = null;
   }
 
-  /** Show the context of `contactId` (null: none); `refresh` reads it again. */
-  async show(contactId, { refresh = false } = {}) {
+  /**
+   * Show the context of `contactId` (null: none); `refresh` reads it again. Not `held` (passed
+   * on, so no longer the advisor's to read): only what was read while it was.
+   */
+  async show(contactId, { refresh = false, held = true } = {}) {
     this.showing = contactId;
     this.aside.dataset.contactId = contactId ?? "";
     this.error.classList.add("hidden");
@@ -73,6 +76,13 @@ export class ContextPanel {
     }
     try {
       let data = refresh ? null : this.cache.get(contactId);
+      if (!data && !held) {
+        this.body.classList.add("hidden");
+        this.empty.classList.remove("hidden");
+        this.empty.textContent = t("desk.context_gone");
+        return;
+      }
+      this.empty.textContent = t("desk.context_none");
       if (!data) {
         const response = await fetch(`/api/contacts/${encodeURIComponent(contactId)}/context`, {
           headers: { Accept: "application/json" },

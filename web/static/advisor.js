@@ -44,7 +44,9 @@ const el = {
 const desk = JSON.parse(el.contacts.dataset.desk || "{}");
 const chats = new ChatDesk({ tabs: el.tabs });
 const context = new ContextPanel(el.context);
-chats.onActivate = (panel) => context.show(panel?.id ?? null);
+/** Contacts passed on (transferred, or a wrap-up left from before) are no longer the advisor's. */
+const HANDED_ON = new Set(["transferred", "wrapup_pending"]);
+chats.onActivate = (panel) => context.show(panel?.id ?? null, { held: !HANDED_ON.has(panel?.state) });
 window.ccDesk = chats; // for the browser tests
 
 /** @type {Map<string, {node: HTMLElement, timer: number, expiresAt: number}>} */
@@ -292,7 +294,7 @@ signalling.on("offer", onOffer);
 
 function ensureContact(
   contactId,
-  { channels = [], language = "", mediaUrl = null, topic = null, facts = null } = {},
+  { channels = [], language = "", mediaUrl = null, topic = null, facts = null, state = null } = {},
 ) {
   let panel = contacts.get(contactId);
   if (panel) {
@@ -311,7 +313,8 @@ function ensureContact(
     topic: facts?.topic ?? topic,
     facts,
     mediaUrl,
-    state: null,
+    state, // known before the panel is shown: whether its context may be read
+
     chat: new ChatPane({
       list: node.querySelector(".chat"),
       typing: node.querySelector(".typing"),
@@ -441,7 +444,9 @@ function applyState(panel, state) {
   if (connected && wantsMedia(panel.channels)) startMedia(panel);
   else if (!connected) stopMedia(panel);
   // Wrap-up after the end, and after a transfer away; the panel stays until it is recorded.
-  if ((state === "wrap_up" || state === "transferred") && !panel.wrappedUp) panel.wrapup.open(state);
+  // (wrapup_pending: one the advisor had not recorded when the console was last open)
+  if (state === "wrapup_pending") panel.accepted = true;
+  if (["wrap_up", "transferred", "wrapup_pending"].includes(state) && !panel.wrappedUp) panel.wrapup.open(state);
   if (state === "ended" && !panel.wrappedUp && panel.accepted) {
     panel.wrapup.timeUp(); // the wrap-up time ran out: what the advisor types is still kept
     return;
@@ -475,8 +480,8 @@ signalling.on("session.state", (m) => {
     if (panel) applyState(panel, "transferred");
     return;
   }
-  if (!panel && !["connected", "wrap_up"].includes(m.state)) return;
-  const target = ensureContact(m.contact_id, { channels: m.channels, facts: m.facts ?? null });
+  if (!panel && !["connected", "wrap_up", "wrapup_pending"].includes(m.state)) return;
+  const target = ensureContact(m.contact_id, { channels: m.channels, facts: m.facts ?? null, state: m.state });
   removeOffer(m.contact_id);
   applyState(target, m.state);
 });

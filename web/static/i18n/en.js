@@ -555,6 +555,8 @@ export default {
   "error.sign_in": "Sign in",
   "customer.bank_failed": "We could not sign you in with the bank's app ({error}). You can still talk to us as a guest.",
   // ---- advisor desktop: several chats, customer context, transfer, wrap-up (advisor-*.js)
+  "desk.context_gone": "This contact was passed on: its customer's details are with the advisor who has it now.",
+  "advisor.s_wrapup_pending": "wrap-up to record",
   "desk.context_title": "Customer",
   "desk.context_none": "Select a contact to see who the customer is.",
   "desk.guest_badge": "Guest",

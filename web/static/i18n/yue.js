@@ -231,6 +231,8 @@ export default {
   "error.text_404": "呢個網址冇嘢，條連結可能舊咗或者打錯咗。",
   "error.text_429": "請等一陣再試。",
   // ---- advisor desktop: several chats, customer context, transfer, wrap-up (advisor-*.js)
+  "desk.context_gone": "呢個聯絡已經轉咗俾第二位顧問：客戶資料喺而家跟緊嘅顧問度。",
+  "advisor.s_wrapup_pending": "未記低跟進",
   "desk.context_none": "揀一個聯絡睇下客戶係邊個。",
   "desk.previous_none": "之前冇同本行聯絡過。",
   "desk.bot_title": "同智能助手傾過嘅",

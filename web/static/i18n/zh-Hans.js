@@ -549,6 +549,8 @@ export default {
   "error.sign_in": "登录",
   "customer.bank_failed": "未能通过银行应用为您登录（{error}）。您仍可以访客身份与我们联系。",
   // ---- advisor desktop: several chats, customer context, transfer, wrap-up (advisor-*.js)
+  "desk.context_gone": "这个联络已转交：客户资料在现在负责的顾问那里。",
+  "advisor.s_wrapup_pending": "待记录结束处理",
   "desk.context_title": "客户",
   "desk.context_none": "选择一个联络以查看客户资料。",
   "desk.guest_badge": "访客",

@@ -549,6 +549,8 @@ export default {
   "error.sign_in": "登入",
   "customer.bank_failed": "未能透過銀行應用程式為您登入（{error}）。您仍可以訪客身份與我們聯絡。",
   // ---- advisor desktop: several chats, customer context, transfer, wrap-up (advisor-*.js)
+  "desk.context_gone": "這個聯絡已轉交：客戶資料在現在負責的顧問那裡。",
+  "advisor.s_wrapup_pending": "待記錄結束處理",
   "desk.context_title": "客戶",
   "desk.context_none": "選擇一個聯絡以查看客戶資料。",
   "desk.guest_badge": "訪客",
