@@ -330,6 +330,9 @@ class SessionState(_Message):
     type: Literal["session.state"] = "session.state"
     contact_id: str
     state: str
+    """The contact's state; to an advisor also ``withdrawn`` (an offer taken back) and
+    ``wrapup_pending`` (on connecting: a contact they handled, transferred on or whose wrap-up
+    time ran out, that they have not wrapped up; ``wrapup.done`` with its id records it)."""
     reason: str | None = None
     resume_token: str | None = None
     channels: list[Channel] = Field(default_factory=list)
