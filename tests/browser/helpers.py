@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from tests.helpers import PASSWORD
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
 
 async def sign_in(page, server, username: str, path: str) -> None:  # type: ignore[no-untyped-def]
@@ -13,3 +18,14 @@ async def sign_in(page, server, username: str, path: str) -> None:  # type: igno
     await page.fill("input[name=password]", PASSWORD)
     await page.click("form[action='/login'] button[type=submit]")
     await page.wait_for_url(lambda url: url.endswith(path))
+
+
+async def axe_violations(page: Any) -> list[str]:
+    """Serious or critical axe-core violations of the page as it is now."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -13,7 +13,7 @@ from sqlmodel import select
 from contact_center import appkeys
 from contact_center.db.engine import transaction
 from contact_center.db.models import Contact, ContactWrapup, Role
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import axe_violations, sign_in
 from tests.helpers import make_user
 
 pytestmark = pytest.mark.browser
@@ -137,6 +137,7 @@ async def test_three_chats_side_by_side_with_unread_counts_and_the_customer_cont
     await panels[0].locator(".chat-input").click()
     await page.wait_for_selector(f"#context[data-loaded='{ids[0]}']")
     await screenshot(page, "desk-three-chats-context")
+    assert await axe_violations(page) == []  # every control labelled, contrast, roles
 
     # a narrower screen: tabs, one chat at a time; a line elsewhere is counted on its tab
     await page.set_viewport_size({"width": 900, "height": 900})
@@ -219,6 +220,7 @@ async def test_transfer_with_a_note_and_wrap_up_with_outcomes_by_both_advisors(
     await wrap.locator("select[name=outcome]").select_option("transferred")
     await wrap.locator("textarea[name=notes]").fill("Passed to lending")
     await screenshot(emma_page, "desk-wrapup-after-transfer")
+    assert await axe_violations(emma_page) == []
     await wrap.locator("button[type=submit]").click()
     await panel.wait_for(state="detached")
 

@@ -14,30 +14,18 @@ from contact_center import appkeys
 from contact_center.contacts.alarms import raise_alarm
 from contact_center.db.models import Role
 from routing.models import AgentState
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import axe_violations, sign_in
 from tests.helpers import eventually, make_user
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
-AXE = HERE / "vendor" / "axe.min.js"
 ARTIFACTS = HERE.parent / "artifacts"
 
 
 async def shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-async def axe_violations(page: Any) -> list[str]:
-    """Serious or critical axe-core violations of the page as it is now."""
-    await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate("async () => (await axe.run(document)).violations")
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in result
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 async def test_supervisor_watches_the_floor_live_and_forces_an_advisor_away(
