@@ -247,3 +247,28 @@ async def test_transfer_with_a_note_and_wrap_up_with_outcomes_by_both_advisors(
         contact = await session.get(Contact, contact_id)
     assert contact is not None and contact.state == "ended"
     assert new_page.errors == []
+
+
+async def test_away_after_missed_offers_says_why_and_how_to_come_back(
+    server, clients, advisor_factory, new_page, screenshot
+):
+    emma = await advisor_factory(display_name="Emma Lau")
+    page = await _console(new_page, server, emma.username)
+    await page.select_option("#status", "available")
+    await page.wait_for_selector("#agent-state[data-state=available]")
+    misses = server.app[appkeys.ROUTER].policy.misses_before_away
+    for _ in range(misses):
+        contact_id = await _start(await clients(guest=True))
+        await page.locator(f".offer[data-contact-id='{contact_id}'] .reject").click()
+        await page.locator(f".offer[data-contact-id='{contact_id}']").wait_for(state="detached")
+    await page.wait_for_selector("#agent-state[data-state=away]")
+    notice = await page.locator("#notice").text_content()
+    assert notice == (
+        f"You were set to Away after {misses} missed offers in a row. "
+        "Choose “Available” under Status to take contacts again."
+    )
+    assert await page.input_value("#status") == "away"
+    await screenshot(page, "desk-away-after-missed-offers")
+    await page.select_option("#status", "available")  # and back, as it says
+    await page.wait_for_selector("#agent-state:not([data-state=away])")
+    assert new_page.errors == []
