@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chatbot.services import RasaServices
     from contact_center.bot.gateway import BotGateway
     from contact_center.bot.voice import VoiceBridge
+    from contact_center.canned_replies import CannedReply
     from contact_center.compliance.access import ComplianceAccess
     from contact_center.config import Settings
     from contact_center.contacts.leases import Leases
@@ -58,6 +59,8 @@ PASSWORDS: web.AppKey[PasswordChecks] = web.AppKey("password_checks")
 GUEST_QUOTA: web.AppKey[GuestQuota] = web.AppKey("guest_quota")
 """Conversations guests may start per address and window."""
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+CANNED_REPLIES: web.AppKey[dict[str, list[CannedReply]]] = web.AppKey("canned_replies")
+"""The advisor console's canned replies per contact language (views.advisor_desk)."""
 """The server-side half of signed-in sessions (Redis): sign-out and revocation end them."""
 BANK_TOKENS: web.AppKey[BankTokenVerifier | None] = web.AppKey("bank_tokens")
 """Checks the bank's signed customer identities; None without CC_BANK_TOKEN_SECRET (off)."""

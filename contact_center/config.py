@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,18 @@ from recordings.retention import RetentionPolicy, parse_period
 from recordings.storage import S3Settings, S3Storage, parse_s3_url
 
 DEFAULT_SECRET = "change-me"
+#: What an advisor picks as a contact's outcome at wrap-up unless ``CC_WRAPUP_OUTCOMES`` says.
+DEFAULT_WRAPUP_OUTCOMES = (
+    "resolved",
+    "information_given",
+    "follow_up",
+    "callback_requested",
+    "escalated",
+    "complaint_logged",
+    "transferred",
+    "no_action",
+)
+OUTCOME_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class Mode(StrEnum):
@@ -145,6 +158,27 @@ class Settings(BaseSettings):
     #: the bank's sites whose pages may frame the widget (``/widget``, CSP ``frame-ancestors``);
     #: every other page keeps ``frame-ancestors 'none'``
     widget_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: outcome codes of a wrap-up (``wrapup.done``'s ``outcome``), comma-separated, in the order
+    #: the console lists them; the console names each (``desk.outcome_<code>``) or shows the code
+    wrapup_outcomes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_WRAPUP_OUTCOMES)
+    )
+    #: a YAML file of canned replies per contact language (``contacts.canned``); unset: the
+    #: built-in list
+    canned_replies: Path | None = None
+
+    @field_validator("wrapup_outcomes", mode="before")
+    @classmethod
+    def _wrapup_outcomes(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if not value:
+            raise ValueError("list at least one outcome code, e.g. resolved,follow_up")
+        for code in value:
+            if not OUTCOME_CODE.match(str(code)):
+                raise ValueError(f"{code!r} is not a code like follow_up (a-z, 0-9, _; 32 at most)")
+        if len(set(value)) != len(value):
+            raise ValueError("an outcome code is listed twice")
+        return value
 
     @field_validator("voice_models", mode="before")
     @classmethod

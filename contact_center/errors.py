@@ -68,6 +68,12 @@ class ErrorCode(StrEnum):
     """The contact's recording is paused already (one pause at a time)."""
     NOT_PAUSED = "not_paused"
     """The contact's recording is not paused (resumed, or its pause reached the limit)."""
+    UNKNOWN_OUTCOME = "unknown_outcome"
+    """A wrap-up outcome code that is not configured (``CC_WRAPUP_OUTCOMES``); the message
+    lists the codes there are."""
+    NOBODY_CAN_SERVE = "nobody_can_serve"
+    """A transfer to a skill and language that no signed-in advisor (but you) has: refused
+    unless sent again with ``queue_anyway`` (it would wait until such an advisor signs in)."""
     OFFER_EXPIRED = OfferExpiredError.code
     """The offer's deadline passed; the contact went back to the queue."""
     CONTACT_EXISTS = ContactExistsError.code

@@ -107,6 +107,10 @@ class ContactFacts(BaseModel):
     """Seconds since the contact last went to the queue (from the bot, a start, a transfer or a
     lost advisor; offers that came back do not restart it), as of this message; once connected,
     how long it waited."""
+    transfer_note: str | None = None
+    """The note of the advisor who last transferred the contact here, for the next one."""
+    transferred_by: str | None = None
+    """That advisor's display name."""
 
 
 class AcceptResult(Result):
@@ -122,6 +126,8 @@ class AcceptResult(Result):
 class WrapupResult(Result):
     ended: list[str]
     """The contacts that left wrap-up."""
+    recorded: bool = False
+    """An outcome or notes were stored with the contact."""
 
 
 class RecordingResult(Result):
@@ -305,6 +311,11 @@ class SessionTransfer(_Request):
     contact_id: ContactId
     skills: dict[SkillName, Annotated[int, Field(ge=1, le=5)]] = Field(max_length=8)
     language: Language | None = None
+    note: str | None = Field(default=None, max_length=1000)
+    """For the next advisor: shown on their offer and in their panel (card numbers masked)."""
+    queue_anyway: bool = False
+    """Transfer even when no signed-in advisor has the skill and language (it then waits until
+    one signs in); without it such a transfer is refused with ``nobody_can_serve``."""
 
 
 class WrapupDone(_Request):
@@ -312,8 +323,13 @@ class WrapupDone(_Request):
     roles = ADVISOR
     result_model = WrapupResult
     contact_id: ContactId | None = None
+    """The contact to wrap up: one of yours in wrap-up, or one you transferred on or whose
+    wrap-up time ran out before you recorded it. Without it: all of yours in wrap-up."""
+    outcome: str | None = Field(default=None, max_length=32)
+    """One of the configured outcome codes (``CC_WRAPUP_OUTCOMES``); another is refused with
+    ``unknown_outcome``."""
     notes: str | None = Field(default=None, max_length=4000)
-    """Wrap-up notes, kept in the contact's recording (card numbers masked)."""
+    """Wrap-up notes, kept with the contact and in its recording (card numbers masked)."""
 
 
 class RecordingPause(_Request):
@@ -391,6 +407,9 @@ class SessionState(_Message):
     type: Literal["session.state"] = "session.state"
     contact_id: str
     state: str
+    """The contact's state; to an advisor also ``withdrawn`` (an offer taken back) and
+    ``wrapup_pending`` (on connecting: a contact they handled, transferred on or whose wrap-up
+    time ran out, that they have not wrapped up; ``wrapup.done`` with its id records it)."""
     reason: str | None = None
     resume_token: str | None = None
     channels: list[Channel] = Field(default_factory=list)
@@ -507,6 +526,12 @@ class AgentStateNotice(_Message):
     type: Literal["agent.state"] = "agent.state"
     state: str
     reason: str | None = None
+    """Why, when the router chose the state: ``missed_offers`` (away after that many offers
+    expired or were rejected in a row: set yourself available to take contacts again)."""
+    missed_offers: int | None = None
+    """With ``missed_offers``: how many in a row."""
+    wrap_up_until: datetime | None = None
+    """In ``wrap_up``: when it ends by itself (``wrapup.done`` ends it earlier)."""
 
 
 class RecordingStatePush(_Message):

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center import redis_keys
 from contact_center.bus import Bus
+from contact_center.config import DEFAULT_WRAPUP_OUTCOMES
 from contact_center.contacts import store
 from contact_center.contacts.recording import Recordings
 from contact_center.contacts.states import ContactState
@@ -91,11 +92,16 @@ def user_id_of_ref(ref: str) -> int | None:
 def facts_from(contact: Contact, events: list[ContactEvent], *, now: datetime) -> ContactFacts:
     """The facts an advisor is shown, from the contact and its event rows (oldest first)."""
     intent: str | None = None
+    note: str | None = None
+    note_by: str | None = None
     queued_at = _aware(contact.created_at)
     connected_at: datetime | None = None
     for event in events:
         if event.kind == "handoff" and event.data.get("intent"):
             intent = str(event.data["intent"])
+        if event.kind == "transferred":  # the latest transfer's note is the one for now
+            note = str(event.data["note"]) if event.data.get("note") else None
+            note_by = str(event.data.get("from_advisor_name") or "") or None
         # An offer that came back keeps the wait going; the bot, a transfer or a lost advisor
         # start a new one.
         if event.to_state == ContactState.QUEUED and event.from_state != ContactState.OFFERED:
@@ -113,6 +119,8 @@ def facts_from(contact: Contact, events: list[ContactEvent], *, now: datetime) -
         intent=intent,
         skills=contact.skills,
         waiting_s=round(max(0.0, (until - queued_at).total_seconds()), 1),
+        transfer_note=note,
+        transferred_by=note_by,
     )
 
 
@@ -198,6 +206,8 @@ class ContactCore:
     waiting: WaitingList = field(default_factory=WaitingList)
     recordings: Recordings = field(default=None)  # type: ignore[assignment]
     """Built from ``recordings_dir`` when not given (``server.contexts`` gives one)."""
+    wrapup_outcomes: tuple[str, ...] = DEFAULT_WRAPUP_OUTCOMES
+    """The outcome codes a wrap-up may record (``CC_WRAPUP_OUTCOMES``)."""
 
     def __post_init__(self) -> None:
         if self.recordings is None:

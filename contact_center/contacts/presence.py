@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+from datetime import UTC, datetime
 
 from contact_center import redis_keys
 from contact_center.contacts import store
@@ -146,7 +147,14 @@ class Presence(ContactCore):
             # they had, not offline while still holding their contacts
             await self.router.set_agent_state(agent_id, AgentState(str(before)))
             status = await self.router.agent_status(agent_id)
-        await self.bus.publish(identity.ref, AgentStateNotice(state=status.state.value))
+        until = status.wrap_up_until  # a reload in wrap-up keeps its timer
+        await self.bus.publish(
+            identity.ref,
+            AgentStateNotice(
+                state=status.state.value,
+                wrap_up_until=datetime.fromtimestamp(until, UTC) if until else None,
+            ),
+        )
         for contact_id in status.offered:
             await self.send_offer(contact_id, agent_id)
 

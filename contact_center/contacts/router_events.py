@@ -16,7 +16,7 @@ from contact_center.contacts.states import ContactState, InvalidTransition
 from contact_center.db.engine import transaction
 from contact_center.db.models import Contact
 from contact_center.protocol import AgentStateNotice, SessionState
-from routing.errors import UnknownContactError
+from routing.errors import UnknownAgentError, UnknownContactError
 from routing.models import AgentState, EventType, RoutingEvent
 from routing.models import ContactState as RouterState
 
@@ -82,13 +82,28 @@ class RouterEvents:
             state = str(event.data.get("to") or event.data.get("state") or "")
             if state:
                 await self.svc.bus.publish(
-                    advisor_ref(agent_id),
-                    AgentStateNotice(
-                        state=state, reason=str(event.data.get("reason") or "") or None
-                    ),
+                    advisor_ref(agent_id), await self._agent_notice(agent_id, state, event.data)
                 )
             if state == AgentState.AVAILABLE.value:
                 await self._close_wrapups_of(int(agent_id))
+
+    async def _agent_notice(
+        self, agent_id: str, state: str, data: dict[str, Any]
+    ) -> AgentStateNotice:
+        """What the advisor is told of their new state: why, and until when a wrap-up lasts."""
+        reason = str(data.get("reason") or "") or None
+        misses = data.get("misses") if reason == "missed_offers" else None
+        wrap_up_until = None
+        if state == AgentState.WRAP_UP.value:
+            with contextlib.suppress(UnknownAgentError):
+                until = (await self.svc.router.agent_status(agent_id)).wrap_up_until
+                wrap_up_until = datetime.fromtimestamp(until, UTC) if until else None
+        return AgentStateNotice(
+            state=state,
+            reason=reason,
+            missed_offers=int(misses) if isinstance(misses, int | float) else None,
+            wrap_up_until=wrap_up_until,
+        )
 
     async def _mirror(self, contact_id: str, *, kind: str, data: dict[str, Any]) -> Contact | None:
         """Bring a waiting contact's database state to the router's (queued or offered)."""

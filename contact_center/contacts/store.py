@@ -19,8 +19,8 @@ from contact_center.contacts.states import (
     InvalidTransition,
     check_transition,
 )
-from contact_center.db.models import ChatMessage, Contact, ContactEvent, utcnow
-from recordings.redact import mask_fields
+from contact_center.db.models import ChatMessage, Contact, ContactEvent, ContactWrapup, utcnow
+from recordings.redact import mask_card_numbers, mask_fields
 
 #: ``session.info`` key: the events added in a transaction, for the timeline once committed.
 TIMELINE_EVENTS = "timeline_events"
@@ -244,5 +244,62 @@ async def open_contacts(session: AsyncSession, *, created_before: datetime) -> l
             col(Contact.created_at) < created_before,
         )
         .order_by(col(Contact.created_at))
+    )
+    return list(result.all())
+
+
+async def add_wrapup(
+    session: AsyncSession, *, contact_id: str, advisor_id: int, outcome: str | None,
+    notes: str | None,
+) -> ContactWrapup:
+    """Keep an advisor's wrap-up of a contact (the notes with card numbers masked)."""
+    wrapup = ContactWrapup(
+        contact_id=contact_id,
+        advisor_id=advisor_id,
+        outcome=outcome,
+        notes=mask_card_numbers(notes) if notes else None,
+    )
+    session.add(wrapup)
+    await session.flush()
+    return wrapup
+
+
+async def wrapups_of(session: AsyncSession, *, contact_ids: list[str]) -> list[ContactWrapup]:
+    """The wrap-ups of these contacts, oldest first."""
+    if not contact_ids:
+        return []
+    result = await session.exec(
+        select(ContactWrapup)
+        .where(col(ContactWrapup.contact_id).in_(contact_ids))
+        .order_by(col(ContactWrapup.id))
+    )
+    return list(result.all())
+
+
+async def previous_contacts(
+    session: AsyncSession, *, customer_ref: str, before: str, limit: int
+) -> list[Contact]:
+    """The customer's other contacts, newest first (at most ``limit``)."""
+    result = await session.exec(
+        select(Contact)
+        .where(Contact.customer_ref == customer_ref, Contact.id != before)
+        .order_by(col(Contact.created_at).desc())
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+async def events_by_actor(
+    session: AsyncSession, *, actor: str, kind: str, since: datetime
+) -> list[ContactEvent]:
+    """The ``kind`` events of ``actor`` since ``since``, oldest first."""
+    result = await session.exec(
+        select(ContactEvent)
+        .where(
+            ContactEvent.actor == actor,
+            ContactEvent.kind == kind,
+            col(ContactEvent.at) >= since,
+        )
+        .order_by(col(ContactEvent.id))
     )
     return list(result.all())

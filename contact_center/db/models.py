@@ -111,6 +111,22 @@ class ContactEvent(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
 
 
+class ContactWrapup(SQLModel, table=True):
+    """An advisor's wrap-up of a contact they handled: the outcome code and notes (masked).
+
+    One per advisor and hand-over: after a transfer the advisor who passed it on has one too.
+    """
+
+    __tablename__ = "contact_wrapups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=64)
+    advisor_id: int = Field(foreign_key="users.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    outcome: str | None = Field(default=None, max_length=32)
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+
+
 class ChatMessage(SQLModel, table=True):
     """A chat line of a contact, numbered in the order the server accepted it."""
 
@@ -193,6 +209,7 @@ __all__ = [
     "ComplianceCheck",
     "Contact",
     "ContactEvent",
+    "ContactWrapup",
     "LedgerEntry",
     "User",
 ]

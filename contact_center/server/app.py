@@ -40,6 +40,7 @@ from contact_center.server.reliability import reliability_ctx
 from contact_center.server.voice import voice_ctx
 from contact_center.views import (
     admin,
+    advisor_desk,
     api,
     bank_sign_in,
     compliance,
@@ -279,4 +280,5 @@ def create_app(settings: Settings) -> web.Application:
     metrics_view.setup(app)
     docs.setup(app)
     compliance.setup(app)
+    advisor_desk.setup(app)
     return app

@@ -256,6 +256,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
         recordings_dir=settings.recordings_dir,
         recordings=recordings,
+        wrapup_outcomes=tuple(settings.wrapup_outcomes),
     )
     timers = Timers(svc)
     bus.on_gap = functools.partial(redeliver_local, svc)

@@ -13,6 +13,7 @@ from contact_center.db.models import Role
 from contact_center.identity.auth import Handler, csrf_token, require_role
 from contact_center.identity.bank_token import PAGE_LANGUAGE
 from contact_center.openapi import Response, operation
+from contact_center.views.advisor_desk import desk_config
 
 
 async def page(request: web.Request, template: str, **extra: object) -> web.Response:
@@ -50,7 +51,7 @@ async def customer(request: web.Request) -> web.Response:
 @_page_doc("The advisor console")
 @require_role(Role.ADVISOR)
 async def advisor(request: web.Request) -> web.Response:
-    return await page(request, "advisor.html")
+    return await page(request, "advisor.html", desk=desk_config(request.app))
 
 
 @_page_doc("The supervisor wall")

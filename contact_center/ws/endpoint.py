@@ -221,6 +221,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         await svc.customer_connected(identity)
                     elif identity.role is Role.ADVISOR and first_here:
                         await svc.advisor_connected(identity)
+                        await svc.remind_pending_wrapups(identity)
             except Exception as exc:
                 if service_down(exc) is None:
                     raise

@@ -220,13 +220,17 @@ async def _reject(svc: ContactService, conn: Connection, msg: OfferReject) -> Re
 
 async def _transfer(svc: ContactService, conn: Connection, msg: SessionTransfer) -> StateResult:
     contact = await svc.transfer(
-        _who(conn), msg.contact_id, skills=dict(msg.skills), language=msg.language
+        _who(conn), msg.contact_id, skills=dict(msg.skills), language=msg.language,
+        note=msg.note, queue_anyway=msg.queue_anyway,
     )
     return StateResult(state=contact.state)
 
 
 async def _wrapup(svc: ContactService, conn: Connection, msg: WrapupDone) -> WrapupResult:
-    return WrapupResult(ended=await svc.wrapup_done(_who(conn), msg.contact_id, notes=msg.notes))
+    ended, recorded = await svc.wrapup_done(
+        _who(conn), msg.contact_id, outcome=msg.outcome, notes=msg.notes
+    )
+    return WrapupResult(ended=ended, recorded=recorded)
 
 
 def _recording_result(state: RecordingStatePush) -> RecordingResult:

@@ -92,9 +92,14 @@ local function derive(a)
   return 'available'
 end
 
-local function state_changed(a, before)
+-- ``why`` (optional): more fields of the event, e.g. {reason = 'missed_offers', misses = 3}.
+local function state_changed(a, before, why)
   local after = derive(a)
-  if after ~= before then emit('agent_state_changed', nil, a.id, {from = before, to = after}) end
+  if after ~= before then
+    local data = {from = before, to = after}
+    for k, v in pairs(why or {}) do data[k] = v end
+    emit('agent_state_changed', nil, a.id, data)
+  end
 end
 
 local function inv_idle(t) return string.format('%015.3f', 1e10 - t) end
@@ -469,7 +474,9 @@ local function miss(c, etype)
   local released = {c.id}
   if a.misses >= P.misses then set_presence(a, 'away', released) else index(a) end
   put_agent(a)
-  state_changed(a, before)
+  local why = nil
+  if a.pres == 'away' then why = {reason = 'missed_offers', misses = a.misses} end
+  state_changed(a, before, why)
   for _, cid in ipairs(released) do match_contact(get_contact(cid)) end
   match_agent(get_agent(a.id))
 end

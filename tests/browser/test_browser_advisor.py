@@ -60,6 +60,7 @@ async def test_advisor_console_accepts_an_offer(
 
     await customer.request("session.end", contact_id=contact_id)
     await panel.locator(".state[data-state=wrap_up]").wait_for()
+    await panel.locator(".wrapup-form select[name=outcome]").select_option("resolved")  # required
     await panel.locator(".wrapup").click()
     await panel.locator(".state[data-state=ended]").wait_for()
     await panel.wait_for(state="detached")

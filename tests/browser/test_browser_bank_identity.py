@@ -31,7 +31,7 @@ async def test_the_bank_app_signs_a_vip_in_and_the_advisor_sees_it(
     await page.wait_for_selector(".topbar .who")
     await page.wait_for_function("document.body.dataset.connection === 'open'")
     assert "bank_token" not in page.url  # not left in the address bar or the history
-    assert await page.text_content(".topbar .who") == "陳美玲 · customer"
+    assert await page.text_content(".topbar .who") == "陳美玲 · 客戶"  # the role in Cantonese
     assert await page.evaluate("document.documentElement.lang") == "zh-Hant-HK"
     assert await page.input_value("#language") == "yue"
     assert await page.locator("#start .badge").is_visible()  # the priority customer badge

@@ -132,7 +132,9 @@ async def test_after_a_transfer_each_line_names_its_advisor(server, clients, adv
     await first.wait_for("offer", contact_id=contact_id)
     await first.request("offer.accept", contact_id=contact_id)
     await first.request("chat.send", contact_id=contact_id, text="passing you on")
-    await first.request("session.transfer", contact_id=contact_id, skills={"loans": 3})
+    await first.request(
+        "session.transfer", contact_id=contact_id, skills={"loans": 3}, queue_anyway=True
+    )
     second = await clients(username=loans.username)
     await second.request("agent.status", status="available")
     offer = await second.wait_for("offer", contact_id=contact_id)

@@ -337,7 +337,9 @@ async def test_a_transfer_keeps_both_advisors_legs(server: TestServer, clients, 
         await asyncio.gather(negotiate(customer, contact_id, leg1[0]), negotiate(first, contact_id, leg1[1]))
         await until(lambda: leg1[0].stats.stamped >= 40 and leg1[1].stats.stamped >= 40)
         first_leg_frames = leg1[1].stats.stamped  # what the customer sent, as the advisor saw it
-        await first.request("session.transfer", contact_id=contact_id, skills={"loans": 3})
+        await first.request(
+            "session.transfer", contact_id=contact_id, skills={"loans": 3}, queue_anyway=True
+        )
         await customer.wait_for("session.state", contact_id=contact_id, reason="transferred")
         second = await clients(username=second_user.username)
         await second.request("agent.status", status="available")

@@ -21,6 +21,7 @@ TABLES = {
     "recording_ledger",
     "recording_chain_head",
     "compliance_checks",
+    "contact_wrapups",
 }
 
 

@@ -1,6 +1,11 @@
 // The advisor console: status, incoming offers (with countdown, transcript and the router's
 // explanation), and one panel per contact with chat, media, transfer, end and wrap-up.
 
+import { renderCanned } from "./advisor-canned.js";
+import { ChatDesk } from "./advisor-chats.js";
+import { ContextPanel } from "./advisor-context.js";
+import { wireTransfer } from "./advisor-transfer.js";
+import { WrapupForm, setWrapUntil } from "./advisor-wrapup.js";
 import { ChatPane, wireComposer } from "./chat.js";
 import { agentStateName, channelsText, duration, has, initLanguage, languageName, t } from "./i18n.js";
 import { CallControls } from "./call-controls.js";
@@ -33,7 +38,17 @@ const el = {
   contacts: $("contacts"),
   offerTemplate: $("offer-template"),
   contactTemplate: $("contact-template"),
+  tabs: $("contact-tabs"),
+  context: $("context"),
 };
+/** The console's fixed lists from the page: wrap-up outcome codes, canned replies per language. */
+const desk = JSON.parse(el.contacts.dataset.desk || "{}");
+const chats = new ChatDesk({ tabs: el.tabs });
+const context = new ContextPanel(el.context);
+/** Contacts passed on (transferred, or a wrap-up left from before) are no longer the advisor's. */
+const HANDED_ON = new Set(["transferred", "wrapup_pending"]);
+chats.onActivate = (panel) => context.show(panel?.id ?? null, { held: !HANDED_ON.has(panel?.state) });
+window.ccDesk = chats; // for the browser tests
 
 /** @type {Map<string, {node: HTMLElement, timer: number, expiresAt: number}>} */
 const offers = new Map();
@@ -126,7 +141,10 @@ el.status.addEventListener("change", async () => {
 
 signalling.on("agent.state", (m) => {
   setAgentState(m.state);
-  if (m.reason) {
+  setWrapUntil(m.state === "wrap_up" ? m.wrap_up_until : null);
+  if (m.reason === "missed_offers") {
+    notice(t("desk.away_missed", { n: m.missed_offers ?? 3 }), "error");
+  } else if (m.reason) {
     notice(t("advisor.status_notice", { state: agentStateName(m.state), reason: m.reason.replaceAll("_", " ") }));
   }
 });
@@ -207,6 +225,9 @@ function onOffer(message) {
     ]);
   };
   renderOfferFacts();
+  const note = node.querySelector(".transfer-note");
+  note.classList.toggle("hidden", !facts?.transfer_note);
+  if (facts?.transfer_note) note.textContent = noteText(facts);
   const skills = skillsText(message.skills);
   node.querySelector(".summary").textContent = message.topic
     ? t("advisor.summary_topic", { topic: topicName(message.topic), skills })
@@ -274,7 +295,7 @@ signalling.on("offer", onOffer);
 
 function ensureContact(
   contactId,
-  { channels = [], language = "", mediaUrl = null, topic = null, facts = null } = {},
+  { channels = [], language = "", mediaUrl = null, topic = null, facts = null, state = null } = {},
 ) {
   let panel = contacts.get(contactId);
   if (panel) {
@@ -293,7 +314,8 @@ function ensureContact(
     topic: facts?.topic ?? topic,
     facts,
     mediaUrl,
-    state: null,
+    state, // known before the panel is shown: whether its context may be read
+
     chat: new ChatPane({
       list: node.querySelector(".chat"),
       typing: node.querySelector(".typing"),
@@ -323,11 +345,33 @@ function ensureContact(
     notice: (text, kind) => (kind === "error" ? panelError(panel, text) : (node.querySelector(".peer").textContent = text)),
   });
   contacts.set(contactId, panel);
+  panel.wrapup = new WrapupForm({
+    node,
+    signalling,
+    contactId: () => panel.id,
+    outcomes: desk.outcomes ?? [],
+    onDone: () => {
+      panel.wrappedUp = true;
+      applyState(panel, "ended");
+    },
+    onError: (text) => panelError(panel, text),
+  });
   renderTitle(panel);
   wireContact(panel);
   el.contacts.append(node);
+  chats.add(panel, titleText(panel));
+  renderCanned({ node, catalogue: desk.canned, language: panel.language });
   toggleEmpty(el.contacts, contacts);
   return panel;
+}
+
+/** The note of the advisor who transferred the contact, with their name. */
+function noteText(facts) {
+  return t("desk.note_by", { note: facts.transfer_note, name: facts.transferred_by ?? t("advisor.unknown_advisor") });
+}
+
+function titleText(panel) {
+  return panel.facts ? customerName(panel.facts) : channelsText(panel.channels) || t("advisor.contact");
 }
 
 /** The panel's header: who the customer is, then channel, language, topic, intent, wait. */
@@ -337,7 +381,11 @@ function renderTitle(panel) {
   const ref = document.createElement("small");
   ref.textContent = `#${panel.id.slice(0, 8)}`;
   ref.title = panel.id;
-  title.replaceChildren(facts ? customerName(facts) : channelsText(panel.channels) || t("advisor.contact"), ref);
+  title.replaceChildren(titleText(panel), ref);
+  chats.label(panel, titleText(panel));
+  const note = panel.node.querySelector(".transfer-note");
+  note.classList.toggle("hidden", !facts?.transfer_note);
+  note.textContent = facts?.transfer_note ? noteText(facts) : "";
   renderBadges(panel.node, facts, 0);
   const language = facts?.language ?? panel.language;
   const topic = facts?.topic ?? panel.topic;
@@ -381,24 +429,18 @@ function wireContact(panel) {
     const ack = await signalling.request("session.end", { contact_id: panel.id });
     return ack.state;
   });
-  onAction(panel, node.querySelector(".wrapup"), "click", async () => {
-    await signalling.request("wrapup.done", { contact_id: panel.id });
-    return "ended";
-  });
-  onAction(panel, node.querySelector(".transfer-form"), "submit", async (event) => {
-    const form = new FormData(event.target);
-    const fields = {
-      contact_id: panel.id,
-      skills: { [String(form.get("skill")).trim()]: Number(form.get("level")) },
-    };
-    if (form.get("language")) fields.language = form.get("language");
-    await signalling.request("session.transfer", fields);
-    return "transferred";
+  wireTransfer({
+    node,
+    signalling,
+    contactId: () => panel.id,
+    onDone: () => applyState(panel, "transferred"),
+    onError: (text) => panelError(panel, text),
   });
 }
 
 function applyState(panel, state) {
   panel.state = state;
+  if (state === "connected") panel.accepted = true;
   const badge = panel.node.querySelector(".state");
   badge.textContent = contactStateName(state);
   badge.dataset.state = state;
@@ -406,12 +448,22 @@ function applyState(panel, state) {
   panel.node.querySelector(".chat-form").classList.toggle("hidden", !connected);
   panel.node.querySelector(".transfer-box").classList.toggle("hidden", !connected);
   panel.node.querySelector(".end").classList.toggle("hidden", !connected);
-  panel.node.querySelector(".wrapup").classList.toggle("hidden", state !== "wrap_up");
+  const canned = panel.node.querySelector(".canned");
+  canned.classList.toggle("hidden", !connected || canned.children.length === 0);
   renderTitle(panel);
   if (connected && wantsMedia(panel.channels)) startMedia(panel);
   else stopMedia(panel); // not connected, or the call was dropped for the chat (a downgrade)
   panel.controls.update(state, panel.channels);
-  if (state === "ended" || state === "transferred" || state === "abandoned") {
+  // Wrap-up after the end, and after a transfer away; the panel stays until it is recorded.
+  // (wrapup_pending: one the advisor had not recorded when the console was last open)
+  if (state === "wrapup_pending") panel.accepted = true;
+  if (["wrap_up", "transferred", "wrapup_pending"].includes(state) && !panel.wrappedUp) panel.wrapup.open(state);
+  if (state === "ended" && !panel.wrappedUp && panel.accepted) {
+    panel.wrapup.timeUp(); // the wrap-up time ran out: what the advisor types is still kept
+    return;
+  }
+  if (state === "ended" || state === "abandoned") {
+    panel.wrapup.close();
     clearTimeout(panel.removeTimer);
     panel.removeTimer = setTimeout(() => removeContact(panel.id), ENDED_PANEL_KEEP_MS);
   }
@@ -422,8 +474,11 @@ function removeContact(contactId) {
   if (!panel) return;
   stopMedia(panel);
   panel.controls.dispose();
+  panel.wrapup.close();
   panel.node.remove();
   contacts.delete(contactId);
+  chats.remove(panel);
+  context.forget(contactId);
   toggleEmpty(el.contacts, contacts);
 }
 
@@ -437,14 +492,15 @@ signalling.on("session.state", (m) => {
     if (panel) applyState(panel, "transferred");
     return;
   }
-  if (!panel && !["connected", "wrap_up"].includes(m.state)) return;
-  const target = ensureContact(m.contact_id, { channels: m.channels, facts: m.facts ?? null });
+  if (!panel && !["connected", "wrap_up", "wrapup_pending"].includes(m.state)) return;
+  const target = ensureContact(m.contact_id, { channels: m.channels, facts: m.facts ?? null, state: m.state });
   removeOffer(m.contact_id);
   applyState(target, m.state);
 });
 
 signalling.on("chat.message", (m) => {
-  contacts.get(m.contact_id)?.chat.add(m);
+  const panel = contacts.get(m.contact_id);
+  if (panel?.chat.add(m) && m.sender === "customer") chats.customerLine(panel);
 });
 
 signalling.on("chat.typing", (m) => {

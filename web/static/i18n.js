@@ -79,11 +79,15 @@ export function t(key, params = {}) {
   return value.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
-/** Fill `[data-i18n]` (text) and `[data-i18n-placeholder]` below root, templates' content too. */
+/** Fill `[data-i18n]` (text), `[data-i18n-placeholder]` and `[data-i18n-aria-label]` below root,
+ * templates' content too. */
 export function applyTranslations(root = document) {
   for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   for (const node of root.querySelectorAll("[data-i18n-placeholder]")) {
     node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  for (const node of root.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
   }
   for (const template of root.querySelectorAll("template")) applyTranslations(template.content);
 }
