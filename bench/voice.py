@@ -25,7 +25,7 @@ from pathlib import Path
 from chatbot.speech.audio import resample
 from chatbot.speech.engine import BYTES_PER_SECOND
 from chatbot.speech.tts import EspeakSynthesizer
-from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VAD_SILENCE_S, VoskEngine
+from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VAD_SILENCE_S, VoskEngine, VoskRecognizer
 
 PHRASES = ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"]
 CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
@@ -55,10 +55,10 @@ def talk(tts: EspeakSynthesizer, seconds: float) -> bytes:
     return bytes(out)
 
 
-def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, float]:
+def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, object]:
     recognizers = [engine.recognizer(PHRASES if phrase else None) for _ in range(streams)]
 
-    def work(rec) -> None:  # type: ignore[no-untyped-def]
+    def work(rec: VoskRecognizer) -> None:
         for start in range(0, len(audio), CHUNK):
             rec.accept(audio[start:start + CHUNK])
         rec.finish()

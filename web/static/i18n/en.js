@@ -554,4 +554,11 @@ export default {
   "error.home": "Go to the start page",
   "error.sign_in": "Sign in",
   "customer.bank_failed": "We could not sign you in with the bank's app ({error}). You can still talk to us as a guest.",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "The assistant is listening: say what you need, or type below.",
+  "customer.voice_unavailable": "Voice input is not available in your language yet. Please type your question; you can keep talking once an advisor joins.",
+  "customer.voice_caption_partial": "Hearing…",
+  "customer.voice_caption_heard": "The assistant heard",
+  "customer.voice_caption_unsure": "Not sure I heard that right: please say it again",
+  "customer.voice_confidence": "{pct}% sure",
 };

@@ -230,4 +230,11 @@ export default {
   "error.title_404": "搵唔到呢頁",
   "error.text_404": "呢個網址冇嘢，條連結可能舊咗或者打錯咗。",
   "error.text_429": "請等一陣再試。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智能助手聽緊：講低你想做乜，或者喺下面打字。",
+  "customer.voice_unavailable": "暫時未支援你嘅語言做語音輸入，請打字問；職員接聽之後可以繼續講電話。",
+  "customer.voice_caption_partial": "聽緊…",
+  "customer.voice_caption_heard": "智能助手聽到",
+  "customer.voice_caption_unsure": "唔肯定聽清楚，請你再講一次",
+  "customer.voice_confidence": "把握 {pct}%",
 };

@@ -548,4 +548,11 @@ export default {
   "error.home": "返回首页",
   "error.sign_in": "登录",
   "customer.bank_failed": "未能通过银行应用为您登录（{error}）。您仍可以访客身份与我们联系。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智能助手正在聆听：请说出您的需要，或在下方输入文字。",
+  "customer.voice_unavailable": "暂不支持您所用语言的语音输入，请输入文字提问；专员接听后可继续通话。",
+  "customer.voice_caption_partial": "聆听中…",
+  "customer.voice_caption_heard": "智能助手听到",
+  "customer.voice_caption_unsure": "不确定是否听清楚，请再说一遍",
+  "customer.voice_confidence": "把握度 {pct}%",
 };

@@ -548,4 +548,11 @@ export default {
   "error.home": "返回首頁",
   "error.sign_in": "登入",
   "customer.bank_failed": "未能透過銀行應用程式為您登入（{error}）。您仍可以訪客身份與我們聯絡。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智慧助理正在聆聽：請說出您的需要，或在下方輸入文字。",
+  "customer.voice_unavailable": "暫不支援您所用語言的語音輸入，請輸入文字提問；專員接聽後可繼續通話。",
+  "customer.voice_caption_partial": "聆聽中…",
+  "customer.voice_caption_heard": "智慧助理聽到",
+  "customer.voice_caption_unsure": "未能確定是否聽清楚，請再說一遍",
+  "customer.voice_confidence": "把握度 {pct}%",
 };
