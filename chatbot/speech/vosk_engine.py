@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from chatbot.speech.audio import rms
 from chatbot.speech.engine import (
     BYTES_PER_SECOND,
     RATE,
@@ -39,12 +38,13 @@ MAX_UTTERANCE_S = 20.0
 #: lags the audio (its right context), so an utterance ended about 1.0 s after the last word
 #: (0.8 s with 0.3). None: the model's own setting.
 ENDPOINT_SILENCE_S: float | None = 0.3
-#: Our own endpoint, whichever comes first: once speech was heard (a 20 ms frame above
-#: SPEECH_RMS), this much audio below it ends the utterance at once (``FinalResult`` flushes the
+#: Our own endpoint, whichever comes first: once speech was heard (a 20 ms frame peaking above
+#: SPEECH_PEAK), this much audio below it ends the utterance at once (``FinalResult`` flushes the
 #: decoder). Pauses between the words of a phrase are shorter; in a noisy room the audio never
-#: falls below SPEECH_RMS and Kaldi's rule (which knows silence phones) still ends it.
+#: falls below SPEECH_PEAK and Kaldi's rule (which knows silence phones) still ends it. The peak,
+#: not the RMS: max() over the samples runs in C, a Python sum of squares cost 5 % of a stream.
 VAD_SILENCE_S = 0.3
-SPEECH_RMS = 300.0  # about -40 dBFS
+SPEECH_PEAK = 1000  # about -30 dBFS
 _VAD_FRAME = BYTES_PER_SECOND // 50  # 20 ms
 _RULE2 = "--endpoint.rule2.min-trailing-silence="
 
@@ -164,11 +164,14 @@ class VoskRecognizer:
             self._audio.extend(pcm)
         ended = self._live.AcceptWaveform(pcm)
         if self._vad_silence is not None:
-            for start in range(0, len(pcm), _VAD_FRAME):
-                if rms(pcm[start:start + _VAD_FRAME]) >= SPEECH_RMS:
+            samples = memoryview(pcm).cast("h")
+            step = _VAD_FRAME // 2
+            for start in range(0, len(samples), step):
+                frame = samples[start:start + step]
+                if max(frame) >= SPEECH_PEAK or -min(frame) >= SPEECH_PEAK:
                     self._spoke, self._quiet = True, 0
                 else:
-                    self._quiet += min(_VAD_FRAME, len(pcm) - start)
+                    self._quiet += 2 * len(frame)
             if not ended and self._spoke and self._quiet >= self._vad_silence:
                 ended = True  # our endpoint: FinalResult below flushes the decoder
         if ended:
