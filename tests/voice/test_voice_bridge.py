@@ -174,9 +174,10 @@ async def test_customer_speaks_and_hears_the_bot(
         assert 0.6 * expected <= peer.loud_seconds() <= 1.3 * expected, (
             peer.loud_seconds(), expected)
         first = min(t for t in peer.loud if t > spoken_at)
-        end = spoken_at + speech.seconds
+        # The end of speech is its last sample (espeak-ng's rendering ends in 0.3 s of silence).
+        end = spoken_at + len(speech.pcm.rstrip(b"\0")) / 2 / speech.rate
         print(f"voice turn: heard {heard_at - end:.2f} s, bot reply {replied_at - end:.2f} s, "
-              f"first audio {first - end:.2f} s after the end of speech")
+              f"first audio {first - end:.2f} s after the last word")
 
         async with transaction(voice_server.app[appkeys.DB]) as session:
             events = (await session.exec(select(ContactEvent).where(
