@@ -122,6 +122,8 @@ async def test_the_customer_sees_what_the_bot_hears_and_hears_it_answer(
 
     # Into the bot as if typed, and the bot answers (in English: Rasa does not know Korean).
     await page.wait_for_selector("#chat li[data-sender=customer] >> text=안녕하세요", timeout=20_000)
+    assert await page.get_attribute("#chat li[data-sender=customer]", "data-via") == "voice"
+    assert await page.get_attribute("#chat li[data-sender=customer] .who", "data-via") == "Said aloud"
     await page.wait_for_function(
         f"document.querySelectorAll('#chat li[data-sender=bot]').length > {bot_lines_before}",
         timeout=20_000)

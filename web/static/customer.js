@@ -165,7 +165,13 @@ function onQueue(message) {
 function onChat(message) {
   if (view.contactId === null) adopt(message.contact_id);
   if (message.contact_id !== view.contactId) return;
-  chat.add(message);
+  if (chat.add(message) && message.sender === "customer" && voice.takeHeard(message.text)) {
+    const line = el.chat.querySelector(`li[data-seq="${message.seq}"]`);
+    if (line) {
+      line.dataset.via = "voice";
+      line.querySelector(".who").dataset.via = t("customer.voice_spoken"); // shown by app.css
+    }
+  }
 }
 
 function onBotMessage(message) {

@@ -47,6 +47,17 @@ export class VoicePanel {
     this.caption.classList.remove("hidden");
   }
 
+  /**
+   * Whether the customer's chat line `text` is the utterance just heard (the server gives it
+   * to the bot as if typed): true once per utterance.
+   */
+  takeHeard(text) {
+    const heard = this.last;
+    if (!heard?.final || heard.sure === false || heard.taken || heard.text !== text) return false;
+    heard.taken = true;
+    return true;
+  }
+
   /** The bot let go of the contact (or a new contact starts): nothing is listening. */
   reset() {
     this.status = null;

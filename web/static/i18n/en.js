@@ -561,4 +561,5 @@ export default {
   "customer.voice_caption_heard": "The assistant heard",
   "customer.voice_caption_unsure": "Not sure I heard that right: please say it again",
   "customer.voice_confidence": "{pct}% sure",
+  "customer.voice_spoken": "Said aloud",
 };

@@ -237,4 +237,5 @@ export default {
   "customer.voice_caption_heard": "智能助手聽到",
   "customer.voice_caption_unsure": "唔肯定聽清楚，請你再講一次",
   "customer.voice_confidence": "把握 {pct}%",
+  "customer.voice_spoken": "講出嚟",
 };

@@ -555,4 +555,5 @@ export default {
   "customer.voice_caption_heard": "智能助手听到",
   "customer.voice_caption_unsure": "不确定是否听清楚，请再说一遍",
   "customer.voice_confidence": "把握度 {pct}%",
+  "customer.voice_spoken": "语音输入",
 };

@@ -555,4 +555,5 @@ export default {
   "customer.voice_caption_heard": "智慧助理聽到",
   "customer.voice_caption_unsure": "未能確定是否聽清楚，請再說一遍",
   "customer.voice_confidence": "把握度 {pct}%",
+  "customer.voice_spoken": "語音輸入",
 };
