@@ -46,9 +46,9 @@ RECEIVED_ENERGY = """async () => {
 }"""
 
 
-def _microphone_wav(tts: EspeakSynthesizer, path: Path) -> Path:
-    """1 s of silence, 안녕하세요, then 12 s of silence (Chromium loops the file)."""
-    speech = tts.synthesize_sync("안녕하세요", "ko")
+def _microphone_wav(tts: EspeakSynthesizer, path: Path, words: str) -> Path:
+    """1 s of silence, ``words``, then 12 s of silence (Chromium loops the file)."""
+    speech = tts.synthesize_sync(words, "ko")
     pcm = resample(speech.pcm, speech.rate, to=RATE)
     silence = b"\0\0" * RATE
     with wave.open(str(path), "wb") as out:
@@ -60,13 +60,15 @@ def _microphone_wav(tts: EspeakSynthesizer, path: Path) -> Path:
 
 
 @pytest.fixture
-async def speaking_page(tmp_path: Path) -> AsyncIterator[Any]:
-    """A page factory of a Chromium whose microphone says 안녕하세요 every 14 s."""
+async def speaking_page(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """A page factory of a Chromium whose microphone says 안녕하세요 (or the words given by
+    indirect parametrisation) every 14 s."""
     from playwright.async_api import async_playwright
 
+    words = getattr(request, "param", "안녕하세요")
     try:
         tts = EspeakSynthesizer()
-        wav = _microphone_wav(tts, tmp_path / "microphone.wav")
+        wav = _microphone_wav(tts, tmp_path / "microphone.wav", words)
     except Exception as exc:  # no espeak-ng: the fixture in tests/voice says how to get it
         pytest.skip(f"cannot make the microphone's speech: {exc}")
     args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}",
@@ -137,6 +139,31 @@ async def test_the_customer_sees_what_the_bot_hears_and_hears_it_answer(
     assert energy > 0.01, energy
     assert await page.text_content("#remote-name") == "Assistant"
     await screenshot(page, "customer-voice-bot")
+    assert not speaking_page.errors, speaking_page.errors
+
+
+# 카드 분실 is not in the phrase list: heard, but not surely
+@pytest.mark.parametrize("speaking_page", ["카드 분실"], indirect=True)
+async def test_an_unsure_utterance_is_asked_again_not_acted_on(
+    voice_server, speaking_page, screenshot  # noqa: F811
+) -> None:
+    page = await speaking_page()
+    await _start_voice_contact(page, voice_server, "en")
+    await page.wait_for_selector("#voice[data-state=listening]", timeout=40_000)
+    await page.wait_for_selector("#voice-caption[data-kind=unsure]", timeout=40_000)
+    assert await page.text_content("#voice-caption-label") == (
+        "Not sure I heard that right: please say it again")
+    assert (await page.text_content("#voice-caption-text") or "").strip()
+    # Not given to the bot: no customer line; the bot says "please say it again" aloud.
+    energy = 0.0
+    for _ in range(100):
+        energy = await page.evaluate(RECEIVED_ENERGY)
+        if energy > 0.01:
+            break
+        await page.wait_for_timeout(100)
+    assert energy > 0.01, energy
+    assert await page.locator("#chat li[data-sender=customer]").count() == 0
+    await screenshot(page, "customer-voice-say-again")
     assert not speaking_page.errors, speaking_page.errors
 
 
