@@ -38,7 +38,7 @@ from chatbot.speech.phrases import training_phrases
 from chatbot.speech.stream import RecognitionStream, SpeechModels
 from chatbot.speech.tts import Speech, Synthesizer
 from contact_center.background import stop_tasks
-from contact_center.bot.gateway import SYSTEM_REF, BotGateway
+from contact_center.bot.gateway import SYSTEM_REF, BotGateway, fixed_replies
 from contact_center.contacts import store
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
@@ -171,6 +171,22 @@ class _VoiceSession:
         self.speaker.first_audio_at = None
         self.speaker.say(speech)
 
+    async def _warm_speech(self) -> None:
+        """Synthesise the bot's fixed replies ahead (the TTS caches them per text): the first
+        audio of such a reply then waits for no synthesis."""
+        tts = self.bridge.tts
+        language = self.contact.language
+        if tts is None or language not in tts.languages():
+            return
+        texts = [*fixed_replies(language, self.bridge.gateway.catalogue),
+                 SAY_AGAIN.get(language, SAY_AGAIN["en"])]
+        for text in texts:
+            try:
+                await tts.synthesize(text, language)
+            except SpeechError as exc:
+                log.warning("voice %s: cannot prepare a reply: %s", self.contact.id, exc)
+                return
+
     # ------------------------------------------------------------ listening
 
     async def run(self) -> None:
@@ -212,6 +228,7 @@ class _VoiceSession:
         # recogniser, and hands 100 ms chunks over a bounded queue (old audio is dropped first).
         chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=MAX_QUEUED_CHUNKS)
         reader = asyncio.create_task(self._read(tap, chunks), name=f"voice {self.contact.id} read")
+        warm = asyncio.create_task(self._warm_speech(), name=f"voice {self.contact.id} warm")
         self.listening.set()
         await self._status("listening")
         checked = time.monotonic()
@@ -227,6 +244,7 @@ class _VoiceSession:
                         return
         finally:
             tap.stop()
+            await cancel_and_wait(warm)
             await cancel_and_wait(reader)
             stream.close()
             log.info("voice %s: stopped listening (%d frames, %d chunks dropped)",

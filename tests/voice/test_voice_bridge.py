@@ -24,8 +24,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from sqlmodel import select
 
 from chatbot.speech.audio import resample, rms
-from chatbot.speech.tts import EspeakSynthesizer
+from chatbot.speech.tts import VOICES, EspeakSynthesizer
 from contact_center import appkeys
+from contact_center.bot.gateway import fixed_replies
 from contact_center.bot.voice import NO_VOICE_INPUT
 from contact_center.config import Settings
 from contact_center.db.engine import transaction
@@ -184,6 +185,14 @@ async def test_customer_speaks_and_hears_the_bot(
                 ContactEvent.contact_id == contact_id, ContactEvent.kind == "voice_heard"))).all()
         assert [e.data["text"] for e in events] == heard
         assert events[-1].data["mode"] == "phrase" and events[-1].data["confidence"] >= 0.8
+        # The bot's fixed replies were synthesised ahead while it listened: said from the cache.
+        tts_cache = voice_server.app[appkeys.VOICE].tts._cache  # type: ignore[union-attr]
+        wanted = {(VOICES["en"], " ".join(text.split())) for text in fixed_replies("en")}
+        for _ in range(200):  # one espeak-ng run after another, on a busy machine
+            if wanted <= set(tts_cache):
+                break
+            await asyncio.sleep(0.1)
+        assert wanted <= set(tts_cache), len(wanted - set(tts_cache))
     finally:
         await peer.close()
         await customer.close()
