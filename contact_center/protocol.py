@@ -464,6 +464,20 @@ class VoiceCaption(_Message):
     text: str
     final: bool
     confidence: float | None = None
+    sure: bool | None = None
+    """A final's: False when the recogniser is unsure; the line is not given to the bot, and
+    the customer is asked to say it again."""
+
+
+class VoiceStatus(_Message):
+    """Whether the bot listens to a voice or video customer: ``listening`` once the recogniser
+    takes the customer's audio, ``unavailable`` when the contact's language has no speech model
+    (the contact goes on by text)."""
+
+    type: Literal["voice.status"] = "voice.status"
+    contact_id: str
+    state: Literal["listening", "unavailable"]
+    language: str
 
 
 class OfferPush(_Message):
@@ -567,6 +581,7 @@ ServerMessage = Annotated[
     | ChatTypingNotice
     | BotMessage
     | VoiceCaption
+    | VoiceStatus
     | OfferPush
     | RtcAnswer
     | UpgradeRequest

@@ -63,6 +63,14 @@ def greeting(language: str, catalogue: Path = CATALOGUE) -> str:
     return str(entry.get(TAG_OF.get(language, "en")) or entry["en"])
 
 
+def fixed_replies(language: str, catalogue: Path = CATALOGUE) -> list[str]:
+    """The bot's replies in ``language`` that have no placeholder (said as they are written)."""
+    tag = TAG_OF.get(language, "en")
+    entries = yaml.safe_load(catalogue.read_text(encoding="utf-8"))
+    texts = (str(entry.get(tag) or "") for entry in entries.values())
+    return [text for text in texts if text and "{" not in text]
+
+
 class _Turns:
     """One bot turn at a time per contact (a customer may write from two tabs)."""
 

@@ -6,16 +6,17 @@
 * subscribes to the customer's inbound audio (the one place the server decodes audio on
   purpose), resamples it to 16 kHz mono s16 and feeds the language's recogniser in a worker
   thread (``chatbot.speech.stream``);
-* pushes partial results to the customer as ``voice.caption`` and gives each final utterance to
-  ``BotGateway.customer_message`` as if typed, with an event row ``voice_heard`` (text,
-  confidence, mode) in the contact's history;
+* tells the customer it listens (``voice.status``), pushes partial results as ``voice.caption``
+  and gives each final utterance to ``BotGateway.customer_message`` as if typed, with an event
+  row ``voice_heard`` (text, confidence, mode) in the contact's history; an utterance the
+  recogniser is unsure of is not acted on: the customer is asked to say it again;
 * speaks the bot's replies on the customer's outbound audio track (``_Speaker``, swapped in for
   the relay track of that sender), and stops speaking when the customer speaks (barge-in);
 * ends when the contact leaves the bot (the relay track is put back, so the advisor's audio
   flows as in any call) or the call closes.
 
-A language without a speech model gets a system line saying voice input is not available and
-the conversation continues by text.
+A language without a speech model gets ``voice.status`` ``unavailable`` and a system line saying
+voice input is not available; the conversation continues by text.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import contextlib
 import fractions
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -37,7 +38,7 @@ from chatbot.speech.phrases import training_phrases
 from chatbot.speech.stream import RecognitionStream, SpeechModels
 from chatbot.speech.tts import Speech, Synthesizer
 from contact_center.background import stop_tasks
-from contact_center.bot.gateway import SYSTEM_REF, BotGateway
+from contact_center.bot.gateway import SYSTEM_REF, BotGateway, fixed_replies
 from contact_center.contacts import store
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
@@ -45,7 +46,7 @@ from contact_center.db.models import Contact
 from contact_center.identity.auth import Identity
 from contact_center.media.call import CallMedia
 from contact_center.media.fanout import Subscription, cancel_and_wait
-from contact_center.protocol import VoiceCaption
+from contact_center.protocol import VoiceCaption, VoiceStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,12 @@ NO_VOICE_INPUT = {
     "en": "Voice input is not available in this language yet; please type your question.",
     "zh": "暂不支持该语言的语音输入，请输入文字。",
     "yue": "暫時未支援呢種語言嘅語音輸入，請打字。",
+}
+# Spoken when the recogniser is unsure of an utterance (which is then not acted on).
+SAY_AGAIN = {
+    "en": "Sorry, I did not catch that. Please say it again.",
+    "zh": "抱歉，我没听清楚，请再说一遍。",
+    "yue": "唔好意思，我聽唔清楚，請你再講一次。",
 }
 
 
@@ -164,6 +171,22 @@ class _VoiceSession:
         self.speaker.first_audio_at = None
         self.speaker.say(speech)
 
+    async def _warm_speech(self) -> None:
+        """Synthesise the bot's fixed replies ahead (the TTS caches them per text): the first
+        audio of such a reply then waits for no synthesis."""
+        tts = self.bridge.tts
+        language = self.contact.language
+        if tts is None or language not in tts.languages():
+            return
+        texts = [*fixed_replies(language, self.bridge.gateway.catalogue),
+                 SAY_AGAIN.get(language, SAY_AGAIN["en"])]
+        for text in texts:
+            try:
+                await tts.synthesize(text, language)
+            except SpeechError as exc:
+                log.warning("voice %s: cannot prepare a reply: %s", self.contact.id, exc)
+                return
+
     # ------------------------------------------------------------ listening
 
     async def run(self) -> None:
@@ -190,6 +213,7 @@ class _VoiceSession:
             engine = await self.bridge.models.engine(self.contact.language)
         except ModelUnavailable as exc:
             log.info("voice %s: %s", self.contact.id, exc)
+            await self._status("unavailable")
             await self.bridge.gateway.svc.post_chat(
                 self.contact, sender_ref=SYSTEM_REF, sender_role="system",
                 text=NO_VOICE_INPUT.get(self.contact.language, NO_VOICE_INPUT["en"]))
@@ -204,7 +228,9 @@ class _VoiceSession:
         # recogniser, and hands 100 ms chunks over a bounded queue (old audio is dropped first).
         chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=MAX_QUEUED_CHUNKS)
         reader = asyncio.create_task(self._read(tap, chunks), name=f"voice {self.contact.id} read")
+        warm = asyncio.create_task(self._warm_speech(), name=f"voice {self.contact.id} warm")
         self.listening.set()
+        await self._status("listening")
         checked = time.monotonic()
         try:
             while (chunk := await chunks.get()) is not None:
@@ -218,6 +244,7 @@ class _VoiceSession:
                         return
         finally:
             tap.stop()
+            await cancel_and_wait(warm)
             await cancel_and_wait(reader)
             stream.close()
             log.info("voice %s: stopped listening (%d frames, %d chunks dropped)",
@@ -249,10 +276,12 @@ class _VoiceSession:
         svc = self.bridge.gateway.svc
         if self.speaker.hush():
             log.info("voice %s: barge-in", self.contact.id)
+        final = utterance.final
         await svc.bus.publish(self.contact.customer_ref, VoiceCaption(
-            contact_id=self.contact.id, text=utterance.text, final=utterance.final,
-            confidence=utterance.confidence if utterance.final else None))
-        if not utterance.final:
+            contact_id=self.contact.id, text=utterance.text, final=final,
+            confidence=utterance.confidence if final else None,
+            sure=utterance.sure if final else None))
+        if not final:
             return True
         self.heard.append(utterance)
         async with transaction(svc.db) as session:
@@ -261,6 +290,10 @@ class _VoiceSession:
                 data={"text": utterance.text, "confidence": round(utterance.confidence, 3),
                       "mode": utterance.mode, "sure": utterance.sure,
                       "language": self.contact.language})
+        if not utterance.sure:
+            # Acting on a wrong phrase is worse than asking: the customer says it again.
+            await self.speak(SAY_AGAIN.get(self.contact.language, SAY_AGAIN["en"]))
+            return True
         seq = await self.bridge.gateway.customer_message(self.identity, self.contact.id,
                                                          utterance.text)
         if seq is None:
@@ -269,6 +302,10 @@ class _VoiceSession:
             if line["seq"] > seq and line["sender"] == "bot":
                 await self.speak(str(line["text"]))
         return await self._still_with_bot()
+
+    async def _status(self, state: Literal["listening", "unavailable"]) -> None:
+        await self.bridge.gateway.svc.bus.publish(self.contact.customer_ref, VoiceStatus(
+            contact_id=self.contact.id, state=state, language=self.contact.language))
 
     async def _still_with_bot(self) -> bool:
         async with transaction(self.bridge.gateway.svc.db) as session:

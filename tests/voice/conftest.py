@@ -48,3 +48,29 @@ def spoken(tts: EspeakSynthesizer, text: str, language: str = "ko", *,
     """``text`` said by espeak-ng, as 16 kHz mono s16 with ``pad_s`` of silence after it."""
     speech: Speech = tts.synthesize_sync(text, language)
     return resample(speech.pcm, speech.rate) + b"\0\0" * int(16000 * pad_s)
+
+
+@pytest.fixture
+async def voice_server(fast_settings, redis_client, ko_model: Path,  # type: ignore[no-untyped-def]
+                       rasa_services):
+    """The real server with the real Rasa bot, listening with the Korean model as "en".
+
+    The Korean model is the only Vosk model installable here, and the bot speaks English,
+    Mandarin and Cantonese: the contact's language (en) is mapped to the Korean model with the
+    Korean phrase list. Needs ``rasa_paths, rasa_services`` imported from tests.chatbot.conftest.
+    """
+    from aiohttp.test_utils import TestServer
+
+    from contact_center import appkeys
+    from contact_center.server.app import create_app
+
+    settings = fast_settings.model_copy(update={
+        "rasa_url": rasa_services.url, "bot_enabled": True, "voice_models": {"en": ko_model},
+    })
+    srv = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await srv.start_server()
+    srv.app[appkeys.VOICE].phrases["en"] = KO_PHRASES
+    try:
+        yield srv
+    finally:
+        await srv.close()

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import av
@@ -24,10 +23,10 @@ from aiohttp.test_utils import TestServer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from sqlmodel import select
 
-from chatbot.services import RasaServices
 from chatbot.speech.audio import resample, rms
-from chatbot.speech.tts import EspeakSynthesizer
+from chatbot.speech.tts import VOICES, EspeakSynthesizer
 from contact_center import appkeys
+from contact_center.bot.gateway import fixed_replies
 from contact_center.bot.voice import NO_VOICE_INPUT
 from contact_center.config import Settings
 from contact_center.db.engine import transaction
@@ -38,7 +37,6 @@ from contact_center.tools.synthetic import LoopbackPeer, SyntheticPeer
 from contact_center.tools.wsclient import SignallingClient
 from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401  (session fixtures)
 from tests.helpers import PASSWORD, make_user
-from tests.voice.conftest import KO_PHRASES
 
 RATE = 48000
 
@@ -110,21 +108,6 @@ class VoiceCustomer(LoopbackPeer):
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-@pytest.fixture
-async def voice_server(fast_settings: Settings, redis_client: Any, ko_model: Path,
-                       rasa_services: RasaServices) -> AsyncIterator[TestServer]:  # noqa: F811
-    settings = fast_settings.model_copy(update={
-        "rasa_url": rasa_services.url, "bot_enabled": True, "voice_models": {"en": ko_model},
-    })
-    srv = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
-    await srv.start_server()
-    srv.app[appkeys.VOICE].phrases["en"] = KO_PHRASES
-    try:
-        yield srv
-    finally:
-        await srv.close()
-
-
 Clients = Callable[..., Awaitable[SignallingClient]]
 
 
@@ -153,6 +136,8 @@ async def test_customer_speaks_and_hears_the_bot(
             while contact_id not in voice_server.app[appkeys.VOICE].sessions:
                 await asyncio.sleep(0.05)
             await voice_server.app[appkeys.VOICE].sessions[contact_id].listening.wait()
+        status = await customer.wait_for("voice.status", contact_id=contact_id, timeout=10)
+        assert (status["state"], status["language"]) == ("listening", "en")
 
         speech = tts.synthesize_sync("안녕하세요", "ko")
         heard: list[str] = []
@@ -168,6 +153,8 @@ async def test_customer_speaks_and_hears_the_bot(
                                               final=True, timeout=30)
             heard_at = time.monotonic()
             heard.append(caption["text"])
+            if not caption["sure"]:
+                continue  # not acted on: the bot asks to say it again (no chat line)
             line = await customer.wait_for("chat.message", contact_id=contact_id,
                                            sender="customer", timeout=30)
             assert line["text"] == caption["text"]  # into the bot as if typed
@@ -188,15 +175,24 @@ async def test_customer_speaks_and_hears_the_bot(
         assert 0.6 * expected <= peer.loud_seconds() <= 1.3 * expected, (
             peer.loud_seconds(), expected)
         first = min(t for t in peer.loud if t > spoken_at)
-        end = spoken_at + speech.seconds
+        # The end of speech is its last sample (espeak-ng's rendering ends in 0.3 s of silence).
+        end = spoken_at + len(speech.pcm.rstrip(b"\0")) / 2 / speech.rate
         print(f"voice turn: heard {heard_at - end:.2f} s, bot reply {replied_at - end:.2f} s, "
-              f"first audio {first - end:.2f} s after the end of speech")
+              f"first audio {first - end:.2f} s after the last word")
 
         async with transaction(voice_server.app[appkeys.DB]) as session:
             events = (await session.exec(select(ContactEvent).where(
                 ContactEvent.contact_id == contact_id, ContactEvent.kind == "voice_heard"))).all()
         assert [e.data["text"] for e in events] == heard
         assert events[-1].data["mode"] == "phrase" and events[-1].data["confidence"] >= 0.8
+        # The bot's fixed replies were synthesised ahead while it listened: said from the cache.
+        tts_cache = voice_server.app[appkeys.VOICE].tts._cache  # type: ignore[union-attr]
+        wanted = {(VOICES["en"], " ".join(text.split())) for text in fixed_replies("en")}
+        for _ in range(200):  # one espeak-ng run after another, on a busy machine
+            if wanted <= set(tts_cache):
+                break
+            await asyncio.sleep(0.1)
+        assert wanted <= set(tts_cache), len(wanted - set(tts_cache))
     finally:
         await peer.close()
         await customer.close()
@@ -217,6 +213,8 @@ async def test_a_language_without_a_model_is_told_to_type(
         await customer.request("rtc.offer", contact_id=contact_id, sdp=await peer.offer())
         answer = await customer.wait_for("rtc.answer", contact_id=contact_id)
         await peer.accept_answer(answer["sdp"])
+        status = await customer.wait_for("voice.status", contact_id=contact_id, timeout=30)
+        assert (status["state"], status["language"]) == ("unavailable", "zh")
         notice = await customer.wait_for("chat.message", contact_id=contact_id,
                                          sender="system", timeout=30)
         assert notice["text"] == NO_VOICE_INPUT["zh"]

@@ -22,3 +22,13 @@ def test_a_bad_voice_models_value_names_the_setting(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CC_VOICE_MODELS", "en")
     with pytest.raises(SettingsError, match="CC_VOICE_MODELS: .en. is not language=path"):
         load_settings(var_dir=tmp_path)
+
+
+def test_the_fixed_replies_are_the_catalogue_lines_without_placeholders() -> None:
+    from contact_center.bot.gateway import fixed_replies, greeting
+
+    for language in ("en", "zh", "yue"):
+        replies = fixed_replies(language)
+        assert greeting(language) in replies
+        assert replies and not any("{" in text for text in replies)
+    assert "Sorry, I didn't quite understand." in " ".join(fixed_replies("en"))

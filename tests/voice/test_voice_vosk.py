@@ -133,3 +133,45 @@ async def test_ten_minute_monologue_is_cut_and_memory_bounded(ko_engine: VoskEng
     assert finals >= 600 / 20 - 1
     growth_mb = (rss[-1] - rss[1]) / 1024
     assert growth_mb < 64, f"RSS grew {growth_mb:.0f} MB over the monologue ({os.getpid()})"
+
+
+def test_the_model_is_loaded_through_a_view_with_shorter_endpointing(tmp_path: Path) -> None:
+    from chatbot.speech.vosk_engine import _endpointing_view
+
+    model = tmp_path / "m"
+    (model / "am").mkdir(parents=True)
+    (model / "am" / "final.mdl").write_bytes(b"x")
+    (model / "conf").mkdir()
+    (model / "conf" / "mfcc.conf").write_text("--sample-frequency=16000\n")
+    shipped = "--beam=10.0\n--endpoint.rule2.min-trailing-silence=0.5\n--endpoint.rule3.min-trailing-silence=1.0\n"
+    (model / "conf" / "model.conf").write_text(shipped)
+    (tmp_path / "views").mkdir()
+    view = _endpointing_view(model, 0.25, tmp_path / "views")
+    assert (view / "am").resolve() == (model / "am").resolve()
+    assert (view / "conf" / "mfcc.conf").resolve() == (model / "conf" / "mfcc.conf").resolve()
+    conf = (view / "conf" / "model.conf").read_text().splitlines()
+    assert "--endpoint.rule2.min-trailing-silence=0.25" in conf
+    assert "--endpoint.rule2.min-trailing-silence=0.5" not in conf
+    assert "--endpoint.rule3.min-trailing-silence=1.0" in conf and "--beam=10.0" in conf
+    assert (model / "conf" / "model.conf").read_text() == shipped  # the model is not touched
+
+
+def test_an_utterance_ends_after_a_short_pause(ko_engine: VoskEngine, tts) -> None:  # type: ignore[no-untyped-def]
+    # 0.45 s of silence after the last word (espeak-ng's own trailing silence cut off): Kaldi
+    # as shipped ends the utterance about 1 s after it; the final must come from the audio
+    # (our endpoint), not from finish().
+    words = spoken(tts, "계좌 이체", pad_s=0).rstrip(b"\0")
+    pcm = words[: len(words) // 2 * 2] + b"\0\0" * int(16000 * 0.45)
+    rec = ko_engine.recognizer(KO_PHRASES)
+    finals = [u for start in range(0, len(pcm), 1600) for u in rec.accept(pcm[start:start + 1600])
+              if u.final]
+    assert [u.text for u in finals] == ["계좌 이체"]
+    assert rec.finish() is None
+
+
+def test_a_short_pause_between_words_does_not_end_the_utterance(ko_engine: VoskEngine, tts) -> None:  # type: ignore[no-untyped-def]
+    gap = b"\0\0" * int(16000 * 0.15)
+    pcm = spoken(tts, "계좌", pad_s=0).rstrip(b"\0")
+    pcm = pcm[: len(pcm) // 2 * 2] + gap + spoken(tts, "이체", pad_s=0.8)
+    finals = [u for u in recognise(ko_engine, pcm, KO_PHRASES) if u.final]
+    assert [u.text for u in finals] == ["계좌 이체"]

@@ -1,4 +1,5 @@
-// The customer page: start a contact, follow its state and queue position, chat, talk.
+// The customer page: start a contact, follow its state and queue position, chat, talk (to the
+// voice bot first, when the contact is a voice or video one).
 
 import { CallControls } from "./call-controls.js";
 import { ChatPane, wireComposer } from "./chat.js";
@@ -7,6 +8,7 @@ import { LeaveMessage } from "./leave-message.js";
 import { has, initLanguage, lang, setLanguage, t } from "./i18n.js";
 import { CallView, iceServersFrom, wantsMedia } from "./media.js";
 import { errorText, noticeOn, showNotice } from "./notices.js";
+import { VoicePanel } from "./voice.js";
 import { Signalling, resumeStore } from "./ws.js";
 
 const LIVE = new Set(["bot", "queued", "offered", "connected"]);
@@ -29,6 +31,12 @@ const el = {
   remote: $("remote"),
   remoteName: $("remote-name"),
   local: $("local"),
+  voice: $("voice"),
+  voiceState: $("voice-state"),
+  voiceCaption: $("voice-caption"),
+  voiceLabel: $("voice-caption-label"),
+  voiceText: $("voice-caption-text"),
+  voiceConfidence: $("voice-caption-confidence"),
   chat: $("chat"),
   typing: $("typing"),
   chatForm: $("chat-form"),
@@ -48,6 +56,14 @@ const view = {
 
 const notice = noticeOn(el.notice);
 const chat = new ChatPane({ list: el.chat, typing: el.typing, self: "customer", peer: "advisor" });
+const voice = new VoicePanel({
+  box: el.voice,
+  state: el.voiceState,
+  caption: el.voiceCaption,
+  label: el.voiceLabel,
+  text: el.voiceText,
+  confidence: el.voiceConfidence,
+});
 const call = new CallView({
   box: el.media,
   status: el.mediaStatus,
@@ -71,6 +87,7 @@ function switchLanguage(code) {
   setLanguage(code === "zh" && lang() === "zh-Hant" ? "zh-Hant" : code);
   renderState();
   renderQueue();
+  voice.render();
 }
 
 // ------------------------------------------------------------------ state
@@ -81,7 +98,8 @@ function renderState() {
     view.state === "connected" && view.advisorName
       ? t("customer.s_connected_named", { name: view.advisorName })
       : t(`customer.s_${view.state}`);
-  el.remoteName.textContent = view.advisorName ?? t("chat.sender.advisor");
+  el.remoteName.textContent =
+    view.state === "bot" ? t("chat.sender.bot") : (view.advisorName ?? t("chat.sender.advisor"));
   el.state.dataset.state = view.state;
   const live = LIVE.has(view.state);
   el.chatForm.classList.toggle("hidden", !live);
@@ -117,6 +135,7 @@ function adopt(contactId) {
   view.queue = null;
   view.advisorName = null;
   chat.clear();
+  voice.reset();
   call.stop();
 }
 
@@ -136,9 +155,14 @@ function onState(message) {
   notice(reason);
   renderState();
   renderQueue();
-  if (message.state === "connected" && wantsMedia(view.channels)) {
+  if (message.state !== "bot") voice.reset();
+  // A voice or video contact talks to the bot (the server listens while it has the contact),
+  // then to the advisor: the call started with the bot goes on while the contact waits.
+  if (["bot", "connected"].includes(message.state) && wantsMedia(view.channels)) {
     call.start({ contactId: view.contactId, channels: view.channels, signalling });
-  } else call.stop(); // not connected, or the call was dropped for the chat (a downgrade)
+  } else if (!LIVE.has(message.state) || !wantsMedia(view.channels)) {
+    call.stop(); // over, or the call was dropped for the chat (a downgrade)
+  }
   controls.update(view.state, view.channels);
 }
 
@@ -153,12 +177,28 @@ function onQueue(message) {
 function onChat(message) {
   if (view.contactId === null) adopt(message.contact_id);
   if (message.contact_id !== view.contactId) return;
-  chat.add(message);
+  if (chat.add(message) && message.sender === "customer" && voice.takeHeard(message.text)) {
+    const line = el.chat.querySelector(`li[data-seq="${message.seq}"]`);
+    if (line) {
+      line.dataset.via = "voice";
+      line.querySelector(".who").dataset.via = t("customer.voice_spoken"); // shown by app.css
+    }
+  }
 }
 
 function onBotMessage(message) {
   if (message.contact_id !== view.contactId) return;
   chat.add({ sender: "bot", text: message.text, at: message.at });
+}
+
+function onVoiceStatus(message) {
+  if (message.contact_id !== view.contactId || view.state !== "bot") return;
+  voice.onStatus(message);
+}
+
+function onVoiceCaption(message) {
+  if (message.contact_id !== view.contactId || view.state !== "bot") return;
+  voice.onCaption(message);
 }
 
 function onTyping(message) {
@@ -184,12 +224,15 @@ const controls = new CallControls({
   contactId: () => view.contactId,
   notice,
 });
+window.ccCall = call;
 
 signalling.on("session.state", onState);
 signalling.on("queue.position", onQueue);
 signalling.on("chat.message", onChat);
 signalling.on("bot.message", onBotMessage);
 signalling.on("chat.typing", onTyping);
+signalling.on("voice.status", onVoiceStatus);
+signalling.on("voice.caption", onVoiceCaption);
 signalling.on("peer.event", (m) => {
   if (m.contact_id !== view.contactId || m.party !== "advisor") return;
   if (m.state === "disconnected") notice(t("customer.peer_gone"));
@@ -255,6 +298,7 @@ el.end.addEventListener("click", async () => {
 
 el.again.addEventListener("click", () => {
   call.stop();
+  voice.reset();
   view.contactId = null;
   view.state = null;
   chat.clear();

@@ -656,4 +656,12 @@ export default {
   "desk.wrapup_open": "Finish when you are ready",
   "desk.wrapup_failed": "Could not finish wrap-up: {error}",
   "desk.away_missed": "You were set to Away after {n} missed offers in a row. Choose “Available” under Status to take contacts again.",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "The assistant is listening: say what you need, or type below.",
+  "customer.voice_unavailable": "Voice input is not available in your language yet. Please type your question; you can keep talking once an advisor joins.",
+  "customer.voice_caption_partial": "Hearing…",
+  "customer.voice_caption_heard": "The assistant heard",
+  "customer.voice_caption_unsure": "Not sure I heard that right: please say it again",
+  "customer.voice_confidence": "{pct}% sure",
+  "customer.voice_spoken": "Said aloud",
 };

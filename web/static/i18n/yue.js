@@ -294,4 +294,12 @@ export default {
   "desk.wrapup_over": "跟進時間過咗 — 仲可以記低",
   "desk.wrapup_open": "準備好就可以完成",
   "desk.away_missed": "你連續錯過咗 {n} 個分配，狀態轉咗做「走開咗」。喺「狀態」揀返「得閒」就可以再接聯絡。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智能助手聽緊：講低你想做乜，或者喺下面打字。",
+  "customer.voice_unavailable": "暫時未支援你嘅語言做語音輸入，請打字問；職員接聽之後可以繼續講電話。",
+  "customer.voice_caption_partial": "聽緊…",
+  "customer.voice_caption_heard": "智能助手聽到",
+  "customer.voice_caption_unsure": "唔肯定聽清楚，請你再講一次",
+  "customer.voice_confidence": "把握 {pct}%",
+  "customer.voice_spoken": "講出嚟",
 };

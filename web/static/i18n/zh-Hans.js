@@ -650,4 +650,12 @@ export default {
   "desk.wrapup_open": "准备好即可完成",
   "desk.wrapup_failed": "无法完成结束处理：{error}",
   "desk.away_missed": "你连续错过 {n} 个分配，状态已设为“离开”。在“状态”选择“空闲”即可再次接收联络。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智能助手正在聆听：请说出您的需要，或在下方输入文字。",
+  "customer.voice_unavailable": "暂不支持您所用语言的语音输入，请输入文字提问；专员接听后可继续通话。",
+  "customer.voice_caption_partial": "聆听中…",
+  "customer.voice_caption_heard": "智能助手听到",
+  "customer.voice_caption_unsure": "不确定是否听清楚，请再说一遍",
+  "customer.voice_confidence": "把握度 {pct}%",
+  "customer.voice_spoken": "语音输入",
 };

@@ -650,4 +650,12 @@ export default {
   "desk.wrapup_open": "準備好便可完成",
   "desk.wrapup_failed": "無法完成結束處理：{error}",
   "desk.away_missed": "你連續錯過 {n} 個分配，狀態已設為「離開」。在「狀態」選擇「空閒」即可再次接收聯絡。",
+  // ---- the voice bot on the customer page (static/voice.js)
+  "customer.voice_listening": "智慧助理正在聆聽：請說出您的需要，或在下方輸入文字。",
+  "customer.voice_unavailable": "暫不支援您所用語言的語音輸入，請輸入文字提問；專員接聽後可繼續通話。",
+  "customer.voice_caption_partial": "聆聽中…",
+  "customer.voice_caption_heard": "智慧助理聽到",
+  "customer.voice_caption_unsure": "未能確定是否聽清楚，請再說一遍",
+  "customer.voice_confidence": "把握度 {pct}%",
+  "customer.voice_spoken": "語音輸入",
 };
