@@ -57,6 +57,7 @@ export class CallControls {
     this._offs = [
       signalling.on("session.upgrade", (m) => this._onUpgradeAsked(m)),
       signalling.on("session.downgrade", (m) => this._onDowngraded(m)),
+      signalling.on("session.upgrade_declined", (m) => this._onDeclined(m)),
       signalling.on("media.state", (m) => this._onRemoteState(m)),
     ];
     this._timer = setInterval(() => this._tick(), METER_EVERY_MS);
@@ -127,10 +128,7 @@ export class CallControls {
       node.addEventListener("click", () => this._downgrade(node.dataset.to));
     }
     this.accept.addEventListener("click", () => this._upgrade(this.offered));
-    this.decline.addEventListener("click", () => {
-      this.offered = null;
-      this._render();
-    });
+    this.decline.addEventListener("click", () => this._decline());
   }
 
   /** The contact's state and channels changed (a session.state): show what fits. */
@@ -208,6 +206,27 @@ export class CallControls {
     } catch (err) {
       this.notice(errorText(err), "error");
     }
+    this._render();
+  }
+
+  /** "Not now": the other party is told at once and may ask again later. */
+  async _decline() {
+    const contactId = this.contactId();
+    const channel = this.offered;
+    this.offered = null;
+    this._render();
+    if (!contactId || !channel) return;
+    try {
+      await this.signalling.request("session.upgrade_decline", { contact_id: contactId, channel });
+    } catch (err) {
+      this.notice(errorText(err), "error");
+    }
+  }
+
+  _onDeclined(m) {
+    if (m.contact_id !== this.contactId() || m.by === this.party) return;
+    if (this.asked === m.channel) this.asked = null; // the buttons ask again
+    this.notice(t("recovery.peer_declined", { who: t(this.otherKey) }));
     this._render();
   }
 
