@@ -491,7 +491,7 @@ async function mediaSocket(panel) {
 }
 
 function startMedia(panel) {
-  panel.call.start({ contactId: panel.id, channels: panel.channels, signalling: () => mediaSocket(panel) });
+  panel.call.start({ contactId: panel.id, channels: panel.channels, signalling: () => mediaSocket(panel), online: signalling });
 }
 
 function stopMedia(panel) {

@@ -52,6 +52,7 @@ export class CallControls {
     this.remoteState = null;
     this.stats = new ConnectionStats();
     this.reading = null;
+    this.statsLink = null; // the link whose counts `stats` holds
     this.ticks = 0;
     this._build();
     this._offs = [
@@ -280,6 +281,13 @@ export class CallControls {
       this.localMeter.detach();
       this.remoteMeter.detach();
       return;
+    }
+    if (link !== this.statsLink) {
+      // A new link (the call came back after its link was lost): its own counts, from zero.
+      this.statsLink = link;
+      this.stats = new ConnectionStats();
+      this.reading = null;
+      delete this.box.dataset.framesDecoded;
     }
     const devices = JSON.stringify(link.devices);
     if (devices !== this.devices) {

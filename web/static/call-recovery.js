@@ -27,9 +27,12 @@ export class CallRecovery {
    * @param {() => void} options.restart start a new link
    * @param {(recovering: boolean) => void} options.onChange recovering or not any more
    * @param {() => void} options.onGiveUp the attempts are used up
+   * @param {() => boolean} [options.online] whether an attempt can work now (the signalling
+   *   socket is up): while it is not, attempts wait, uncounted
    */
-  constructor({ lost, restart, onChange, onGiveUp }) {
+  constructor({ lost, restart, onChange, onGiveUp, online = () => true }) {
     this.isLost = lost;
+    this.online = online;
     this.restart = restart;
     this.onChange = onChange;
     this.onGiveUp = onGiveUp;
@@ -57,6 +60,16 @@ export class CallRecovery {
   attempt() {
     clearTimeout(this._retry);
     this._retry = null;
+    if (!this.online()) {
+      // The server is out of reach (it is restarting, say): wait for it without using up the
+      // attempts; the contact's resume, once the socket is back, also brings the call back.
+      this._set(true);
+      this._retry = setTimeout(() => {
+        this._retry = null;
+        if (this.isLost()) this.attempt();
+      }, BACKOFF_MS[1]);
+      return;
+    }
     if (this.attempts >= MAX_ATTEMPTS) {
       this._set(false);
       this.onGiveUp();

@@ -291,11 +291,13 @@ export class CallView {
     this.iceServers = iceServers;
     this.texts = texts;
     this.link = null;
+    this.links = 0;
     this.wanted = null; // {contactId, channels, signalling} of the call while it should be up
     this.recovery = new CallRecovery({
       lost: () => this.wanted !== null && (this.link === null || linkLost(this.link)),
       restart: () => this._open(),
       onChange: (on) => this._recovering(on),
+      online: () => this.wanted?.online?.connected !== false,
       onGiveUp: () => {
         this.status.textContent = t("recovery.gave_up");
         this.box.dataset.state = "failed";
@@ -311,12 +313,14 @@ export class CallView {
 
   /**
    * Start the call unless one is live (or start it again if its link was lost). `signalling`
-   * is the Signalling to send rtc.offer on, or a function giving (a promise of) it.
+   * is the Signalling to send rtc.offer on, or a function giving (a promise of) it; `online`
+   * the page's Signalling, whose being connected says a new link can be tried (by default
+   * `signalling` itself).
    */
-  start({ contactId, channels, signalling }) {
+  start({ contactId, channels, signalling, online = typeof signalling === "function" ? null : signalling }) {
     const video = channels.includes("video");
     const again = this.wanted?.contactId === contactId;
-    this.wanted = { contactId, channels, signalling };
+    this.wanted = { contactId, channels, signalling, online };
     if (this.live && !linkLost(this.link)) {
       // The contact changed medium inside the call: voice <-> video, by renegotiating.
       if (this.link.video !== video) {
@@ -366,6 +370,8 @@ export class CallView {
     link.muted = previous?.muted ?? false;
     link.cameraOff = previous?.cameraOff ?? false;
     this.link = link;
+    this.links += 1;
+    this.box.dataset.link = String(this.links); // how many links this call has had (1: the first)
     Promise.resolve(typeof signalling === "function" ? signalling() : signalling)
       .then((socket) => {
         link.signalling = socket;
@@ -381,11 +387,13 @@ export class CallView {
   }
 
   _recovering(on) {
+    const text = t("recovery.reconnecting");
     this.box.toggleAttribute("data-recovering", on);
-    if (on) {
-      const text = t("recovery.reconnecting");
-      this.status.textContent = this.link?.video === false ? t(this.texts.voice, { text }) : text;
-    }
+    // Said over the other party's picture too (calls.css), where the person is looking.
+    const tile = this.remoteEl?.closest("figure");
+    if (on) tile?.setAttribute("data-recovering", text);
+    else tile?.removeAttribute("data-recovering");
+    if (on) this.status.textContent = this.link?.video === false ? t(this.texts.voice, { text }) : text;
   }
 
   describe(state, detail) {
