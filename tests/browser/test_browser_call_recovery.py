@@ -95,8 +95,25 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         await _decoding(customer_box, 30)
         await _decoding(advisor_box, 30)
         await _chat(customer, "#chat-form", panel, "Hello before the crash")
+        assert (await customer_box.evaluate(LINKS), await advisor_box.evaluate(LINKS)) == (1, 1)
+
+        # a WebSocket blip alone (the media still connected) does not restart the call: the
+        # contact resumes, and the same link goes on decoding
+        for page in (customer, console):
+            await page.evaluate("""() => {
+              window.testStates = [];
+              window.ccSignalling.on("session.state", (m) => window.testStates.push(m.reason || m.state));
+              window.testOpens = 0;
+              window.ccSignalling.on("open", () => { window.testOpens += 1; });
+              window.ccSignalling._ws.close(4000, "test blip");
+            }""")
+        await customer.wait_for_function("window.testStates.includes('resumed')", timeout=15_000)
+        await console.wait_for_function("window.testOpens > 0", timeout=15_000)
+        await _decoding(customer_box, 20)
+        await _decoding(advisor_box, 20)
         links = (await customer_box.evaluate(LINKS), await advisor_box.evaluate(LINKS))
-        assert links == (1, 1)
+        assert links == (1, 1), links
+        assert await customer.locator("#media[data-recovering]").count() == 0
 
         # the server dies mid-call (no clean-up of any kind), then starts again
         killed = time.monotonic()
@@ -108,15 +125,18 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         await panel.locator(".media[data-recovering]").wait_for(timeout=45_000)
         assert "Reconnecting the call" in (await customer.text_content("#media-status") or "")
         assert "Reconnecting the call" in (await panel.locator(".media-status").text_content() or "")
+        noticed = time.monotonic() - killed
         await screenshot(customer, "recovery-customer-reconnecting")
         await screenshot(console, "recovery-advisor-reconnecting")
         server = spawn_server(env)
         await until_ready(base.url, server)
+        ready = time.monotonic()
         await _new_link(customer_box, links[0], 60)
         await _new_link(advisor_box, links[1], 60)
         await _decoding(customer_box, 60)  # the advisor's camera again, on the new link
         await _decoding(advisor_box, 60)  # and the customer's
-        print(f"video decoded again on both sides {time.monotonic() - killed:.1f}s after the SIGKILL")
+        print(f"call lost noticed by both pages {noticed:.1f}s after the SIGKILL; video decoded again "
+              f"on both sides {time.monotonic() - ready:.1f}s after the restarted server was ready")
         assert await customer_box.get_attribute("data-state") == "connected"
         assert await advisor_box.get_attribute("data-state") == "connected"
         assert await customer.locator("#media[data-recovering]").count() == 0

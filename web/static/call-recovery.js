@@ -50,6 +50,7 @@ export class CallRecovery {
     const delay = state === "disconnected" && !this.recovering
       ? DISCONNECTED_GRACE_MS
       : BACKOFF_MS[Math.min(this.attempts, BACKOFF_MS.length - 1)];
+    this._set(true); // the picture froze: say so at once, also while it may still heal
     this._retry = setTimeout(() => {
       this._retry = null;
       if (this.isLost()) this.attempt();

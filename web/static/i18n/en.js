@@ -606,7 +606,7 @@ export default {
   // ---- call recovery (static/call-recovery.js, media.js), the upgrade's "not now"
   // (call-controls.js), and the compliance replay's words for these timeline entries
   "recovery.reconnecting": "Reconnecting the call…",
-  "recovery.gave_up": "The call could not be brought back. The chat still works; ask for the call again.",
+  "recovery.gave_up": "The call could not be brought back. The chat still works; reload the page to try the call again.",
   "recovery.peer_declined": "{who} said not now. You can ask again later.",
   "compliance.entry.downgrade": "dropped the call to {channels}",
   "compliance.entry.downgraded": "now on {channels}",

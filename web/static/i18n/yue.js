@@ -282,7 +282,7 @@ export default {
   // ---- call recovery (static/call-recovery.js, media.js), the upgrade's "not now"
   // (call-controls.js), and the compliance replay's words for these timeline entries
   "recovery.reconnecting": "重新駁緊個通話…",
-  "recovery.gave_up": "駁唔返個通話。打字傾仲用得；請再要求通話。",
+  "recovery.gave_up": "駁唔返個通話。打字傾仲用得；重新載入頁面再試下通話。",
   "recovery.peer_declined": "{who}話遲啲先。你可以之後再問。",
   "compliance.entry.downgrade": "將通話轉做{channels}",
   "compliance.entry.downgraded": "而家係{channels}",

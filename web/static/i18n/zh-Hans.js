@@ -600,7 +600,7 @@ export default {
   // ---- call recovery (static/call-recovery.js, media.js), the upgrade's "not now"
   // (call-controls.js), and the compliance replay's words for these timeline entries
   "recovery.reconnecting": "正在重新连接通话…",
-  "recovery.gave_up": "未能恢复通话。文字聊天仍可使用；请再次请求通话。",
+  "recovery.gave_up": "未能恢复通话。文字聊天仍可使用；请重新加载页面再试通话。",
   "recovery.peer_declined": "{who}表示暂不。你可以稍后再请求。",
   "compliance.entry.downgrade": "将通话降为{channels}",
   "compliance.entry.downgraded": "现为{channels}",

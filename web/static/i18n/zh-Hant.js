@@ -600,7 +600,7 @@ export default {
   // ---- call recovery (static/call-recovery.js, media.js), the upgrade's "not now"
   // (call-controls.js), and the compliance replay's words for these timeline entries
   "recovery.reconnecting": "正在重新接駁通話…",
-  "recovery.gave_up": "未能恢復通話。文字對話仍可使用；請再次要求通話。",
+  "recovery.gave_up": "未能恢復通話。文字對話仍可使用；請重新載入頁面再試通話。",
   "recovery.peer_declined": "{who}表示暫時不要。你可以稍後再問。",
   "compliance.entry.downgrade": "將通話降至{channels}",
   "compliance.entry.downgraded": "現為{channels}",
