@@ -162,6 +162,23 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
             while not {"customer-video-1.webm", "customer-video-2.webm",
                        "advisor-video-1.webm", "advisor-video-2.webm"} <= files():
                 await asyncio.sleep(0.3)
+
+        # the contact ends and is sealed; its replay says in words that the media moved
+        await customer.click("#end")
+        await panel.locator(".wrapup").click()
+        async with asyncio.timeout(30):
+            while not (folder / "manifest.json").exists():
+                await asyncio.sleep(0.3)
+        officer = await make_user(fast_settings, Role.COMPLIANCE, display_name="Carol Chan")
+        page = await new_page(viewport={"width": 1366, "height": 900}, locale="en-GB")
+        await sign_in(page, base, officer.username, "/compliance")
+        await page.fill("#case-reason", "Case FC-3301: checking a video call that survived a server crash")
+        await page.click("#case-start")
+        await page.wait_for_selector("#case-bar:not(.hidden)")
+        await page.goto(base.make_url(f"/compliance/contacts/{contact_id}"))
+        await page.wait_for_selector("body[data-replay-ready=true]")
+        await page.locator("#entries li", has_text="a live server took over the media and the recording").wait_for()
+        assert await page.locator("#entries li", has_text="media adopted").count() == 0
         errors = [e for e in new_page.errors if not any(d in e for d in DOWN)]
         assert errors == [], errors
     finally:
