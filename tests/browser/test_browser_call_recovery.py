@@ -1,5 +1,5 @@
 """A video call comes back by itself after its server crashes: an advisor console and a
-customer page (two Chromiums, fake cameras) in a video call through a real server process;
+customer page, or the widget's panel as a bank's app opens it (two Chromiums, fake cameras) in a video call through a real server process;
 SIGKILL the server and start it again on the same port and var dir; both pages start a new
 media link by themselves (telling the person "Reconnecting the call…"), video is decoded again
 on both sides, the chat goes on, and the recording holds the files of both legs."""
@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import Locator, Page
 
 from contact_center.db.models import Role
+from contact_center.tools.bank_issuer import issue
 from tests.browser.helpers import sign_in
 from tests.helpers import cli_env, free_port, make_user, spawn_server, until_ready
 
@@ -24,6 +25,7 @@ FRAMES_DECODED = "el => Number(el.dataset.framesDecoded || 0)"
 LINKS = "el => Number(el.dataset.link || 0)"
 #: What Chromium logs by itself while the server is down (not the pages' errors).
 DOWN = ("WebSocket connection to", "ERR_CONNECTION_REFUSED", "Failed to load resource")
+BANK_SECRET = "bank-shared-secret-" + "r" * 32
 
 
 class Base:
@@ -58,8 +60,9 @@ async def _chat(sender: Page, form: str, receiver: Locator, text: str) -> None:
     await receiver.locator(".chat li", has_text=text).wait_for(timeout=15_000)
 
 
+@pytest.mark.parametrize("client", ["page", "widget"])
 async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
-    fast_settings, redis_url, tmp_path: Path, new_page, screenshot
+    client: str, fast_settings, redis_url, tmp_path: Path, new_page, screenshot
 ):
     user = await make_user(fast_settings, Role.ADVISOR, languages=["en"], skills={"general": 3},
                            display_name="Emma Lau")
@@ -68,7 +71,7 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         CC_VAR_DIR=str(tmp_path / "var"), CC_PORT=str(port), CC_LOG_JSON="false",
         CC_REDIS_URL=redis_url, CC_DATABASE_URL=fast_settings.database_url,
         CC_BOT_ENABLED="false", CC_CUSTOMER_GRACE_S="60", CC_ADVISOR_GRACE_S="60",
-        CC_PRESENCE_LEASE_S="2", CC_ICE_HOST_ADDRESSES="127.0.0.1",
+        CC_PRESENCE_LEASE_S="2", CC_ICE_HOST_ADDRESSES="127.0.0.1", CC_BANK_TOKEN_SECRET=BANK_SECRET,
     )
     base = Base(f"http://127.0.0.1:{port}")
     server = spawn_server(env)
@@ -81,7 +84,12 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         await console.wait_for_selector("#agent-state[data-state=available]")
 
         customer = await new_page()
-        await customer.goto(base.make_url("/"))
+        if client == "widget":  # the panel as an app's WebView opens it, with a signed identity
+            token = issue(BANK_SECRET, customer_id="HB-7310", name="Mei Chan", vip=True, lang="en")
+            await customer.goto(base.make_url("/widget") + f"#bank_token={token}&channel=video")
+            await customer.locator("#embedded-who", has_text="Mei Chan").wait_for()
+        else:
+            await customer.goto(base.make_url("/"))
         await customer.wait_for_function("document.body.dataset.connection === 'open'")
         await customer.check("input[name=channel][value=video]")
         await customer.check("#skip-bot")
@@ -126,8 +134,8 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         assert "Reconnecting the call" in (await customer.text_content("#media-status") or "")
         assert "Reconnecting the call" in (await panel.locator(".media-status").text_content() or "")
         noticed = time.monotonic() - killed
-        await screenshot(customer, "recovery-customer-reconnecting")
-        await screenshot(console, "recovery-advisor-reconnecting")
+        await screenshot(customer, f"recovery-{client}-reconnecting")
+        await screenshot(console, f"recovery-advisor-{client}-reconnecting")
         server = spawn_server(env)
         await until_ready(base.url, server)
         ready = time.monotonic()
@@ -149,8 +157,8 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
         # the chat goes on, both ways
         await _chat(customer, "#chat-form", panel, "Still here after the restart")
         await _chat(console, f".contact[data-contact-id='{contact_id}'] .chat-form", customer.locator("#conversation"), "Yes, I can see you again")
-        await screenshot(customer, "recovery-customer-back")
-        await screenshot(console, "recovery-advisor-back")
+        await screenshot(customer, f"recovery-{client}-back")
+        await screenshot(console, f"recovery-advisor-{client}-back")
 
         # the recording of the same contact holds both legs of both parties
         folder = tmp_path / "var" / "recordings" / str(contact_id)
