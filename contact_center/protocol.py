@@ -217,6 +217,16 @@ class SessionUpgrade(_Request):
     channel: Channel
 
 
+class SessionUpgradeDecline(_Request):
+    """Say "not now" to the other party's ``session.upgrade``: they are told at once
+    (``session.upgrade_declined``) and may ask again later. Only an upgrade the other party
+    asked for, and not yet agreed, can be declined (else ``invalid_state``)."""
+
+    type: Literal["session.upgrade_decline"]
+    contact_id: ContactId
+    channel: Literal["voice", "video"]
+
+
 class SessionDowngrade(_Request):
     """Drop the richer media of a connected contact: video -> voice, or voice/video -> text.
 
@@ -364,6 +374,7 @@ ClientMessage = Annotated[
     | RtcOffer
     | RtcCandidate
     | SessionUpgrade
+    | SessionUpgradeDecline
     | SessionDowngrade
     | MediaStateReport
     | SessionLeaveMessage
@@ -401,6 +412,8 @@ class Welcome(_Message):
     user: str
     role: str
     display_name: str
+    vip: bool = False
+    """A VIP customer (their flag, or a signed bank identity that says so)."""
 
 
 class SessionState(_Message):
@@ -511,6 +524,15 @@ class UpgradeRequest(_Message):
     by: Literal["customer", "advisor"]
 
 
+class UpgradeDeclined(_Message):
+    """The other party said "not now" to this party's ``session.upgrade``."""
+
+    type: Literal["session.upgrade_declined"] = "session.upgrade_declined"
+    contact_id: str
+    channel: Channel
+    by: Literal["customer", "advisor"]
+
+
 class DowngradeNotice(_Message):
     """The other party dropped the richer media (``session.downgrade``)."""
 
@@ -585,6 +607,7 @@ ServerMessage = Annotated[
     | OfferPush
     | RtcAnswer
     | UpgradeRequest
+    | UpgradeDeclined
     | DowngradeNotice
     | MediaStatePush
     | AgentStateNotice

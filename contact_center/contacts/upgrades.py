@@ -20,6 +20,7 @@ from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
     DowngradeNotice,
+    UpgradeDeclined,
     UpgradeRequest,
 )
 from routing.errors import InvalidStateError
@@ -99,6 +100,36 @@ class Upgrades(ContactCore):
         await self.notify_parties(contact, self.state_message(contact, reason="upgraded"))
         return True
 
+    async def decline_upgrade(self, identity: Identity, contact_id: str, channel: Channel) -> None:
+        """Say "not now" to the upgrade the other party asked for: it is dropped (they may ask
+        again), they are told at once, and the decline is in the timeline."""
+        contact = await self.contact_for(identity, contact_id)
+        if contact.state != ContactState.CONNECTED:
+            raise Conflict(
+                f"contact {contact_id} is {contact.state}; nothing to decline",
+                code=ErrorCode.INVALID_STATE,
+            )
+        party = "customer" if identity.role is Role.CUSTOMER else "advisor"
+        asker = "advisor" if party == "customer" else "customer"
+        key = redis_keys.upgrade(contact_id, channel.value)
+        # Only the asker's pending request is dropped, in one step: a decline that crosses an
+        # agreement (or a second decline) finds nothing to decline.
+        if not await self.redis.srem(key, asker):
+            raise Conflict(
+                f"the {asker} has not asked for {channel.value} on contact {contact_id}",
+                code=ErrorCode.INVALID_STATE,
+            )
+        await self.recordings.add(
+            contact_id, "upgrade_declined", channel=channel.value, by=party, actor=identity.ref
+        )
+        other = (
+            contact.customer_ref
+            if party == "advisor"
+            else advisor_ref(agent_id_of(contact.advisor_id or 0))
+        )
+        await self.bus.publish(
+            other, UpgradeDeclined(contact_id=contact_id, channel=channel, by=party)
+        )
 
     async def downgrade(self, identity: Identity, contact_id: str, to: Channel) -> list[str]:
         """Drop the media richer than ``to``; the other party is told. Returns the channels."""

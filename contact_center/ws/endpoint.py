@@ -209,7 +209,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             return ws
         conn.identity = identity
         conn.send(
-            Welcome(user=identity.ref, role=identity.role.value, display_name=identity.display_name)
+            Welcome(
+                user=identity.ref,
+                role=identity.role.value,
+                display_name=identity.display_name,
+                vip=identity.vip,
+            )
         )
         if not conn.media_only:
             try:

@@ -45,6 +45,7 @@ from contact_center.protocol import (
     SessionStart,
     SessionTransfer,
     SessionUpgrade,
+    SessionUpgradeDecline,
     StartResult,
     StateResult,
     UpgradeResult,
@@ -152,6 +153,13 @@ async def _upgrade(svc: ContactService, conn: Connection, msg: SessionUpgrade) -
     return UpgradeResult(agreed=await svc.upgrade(_who(conn), msg.contact_id, msg.channel))
 
 
+async def _decline_upgrade(
+    svc: ContactService, conn: Connection, msg: SessionUpgradeDecline
+) -> Result:
+    await svc.decline_upgrade(_who(conn), msg.contact_id, Channel(msg.channel))
+    return Result()
+
+
 async def _downgrade(
     svc: ContactService, conn: Connection, msg: SessionDowngrade
 ) -> StateResult:
@@ -256,6 +264,7 @@ HANDLERS: dict[type[Any], Handler] = {
     RtcOffer: _rtc_offer,
     RtcCandidate: _rtc_candidate,
     SessionUpgrade: _upgrade,
+    SessionUpgradeDecline: _decline_upgrade,
     SessionDowngrade: _downgrade,
     MediaStateReport: _media_state,
     SessionLeaveMessage: _leave_message,

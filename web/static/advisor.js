@@ -530,7 +530,9 @@ function sameServer(url) {
 /** The socket to send rtc.offer on: the main one, or one to the instance holding the media. */
 async function mediaSocket(panel) {
   if (!panel.mediaUrl || sameServer(panel.mediaUrl)) return signalling;
-  if (panel.mediaSignalling) return panel.mediaSignalling;
+  if (panel.mediaSignalling?.connected) return panel.mediaSignalling;
+  panel.mediaSignalling?.close(); // that server is gone (it does not reconnect): a new socket
+  panel.mediaSignalling = null;
   const other = new Signalling({ url: panel.mediaUrl, token: fetchWsToken, reconnect: false });
   try {
     await other.connect();
@@ -545,7 +547,7 @@ async function mediaSocket(panel) {
 }
 
 function startMedia(panel) {
-  panel.call.start({ contactId: panel.id, channels: panel.channels, signalling: () => mediaSocket(panel) });
+  panel.call.start({ contactId: panel.id, channels: panel.channels, signalling: () => mediaSocket(panel), online: signalling });
 }
 
 function stopMedia(panel) {

@@ -52,11 +52,13 @@ export class CallControls {
     this.remoteState = null;
     this.stats = new ConnectionStats();
     this.reading = null;
+    this.statsLink = null; // the link whose counts `stats` holds
     this.ticks = 0;
     this._build();
     this._offs = [
       signalling.on("session.upgrade", (m) => this._onUpgradeAsked(m)),
       signalling.on("session.downgrade", (m) => this._onDowngraded(m)),
+      signalling.on("session.upgrade_declined", (m) => this._onDeclined(m)),
       signalling.on("media.state", (m) => this._onRemoteState(m)),
     ];
     this._timer = setInterval(() => this._tick(), METER_EVERY_MS);
@@ -127,10 +129,7 @@ export class CallControls {
       node.addEventListener("click", () => this._downgrade(node.dataset.to));
     }
     this.accept.addEventListener("click", () => this._upgrade(this.offered));
-    this.decline.addEventListener("click", () => {
-      this.offered = null;
-      this._render();
-    });
+    this.decline.addEventListener("click", () => this._decline());
   }
 
   /** The contact's state and channels changed (a session.state): show what fits. */
@@ -211,6 +210,27 @@ export class CallControls {
     this._render();
   }
 
+  /** "Not now": the other party is told at once and may ask again later. */
+  async _decline() {
+    const contactId = this.contactId();
+    const channel = this.offered;
+    this.offered = null;
+    this._render();
+    if (!contactId || !channel) return;
+    try {
+      await this.signalling.request("session.upgrade_decline", { contact_id: contactId, channel });
+    } catch (err) {
+      this.notice(errorText(err), "error");
+    }
+  }
+
+  _onDeclined(m) {
+    if (m.contact_id !== this.contactId() || m.by === this.party) return;
+    if (this.asked === m.channel) this.asked = null; // the buttons ask again
+    this.notice(t("recovery.peer_declined", { who: t(this.otherKey) }));
+    this._render();
+  }
+
   async _downgrade(to) {
     const contactId = this.contactId();
     if (!contactId) return;
@@ -261,6 +281,13 @@ export class CallControls {
       this.localMeter.detach();
       this.remoteMeter.detach();
       return;
+    }
+    if (link !== this.statsLink) {
+      // A new link (the call came back after its link was lost): its own counts, from zero.
+      this.statsLink = link;
+      this.stats = new ConnectionStats();
+      this.reading = null;
+      delete this.box.dataset.framesDecoded;
     }
     const devices = JSON.stringify(link.devices);
     if (devices !== this.devices) {

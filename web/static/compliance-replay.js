@@ -351,6 +351,18 @@ function agentName(agentId) {
   return advisor ? advisor.name : agentId ?? null;
 }
 
+/** A party's media as they reported it: microphone, camera, connection (loss, round trip). */
+function mediaStateText(data) {
+  const text = t("entry.media_state", {
+    microphone: named("mic.", data.microphone) || "—",
+    camera: named("cam.", data.camera) || "—",
+    connection: named("conn.", data.connection) || "—",
+  });
+  const loss = typeof data.loss_pct === "number" ? t("entry.loss", { pct: data.loss_pct }) : null;
+  const rtt = typeof data.rtt_ms === "number" ? t("entry.rtt", { ms: Math.round(data.rtt_ms) }) : null;
+  return joined(text, loss, rtt);
+}
+
 /** "main (detail · detail)", leaving out what the record does not say. */
 function joined(main, ...details) {
   const known = details.filter((d) => d !== undefined && d !== null && d !== "");
@@ -430,6 +442,20 @@ function describe(entry) {
       return [nameOf(entry.who), joined(t(`entry.${label}`), state)];
     case "upgraded":
       return [nameOf(entry.who), t("entry.upgraded", { channels: channelsText(data.channels ?? data.to_channels) })];
+    case "downgrade":
+      return [nameOf(data.actor ?? data.by), t("entry.downgrade", { channels: channelsText(data.channel) })];
+    case "downgraded":
+      return [nameOf(entry.who), t("entry.downgraded", { channels: channelsText(data.channels) })];
+    case "upgrade_declined":
+      return [nameOf(data.actor ?? data.by), t("entry.upgrade_declined", { channels: channelsText(data.channel) })];
+    case "media_state":
+      return [nameOf(data.party), mediaStateText(data)];
+    case "message_left":
+      return [nameOf(data.actor ?? entry.who), data.callback ? t("entry.message_left_callback", { phone: data.phone ?? "—" }) : t("entry.message_left")];
+    case "media_adopted":
+      return [t("party.system"), t("entry.media_adopted")];
+    case "handover":
+      return [t("party.system"), t("entry.handover")];
     default:
       break;
   }

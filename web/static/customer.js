@@ -366,6 +366,8 @@ async function embeddedStart() {
   signalling.connect().then((welcome) => {
     // Signed in by the bank inside the widget: greet by name, as the page's header would.
     if (embedded && !welcome.user.startsWith("guest:")) el.who?.replaceChildren(welcome.display_name);
+    // A VIP known by the bank's signed identity (the widget has no cookie for the page to know).
+    if (welcome.vip) document.getElementById("vip-badge")?.classList.remove("hidden");
   }).catch((err) => {
     showConversation(false);
     showNotice(el.startError, errorText(err), "error");

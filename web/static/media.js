@@ -3,6 +3,7 @@
 // and apply the `rtc.answer`. Used by the customer page and the advisor console, whose call
 // box (both videos and a status line) is a CallView.
 
+import { CallRecovery, linkLost } from "./call-recovery.js";
 import { t } from "./i18n.js";
 import { errorText } from "./notices.js";
 
@@ -117,6 +118,9 @@ export class MediaLink {
     }
     this.stream = stream;
     this.devices = { microphone, camera };
+    // A link that replaces a lost one keeps the person's choices.
+    this.setMuted(this.muted);
+    this.setCameraOff(this.cameraOff);
     this.onChange("local", { error });
     if (stream && this.localEl) this.localEl.srcObject = stream;
 
@@ -135,7 +139,7 @@ export class MediaLink {
     });
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
-      if (state === "connected" || state === "failed") this.onChange(state);
+      if (["connected", "disconnected", "failed"].includes(state)) this.onChange(state);
     });
 
     const kinds = this.video ? ["audio", "video"] : ["audio"];
@@ -287,6 +291,18 @@ export class CallView {
     this.iceServers = iceServers;
     this.texts = texts;
     this.link = null;
+    this.links = 0;
+    this.wanted = null; // {contactId, channels, signalling} of the call while it should be up
+    this.recovery = new CallRecovery({
+      lost: () => this.wanted !== null && (this.link === null || linkLost(this.link)),
+      restart: () => this._open(),
+      onChange: (on) => this._recovering(on),
+      online: () => this.wanted?.online?.connected !== false,
+      onGiveUp: () => {
+        this.status.textContent = t("recovery.gave_up");
+        this.box.dataset.state = "failed";
+      },
+    });
   }
 
   /** A link that is under way or up (not one that failed or was stopped). */
@@ -296,12 +312,16 @@ export class CallView {
   }
 
   /**
-   * Start the call unless one is live. `signalling` is the Signalling to send rtc.offer on, or
-   * a function giving (a promise of) it.
+   * Start the call unless one is live (or start it again if its link was lost). `signalling`
+   * is the Signalling to send rtc.offer on, or a function giving (a promise of) it; `online`
+   * the page's Signalling, whose being connected says a new link can be tried (by default
+   * `signalling` itself).
    */
-  start({ contactId, channels, signalling }) {
+  start({ contactId, channels, signalling, online = typeof signalling === "function" ? null : signalling }) {
     const video = channels.includes("video");
-    if (this.live) {
+    const again = this.wanted?.contactId === contactId;
+    this.wanted = { contactId, channels, signalling, online };
+    if (this.live && !linkLost(this.link)) {
       // The contact changed medium inside the call: voice <-> video, by renegotiating.
       if (this.link.video !== video) {
         this.box.classList.toggle("voice", !video);
@@ -309,7 +329,21 @@ export class CallView {
       }
       return;
     }
-    this.link?.stop();
+    if (again && this.link) {
+      // The contact is connected again (a resume) but its call is gone: bring it back now.
+      this.recovery.reset();
+      this.recovery.attempt();
+      return;
+    }
+    this._open();
+  }
+
+  /** A new MediaLink for the wanted call, replacing the current one. */
+  _open() {
+    const { contactId, channels, signalling } = this.wanted;
+    const video = channels.includes("video");
+    const previous = this.link;
+    previous?.stop();
     this.box.classList.remove("hidden");
     this.box.classList.toggle("voice", !video);
     const link = new MediaLink({
@@ -321,24 +355,45 @@ export class CallView {
       iceServers: this.iceServers,
       onChange: (state, detail) => {
         if (link !== this.link && state !== "closed") return; // a link since replaced
+        if (state === "connected") this.recovery.connected();
+        else if ((state === "disconnected" || state === "failed") && link === this.link) this.recovery.lost(state);
         // "video": a renegotiation (the connection's state is unchanged): only the wording.
-        const text = state === "video" ? this.lastText : this.describe(state, detail);
+        let text = state === "video" ? this.lastText : this.describe(state, detail);
+        if (this.recovery.recovering && state !== "closed") text = t("recovery.reconnecting");
         if (text) this.status.textContent = link.video ? text : t(this.texts.voice, { text });
-        if (text) this.lastText = text;
+        if (text && !this.recovery.recovering) this.lastText = text;
         if (state === "video") return;
         this.box.dataset.state = state;
       },
     });
+    // A link that replaces a lost one keeps the person's choices.
+    link.muted = previous?.muted ?? false;
+    link.cameraOff = previous?.cameraOff ?? false;
     this.link = link;
+    this.links += 1;
+    this.box.dataset.link = String(this.links); // how many links this call has had (1: the first)
     Promise.resolve(typeof signalling === "function" ? signalling() : signalling)
       .then((socket) => {
         link.signalling = socket;
         return link.start();
       })
       .catch((err) => {
-        console.error("media", err);
-        if (link === this.link) this.status.textContent = t(this.texts.startFailed, { error: errorText(err) });
+        console.warn("media", err);
+        if (link !== this.link) return;
+        link.stop(); // what it opened (camera, peer connection) goes; a new link starts over
+        if (!this.recovery.recovering) this.status.textContent = t(this.texts.startFailed, { error: errorText(err) });
+        this.recovery.lost("failed"); // try again, a bounded number of times
       });
+  }
+
+  _recovering(on) {
+    const text = t("recovery.reconnecting");
+    this.box.toggleAttribute("data-recovering", on);
+    // Said over the other party's picture too (calls.css), where the person is looking.
+    const tile = this.remoteEl?.closest("figure");
+    if (on) tile?.setAttribute("data-recovering", text);
+    else tile?.removeAttribute("data-recovering");
+    if (on) this.status.textContent = this.link?.video === false ? t(this.texts.voice, { text }) : text;
   }
 
   describe(state, detail) {
@@ -349,6 +404,8 @@ export class CallView {
   }
 
   stop() {
+    this.wanted = null;
+    this.recovery.cancel();
     this.link?.stop();
     this.link = null;
     this.box.classList.add("hidden");

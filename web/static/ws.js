@@ -168,8 +168,9 @@ export class Signalling extends Emitter {
   async _open() {
     let hello = {};
     if (this._rejoin) {
+      // Single use, so it goes once it is sent (in _greet): a server that is down (restarting)
+      // never saw it, and it still brings this client back as the same person.
       hello = { token: this._rejoin };
-      this._rejoin = null; // single use: the next hello's answer brings a new one
     } else if (this._hello) {
       try {
         hello = await this._hello();
@@ -200,6 +201,7 @@ export class Signalling extends Emitter {
         resolve(message);
       });
     });
+    if (hello.token && hello.token === this._rejoin) this._rejoin = null; // the answer brings a new one
     try {
       const ack = await this._send("hello", hello, REQUEST_TIMEOUT_MS);
       if (ack.rejoin_token) this._rejoin = ack.rejoin_token;
