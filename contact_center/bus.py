@@ -68,6 +68,14 @@ class Bus:
                 pipe.publish(channel_of(ref), frame)
             await pipe.execute()
 
+    async def publish_frames(self, frames: Iterable[tuple[Iterable[str], str]]) -> None:
+        """Publish each (addressees, frame) in order, all in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for refs, frame in frames:
+                for ref in dict.fromkeys(refs):
+                    pipe.publish(channel_of(ref), frame)
+            await pipe.execute()
+
     def _deliver_local(self, ref: str, frame: str) -> None:
         for recipient in list(self._local.get(ref, ())):
             recipient.deliver(frame)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from contact_center.contacts import store
 from contact_center.contacts.core import (
     ContactCore,
     advisor_ref,
     agent_id_of,
+    parties_of,
 )
 from contact_center.contacts.states import ContactState
+from contact_center.contacts.store import NewChatLine
 from contact_center.db.models import Contact, Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
-from contact_center.protocol import (
-    ChatMessage,
-    ChatTypingNotice,
-)
+from contact_center.protocol import ChatTypingNotice
 from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
@@ -59,40 +57,39 @@ class Chat(ContactCore):
         sender_name: str | None = None,
         request_id: str | None = None,
     ) -> int:
+        """Persist a chat line and deliver it to both parties (``post_chat_once``); its seq."""
+        seq, _new = await self.post_chat_once(
+            contact, sender_ref=sender_ref, sender_role=sender_role, text=text,
+            sender_name=sender_name, request_id=request_id,
+        )  # fmt: skip
+        return seq
+
+    async def post_chat_once(
+        self,
+        contact: Contact,
+        *,
+        sender_ref: str,
+        sender_role: str,
+        text: str,
+        sender_name: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[int, bool]:
         """Persist a chat line (server time, next sequence number, card numbers masked), add it
-        to the timeline and deliver it to both parties, as stored. A retry of a stored line is
-        delivered again (clients place lines by seq: shown once) and not stored again."""
-        text = mask_card_numbers(text)
-        message, new = await store.add_chat_message(
-            self.db,
+        to the timeline and deliver it to both parties, as stored; (its seq, whether it is new).
+        A retry of a stored line (same ``request_id``) is delivered again (clients place lines
+        by seq: shown once) and not stored again. Stored in a batch with the lines that arrive
+        meanwhile (``chat_writer``); refused ``busy`` when too many wait."""
+        line = NewChatLine(
             contact_id=contact.id,
             sender_ref=sender_ref,
             sender_role=sender_role,
-            text=text,
+            text=mask_card_numbers(text),
             request_id=request_id,
         )
-        if new:
-            await self.recordings.add(
-                contact.id,
-                "chat",
-                at=message.at,
-                chat_seq=message.seq,
-                sender=sender_role,
-                sender_ref=sender_ref,
-                text=text,
-            )
-        text = message.text
-        frame = ChatMessage(
-            contact_id=contact.id,
-            seq=message.seq,
-            sender=sender_role,
-            text=text,
-            at=message.at,
-            sender_name=sender_name if sender_role == "advisor" else None,
-            sender_ref=sender_ref if sender_role == "advisor" else None,
+        message, new = await self.chat_writer.write(
+            line, recipients=parties_of(contact), sender_name=sender_name
         )
-        await self.notify_parties(contact, frame)
-        return message.seq
+        return message.seq, new
 
     async def typing(self, identity: Identity, contact_id: str) -> None:
         contact = await self.contact_for(identity, contact_id)

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from contact_center import redis_keys
 from contact_center.bus import Bus
 from contact_center.contacts import store
+from contact_center.contacts.chat_writer import DEFAULT_MAX_PENDING, ChatWriter
 from contact_center.contacts.recording import Recordings
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
@@ -174,6 +175,14 @@ class WaitingList:
         return len(self._by_contact)
 
 
+def parties_of(contact: Contact) -> list[str]:
+    """The refs of ``contact``'s customer and, once it has one, its advisor."""
+    refs = [contact.customer_ref]
+    if contact.advisor_id is not None:
+        refs.append(advisor_ref(agent_id_of(contact.advisor_id)))
+    return refs
+
+
 @dataclass
 class Grace:
     """Seconds a party may be gone before we act for them."""
@@ -198,6 +207,9 @@ class ContactCore:
     waiting: WaitingList = field(default_factory=WaitingList)
     recordings: Recordings = field(default=None)  # type: ignore[assignment]
     """Built from ``recordings_dir`` when not given (``server.contexts`` gives one)."""
+    chat_max_pending: int = DEFAULT_MAX_PENDING
+    """Chat lines waiting to be stored beyond which one more is refused ``busy``."""
+    chat_writer: ChatWriter = field(init=False)
 
     def __post_init__(self) -> None:
         if self.recordings is None:
@@ -208,6 +220,9 @@ class ContactCore:
                 instance_id=self.instance_id,
                 root=self.recordings_dir,
             )
+        self.chat_writer = ChatWriter(
+            self.db, self.recordings, self.bus, max_pending=self.chat_max_pending
+        )
 
     @contextlib.asynccontextmanager
     async def tx(self, *, defer: list[ContactEvent] | None = None) -> AsyncIterator[AsyncSession]:
@@ -275,10 +290,7 @@ class ContactCore:
         )
 
     async def notify_parties(self, contact: Contact, message: Any) -> None:
-        refs = [contact.customer_ref]
-        if contact.advisor_id is not None:
-            refs.append(advisor_ref(agent_id_of(contact.advisor_id)))
-        await self.bus.publish_many(refs, message)
+        await self.bus.publish_many(parties_of(contact), message)
 
     async def resume_token(self, contact_id: str) -> str | None:
         token = await self.redis.get(redis_keys.resume_of(contact_id))

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +93,16 @@ def _aware(value: datetime) -> datetime:
 
 def describe(error: BaseException | str) -> str:
     return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event to append to a contact's timeline (``at``: now when None)."""
+
+    contact_id: str
+    kind: str
+    at: datetime | None
+    fields: dict[str, Any]
 
 
 @dataclass
@@ -233,27 +243,38 @@ class Recordings:
     ) -> None:
         """Append one event to ``contact_id``'s timeline (from any instance); never raises for
         a Redis or disk failure, which is reported instead."""
-        if self.root is None:
+        await self.add_many([TimelineEntry(contact_id, kind, at, fields)])
+
+    async def add_many(self, entries: Sequence[TimelineEntry]) -> None:
+        """Append events to their contacts' timelines in order, in one Redis round trip; as
+        ``add``, never raises for a Redis or disk failure."""
+        if self.root is None or not entries:
             return
-        clash = (RESERVED | ADDED) & set(fields)
-        if clash:
-            raise ValueError(f"reserved timeline field(s): {', '.join(sorted(clash))}")
-        entry = {
-            "k": kind,
-            "t": format_time(_aware(at or _now())),
-            "i": self.instance_id,
-            "f": json.dumps(mask_fields(fields), ensure_ascii=False, default=str),
-        }
-        key = redis_keys.timeline(contact_id)
+        for entry in entries:
+            clash = (RESERVED | ADDED) & set(entry.fields)
+            if clash:
+                raise ValueError(f"reserved timeline field(s): {', '.join(sorted(clash))}")
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, entry)  # type: ignore[arg-type]
-                pipe.expire(key, STREAM_TTL_S)
+                for entry in entries:
+                    key = redis_keys.timeline(entry.contact_id)
+                    pipe.xadd(key, self._encode(entry))  # type: ignore[arg-type]
+                    pipe.expire(key, STREAM_TTL_S)
                 await pipe.execute()
         except RedisError as error:
-            await self.failure(contact_id, stage="timeline", error=error, lost=kind)
+            for entry in entries:
+                await self.failure(entry.contact_id, stage="timeline", error=error, lost=entry.kind)
             return
-        self._kick(contact_id)
+        for contact_id in dict.fromkeys(entry.contact_id for entry in entries):
+            self._kick(contact_id)
+
+    def _encode(self, entry: TimelineEntry) -> dict[str, str]:
+        return {
+            "k": entry.kind,
+            "t": format_time(_aware(entry.at or _now())),
+            "i": self.instance_id,
+            "f": json.dumps(mask_fields(entry.fields), ensure_ascii=False, default=str),
+        }
 
     def _kick(self, contact_id: str) -> None:
         """Owner: drain soon (one drain task at a time per contact, re-run while appended to)."""

@@ -256,6 +256,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         grace=Grace(customer_s=settings.customer_grace_s, advisor_s=settings.advisor_grace_s),
         recordings_dir=settings.recordings_dir,
         recordings=recordings,
+        chat_max_pending=settings.chat_max_pending,
     )
     timers = Timers(svc)
     bus.on_gap = functools.partial(redeliver_local, svc)
@@ -277,6 +278,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await svc.unregister_instance()
         await loops.stop()
+        await svc.chat_writer.close()
         await media.close()
         # The calls are over (their files closed): what is still open is sealed incomplete.
         await recordings.shutdown()

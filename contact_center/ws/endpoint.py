@@ -46,7 +46,7 @@ from contact_center.protocol import (
 )
 from contact_center.ws import frames, idempotency, sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
-from contact_center.ws.handlers import HANDLERS
+from contact_center.ws.handlers import HANDLERS, STORE_IDEMPOTENT
 from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,9 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
     """Run a request once per client id: a retry gets the first answer (``ws.idempotency``)."""
     assert conn.identity is not None
     who, request_id = conn.identity.ref, message.id
+    if type(message) in STORE_IDEMPOTENT:
+        await _handle_direct(svc, conn, message, raw)
+        return
     try:
         first = await idempotency.begin(svc.redis, who, request_id)
     except ClientError as exc:
@@ -320,6 +323,19 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
     frame = answer.model_dump_json()
     await idempotency.finish(svc.redis, who, request_id, frame)
     conn.deliver(frame)
+
+
+async def _handle_direct(svc: ContactService, conn: Connection, message: Any, raw: str) -> None:
+    """A request whose handler is idempotent by itself (``handlers.STORE_IDEMPOTENT``)."""
+    try:
+        result = await HANDLERS[type(message)](svc, conn, message)
+    except Exception as exc:  # one bad request must not end the connection or the server
+        if not is_client_caused(exc):
+            log.exception("handling %s", mask_card_numbers(raw)[:200])
+        code, text = to_error(exc)
+        conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
+        return
+    conn.send(Ack(ref=message.id, data=result.model_dump(mode="json")))
 
 
 async def close_all(app: web.Application) -> None:

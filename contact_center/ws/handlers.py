@@ -52,6 +52,11 @@ from contact_center.ws.connection import Connection
 
 Handler = Callable[[ContactService, Connection, Any], Awaitable[Result]]
 
+#: Requests whose handler is idempotent by itself, so the endpoint does not reserve their id in
+#: Redis first (``ws.idempotency``): a chat line keeps its request id in the database, and a
+#: retry (with the bot too) is answered with the stored line, never stored or answered twice.
+STORE_IDEMPOTENT: frozenset[type] = frozenset({ChatSend})
+
 
 def _who(conn: Connection) -> Identity:
     assert conn.identity is not None, "the endpoint dispatches only after hello"
@@ -115,7 +120,9 @@ async def _chat(svc: ContactService, conn: Connection, msg: ChatSend) -> ChatRes
     contact = await svc.contact_for(identity, msg.contact_id)  # refuses and audits
     bot = conn.request.app.get(appkeys.BOT)
     if bot is not None and contact.state == ContactState.BOT:
-        handled = await bot.customer_message(identity, msg.contact_id, msg.text)
+        handled = await bot.customer_message(
+            identity, msg.contact_id, msg.text, request_id=msg.id
+        )
         if handled is not None:
             return ChatResult(seq=handled)
         contact = await svc.contact_for(identity, msg.contact_id)  # handed off meanwhile

@@ -1,0 +1,150 @@
+"""Group commit of chat lines: the lines that arrive while one transaction is being written
+go together into the next one.
+
+One writer task (started when a line arrives, ended when none waits) takes up to
+``max_batch`` waiting lines, stores them in one transaction (``store.add_chat_messages``),
+appends the new ones to their timelines and publishes every line to its parties, each in one
+Redis round trip for the whole batch, and only then answers each line's caller. So a line is
+acknowledged only once it is committed ("persisted before acknowledged"); a line whose
+transaction or publication failed is answered with that error (a retry with its request id
+gets the stored line, published again). Under light load a batch is one line and nothing
+waits for company; under heavy load the batches grow, which is what keeps up.
+
+Back-pressure: at most ``max_pending`` lines wait to be written; one more is refused at once
+with ``busy`` (nothing stored), never left to time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center import metrics
+from contact_center.bus import Bus
+from contact_center.contacts import store
+from contact_center.contacts.recording import Recordings, TimelineEntry
+from contact_center.contacts.store import NewChatLine
+from contact_center.db.models import ChatMessage
+from contact_center.errors import Busy
+from contact_center.protocol import ChatMessage as ChatMessageFrame
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+DEFAULT_MAX_PENDING = 1000
+
+
+@dataclass
+class _Pending:
+    line: NewChatLine
+    recipients: tuple[str, ...]
+    sender_name: str | None
+    answer: asyncio.Future[tuple[ChatMessage, bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ChatWriter:
+    """Stores chat lines in batches and delivers them once committed (see the module)."""
+
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        recordings: Recordings,
+        bus: Bus,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.db, self.recordings, self.bus = db, recordings, bus
+        self.max_pending, self.max_batch = max_pending, max_batch
+        self._waiting: deque[_Pending] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Lines waiting for a transaction (not those being written)."""
+        return len(self._waiting)
+
+    async def write(
+        self, line: NewChatLine, *, recipients: Sequence[str], sender_name: str | None = None
+    ) -> tuple[ChatMessage, bool]:
+        """Store ``line``, add it to the timeline and publish it to ``recipients``; returns
+        (the stored line, whether it is new: a retry of a stored request id is not)."""
+        if len(self._waiting) >= self.max_pending:
+            raise Busy(
+                f"the server has {len(self._waiting)} chat lines waiting to be stored; "
+                "send this one again in a moment (same id)"
+            )
+        pending = _Pending(line, tuple(recipients), sender_name)
+        self._waiting.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="chat-writer")
+        # A cancelled caller (its socket gone) does not cancel the write: the line is stored
+        # and delivered all the same, only not acknowledged.
+        return await asyncio.shield(pending.answer)
+
+    async def close(self) -> None:
+        """Wait for the lines already taken to be written (at shutdown)."""
+        if self._writer is not None:
+            await self._writer
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            count = min(len(self._waiting), self.max_batch)
+            batch = [self._waiting.popleft() for _ in range(count)]
+            metrics.CHAT_BATCH.observe(count)
+            try:
+                results = await store.add_chat_messages(self.db, [p.line for p in batch])
+                await self._announce(batch, results)
+            except Exception as exc:  # each caller reports it; the writer goes on
+                for pending in batch:
+                    if not pending.answer.done():
+                        pending.answer.set_exception(exc)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.answer.done():
+                    pending.answer.set_result(result)
+
+    async def _announce(
+        self, batch: list[_Pending], results: list[tuple[ChatMessage, bool]]
+    ) -> None:
+        """The committed batch: new lines to their timelines, every line to its parties (a
+        retry too: clients place lines by seq, so it is shown once)."""
+        await self.recordings.add_many(
+            [
+                TimelineEntry(
+                    message.contact_id,
+                    "chat",
+                    message.at,
+                    {
+                        "chat_seq": message.seq,
+                        "sender": message.sender_role,
+                        "sender_ref": message.sender_ref,
+                        "text": message.text,
+                    },
+                )
+                for message, new in results
+                if new
+            ]
+        )
+        frames = []
+        for pending, (message, _new) in zip(batch, results, strict=True):
+            advisor = message.sender_role == "advisor"
+            frame = ChatMessageFrame(
+                contact_id=message.contact_id,
+                seq=message.seq,
+                sender=message.sender_role,
+                text=message.text,
+                at=message.at,
+                sender_name=pending.sender_name if advisor else None,
+                sender_ref=message.sender_ref if advisor else None,
+            )
+            frames.append((pending.recipients, frame.model_dump_json()))
+        await self.bus.publish_frames(frames)
