@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -30,7 +30,7 @@ from contact_center.bus import Bus
 from contact_center.contacts import store
 from contact_center.contacts.recording import Recordings, TimelineEntry
 from contact_center.contacts.store import NewChatLine
-from contact_center.db.models import ChatMessage
+from contact_center.db.models import ChatMessage, Contact
 from contact_center.errors import Busy
 from contact_center.protocol import ChatMessage as ChatMessageFrame
 
@@ -43,7 +43,7 @@ DEFAULT_MAX_PENDING = 1000
 @dataclass
 class _Pending:
     line: NewChatLine
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...] | None  # None: the parties of the contact as stored
     sender_name: str | None
     answer: asyncio.Future[tuple[ChatMessage, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -58,11 +58,12 @@ class ChatWriter:
         db: async_sessionmaker[AsyncSession],
         recordings: Recordings,
         bus: Bus,
+        parties: Callable[[Contact], list[str]],
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_batch: int = MAX_BATCH,
     ) -> None:
-        self.db, self.recordings, self.bus = db, recordings, bus
+        self.db, self.recordings, self.bus, self.parties = db, recordings, bus, parties
         self.max_pending, self.max_batch = max_pending, max_batch
         self._waiting: deque[_Pending] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -73,16 +74,24 @@ class ChatWriter:
         return len(self._waiting)
 
     async def write(
-        self, line: NewChatLine, *, recipients: Sequence[str], sender_name: str | None = None
+        self,
+        line: NewChatLine,
+        *,
+        recipients: Sequence[str] | None = None,
+        sender_name: str | None = None,
     ) -> tuple[ChatMessage, bool]:
-        """Store ``line``, add it to the timeline and publish it to ``recipients``; returns
-        (the stored line, whether it is new: a retry of a stored request id is not)."""
+        """Store ``line``, add it to the timeline and publish it to ``recipients`` (by default
+        the contact's parties as its transaction read them, which needs ``line.admit``);
+        returns (the stored line, whether it is new: a retry of a stored request id is not).
+        Raises what ``line.admit`` refused it with."""
+        if recipients is None and line.admit is None:
+            raise ValueError("a line without admit needs its recipients")
         if len(self._waiting) >= self.max_pending:
             raise Busy(
                 f"the server has {len(self._waiting)} chat lines waiting to be stored; "
                 "send this one again in a moment (same id)"
             )
-        pending = _Pending(line, tuple(recipients), sender_name)
+        pending = _Pending(line, tuple(recipients) if recipients else None, sender_name)
         self._waiting.append(pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="chat-writer")
@@ -101,19 +110,30 @@ class ChatWriter:
             batch = [self._waiting.popleft() for _ in range(count)]
             metrics.CHAT_BATCH.observe(count)
             try:
-                results = await store.add_chat_messages(self.db, [p.line for p in batch])
-                await self._announce(batch, results)
+                outcomes, contacts = await store.add_chat_messages(self.db, [p.line for p in batch])
+                stored = [
+                    (pending, outcome)
+                    for pending, outcome in zip(batch, outcomes, strict=True)
+                    if not isinstance(outcome, Exception)
+                ]
+                await self._announce(stored, contacts)
             except Exception as exc:  # each caller reports it; the writer goes on
                 for pending in batch:
                     if not pending.answer.done():
                         pending.answer.set_exception(exc)
                 continue
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.answer.done():
-                    pending.answer.set_result(result)
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.answer.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    pending.answer.set_exception(outcome)
+                else:
+                    pending.answer.set_result(outcome)
 
     async def _announce(
-        self, batch: list[_Pending], results: list[tuple[ChatMessage, bool]]
+        self,
+        stored: list[tuple[_Pending, tuple[ChatMessage, bool]]],
+        contacts: dict[str, Contact],
     ) -> None:
         """The committed batch: new lines to their timelines, every line to its parties (a
         retry too: clients place lines by seq, so it is shown once)."""
@@ -130,12 +150,12 @@ class ChatWriter:
                         "text": message.text,
                     },
                 )
-                for message, new in results
+                for _pending, (message, new) in stored
                 if new
             ]
         )
         frames = []
-        for pending, (message, _new) in zip(batch, results, strict=True):
+        for pending, (message, _new) in stored:
             advisor = message.sender_role == "advisor"
             frame = ChatMessageFrame(
                 contact_id=message.contact_id,
@@ -146,5 +166,6 @@ class ChatWriter:
                 sender_name=pending.sender_name if advisor else None,
                 sender_ref=message.sender_ref if advisor else None,
             )
-            frames.append((pending.recipients, frame.model_dump_json()))
+            recipients = pending.recipients or self.parties(contacts[message.contact_id])
+            frames.append((recipients, frame.model_dump_json()))
         await self.bus.publish_frames(frames)

@@ -175,6 +175,17 @@ class WaitingList:
         return len(self._by_contact)
 
 
+def is_party(identity: Identity, contact: Contact) -> bool:
+    """Whether ``identity`` is ``contact``'s customer or its advisor now."""
+    if identity.role is Role.CUSTOMER:
+        return contact.customer_ref == identity.ref
+    return (
+        identity.role is Role.ADVISOR
+        and identity.user_id is not None
+        and contact.advisor_id == identity.user_id
+    )
+
+
 def parties_of(contact: Contact) -> list[str]:
     """The refs of ``contact``'s customer and, once it has one, its advisor."""
     refs = [contact.customer_ref]
@@ -221,7 +232,7 @@ class ContactCore:
                 root=self.recordings_dir,
             )
         self.chat_writer = ChatWriter(
-            self.db, self.recordings, self.bus, max_pending=self.chat_max_pending
+            self.db, self.recordings, self.bus, parties_of, max_pending=self.chat_max_pending
         )
 
     @contextlib.asynccontextmanager
@@ -242,15 +253,7 @@ class ContactCore:
         """The contact, if ``identity`` is one of its parties; otherwise refuse and audit."""
         async with transaction(self.db) as session:
             contact = await store.get_contact(session, contact_id=contact_id)
-        allowed = contact is not None and (
-            (identity.role is Role.CUSTOMER and contact.customer_ref == identity.ref)
-            or (
-                identity.role is Role.ADVISOR
-                and identity.user_id is not None
-                and contact.advisor_id == identity.user_id
-            )
-        )
-        if not allowed:
+        if contact is None or not is_party(identity, contact):
             await audit.record(
                 self.db,
                 actor=identity.ref,

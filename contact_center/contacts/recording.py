@@ -321,18 +321,46 @@ class Recordings:
                     break
                 if not found:
                     break
-                entries = [self._decode(sid, values) for sid, values in found]
-                if recording.writer is not None and not recording.timeline_failed:
-                    try:
-                        await asyncio.to_thread(_write, recording.writer, entries)
-                    except (OSError, ValueError) as error:  # a disk that fails, a writer closed
-                        recording.timeline_failed = True
-                        failed = error
-                recording.last_sid = entries[-1].sid
-                for entry in entries:
-                    self._act_on(recording, entry)
+                failed = await self._take(recording, found) or failed
                 if len(found) < DRAIN_BATCH:
                     break
+        self._report_later(contact_id, failed)
+
+    async def _take_read(self, contact_id: str, found: list[Any]) -> None:
+        """Owner: what an ``XREAD`` returned for the contact's stream, into the file, without
+        reading it again (what a drain took meanwhile is skipped); a full read is drained."""
+        recording = self._open.get(contact_id)
+        if recording is None:
+            return
+        if len(found) >= DRAIN_BATCH:
+            await self.drain(contact_id)
+            return
+        failed: BaseException | None = None
+        async with recording.lock:
+            if not recording.closed:
+                last = sid_pair(recording.last_sid) if recording.last_sid else [-1, -1]
+                fresh = [(sid, values) for sid, values in found if sid_pair(sid) > last]
+                if fresh:
+                    failed = await self._take(recording, fresh)
+        self._report_later(contact_id, failed)
+
+    async def _take(self, recording: OpenRecording, found: list[Any]) -> BaseException | None:
+        """Under the recording's lock: stream entries after ``last_sid``, in order, into the
+        file and acted on; the disk's error, if it failed."""
+        failed: BaseException | None = None
+        entries = [self._decode(sid, values) for sid, values in found]
+        if recording.writer is not None and not recording.timeline_failed:
+            try:
+                await asyncio.to_thread(_write, recording.writer, entries)
+            except (OSError, ValueError) as error:  # a disk that fails, a writer closed
+                recording.timeline_failed = True
+                failed = error
+        recording.last_sid = entries[-1].sid
+        for entry in entries:
+            self._act_on(recording, entry)
+        return failed
+
+    def _report_later(self, contact_id: str, failed: BaseException | None) -> None:
         if failed is not None:
             # Not here: reporting appends to the timeline, which needs the lock just released.
             self._spawn(
@@ -667,8 +695,8 @@ class Recordings:
             if task is not None and task.cancelling():
                 # redis-py may swallow a cancellation that lands during a blocking read.
                 raise asyncio.CancelledError
-            for key, _entries in found or []:
-                await self.drain(str(key).removeprefix(redis_keys.timeline("")))
+            for key, entries in found or []:
+                await self._take_read(str(key).removeprefix(redis_keys.timeline("")), entries)
 
 
 def _write(writer: TimelineWriter, entries: list[Entry]) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -107,13 +107,22 @@ async def transition(
 
 @dataclass(frozen=True)
 class NewChatLine:
-    """A chat line to store: numbered and timed by the server when it is written."""
+    """A chat line to store: numbered and timed by the server when it is written.
+
+    ``admit``, when given, is asked in the line's transaction whether the contact as it is
+    then (None: no such contact) takes the line: an exception refuses it (nothing stored)."""
 
     contact_id: str
     sender_ref: str
     sender_role: str
     text: str
     request_id: str | None = None
+    admit: Callable[[Contact | None], Exception | None] | None = field(default=None, compare=False)
+
+
+#: What ``add_chat_messages`` gives for each line: (the line, whether it is new), or why the
+#: line was refused.
+ChatOutcome = tuple[ChatMessage, bool] | Exception
 
 
 async def add_chat_message(
@@ -127,14 +136,18 @@ async def add_chat_message(
 ) -> tuple[ChatMessage, bool]:
     """Append one chat line (see ``add_chat_messages``); returns (the line, whether it is new)."""
     line = NewChatLine(contact_id, sender_ref, sender_role, text, request_id)
-    return (await add_chat_messages(factory, [line]))[0]
+    outcomes, _contacts = await add_chat_messages(factory, [line])
+    outcome = outcomes[0]
+    assert not isinstance(outcome, Exception), "a line without admit is never refused"
+    return outcome
 
 
 async def add_chat_messages(
     factory: async_sessionmaker[AsyncSession], lines: Sequence[NewChatLine]
-) -> list[tuple[ChatMessage, bool]]:
+) -> tuple[list[ChatOutcome], dict[str, Contact]]:
     """Append ``lines`` in one transaction, in their order, each numbered after its contact's
-    last; returns (the line, whether it is new) for each.
+    last; returns the outcome of each (``ChatOutcome``) and, when a line has ``admit``, the
+    contacts of the lines as the transaction read them.
 
     A line sent again with the ``request_id`` of a stored one (a client's retry), or of an
     earlier one of ``lines``, is that line: nothing is added. Two instances writing to one
@@ -152,8 +165,14 @@ async def add_chat_messages(
 
 async def _add_lines(
     session: AsyncSession, lines: Sequence[NewChatLine]
-) -> list[tuple[ChatMessage, bool]]:
+) -> tuple[list[ChatOutcome], dict[str, Contact]]:
     contact_ids = sorted({line.contact_id for line in lines})
+    contacts: dict[str, Contact] = {}
+    if any(line.admit is not None for line in lines):
+        found_contacts = await session.exec(
+            select(Contact).where(col(Contact.id).in_(contact_ids))
+        )
+        contacts = {contact.id: contact for contact in found_contacts}
     request_ids = {line.request_id for line in lines if line.request_id is not None}
     stored: dict[tuple[str, str, str | None], ChatMessage] = {}
     if request_ids:
@@ -171,9 +190,13 @@ async def _add_lines(
     )
     last: dict[str, int] = {contact_id: seq for contact_id, seq in last_seq}
     at = utcnow()
-    results: list[tuple[ChatMessage, bool]] = []
+    results: list[ChatOutcome] = []
     new: list[ChatMessage] = []
     for line in lines:
+        refused = line.admit(contacts.get(line.contact_id)) if line.admit else None
+        if refused is not None:
+            results.append(refused)
+            continue
         key = (line.contact_id, line.sender_ref, line.request_id)
         if line.request_id is not None and key in stored:
             results.append((stored[key], False))
@@ -201,7 +224,7 @@ async def _add_lines(
         ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
         for message in new:
             message.id = ids[(message.contact_id, message.seq)]
-    return results
+    return results, contacts
 
 
 async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:
