@@ -171,7 +171,9 @@ def bare_relay(port: int) -> None:
             if message["type"] != "chat.send" or not customer:
                 continue
             seqs[pair] = seq = seqs.get(pair, 0) + 1
-            await ws.send_str(json.dumps({"type": "ack", "ref": message["id"], "data": {"seq": seq}}))
+            await ws.send_str(
+                json.dumps({"type": "ack", "ref": message["id"], "data": {"seq": seq}})
+            )
             line = json.dumps({
                 "type": "chat.message", "contact_id": pair, "seq": seq, "sender": "customer",
                 "text": message["text"], "at": time.time(),
@@ -350,9 +352,7 @@ async def _run_bench(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
             f"{ceiling['ceiling_relay_p50_ms']}/{ceiling['ceiling_relay_p99_ms']} ms, "
             f"{ceiling['ceiling_server_cpu_us_per_line']} µs server CPU per line"
         )
-    async with RealServer(
-        advisors=advisors, capacity="text:3,voice:1,video:1", env=env
-    ) as server:
+    async with RealServer(advisors=advisors, capacity="text:3,voice:1,video:1", env=env) as server:
         progress(f"server pid {server.pid} at {server.url}; {advisors} advisors")
         # Warm the server up (first page render, first WebSocket, lazy imports) before the
         # baseline, so that the per-session figure is not one-off start-up memory.
@@ -480,7 +480,8 @@ async def chat_phase(server: RealServer, args: argparse.Namespace) -> dict[str, 
         # the measured window is the sending one (warm-up and drain excluded), so per line it
         # is taken over the lines sent in it
         "chat_server_cpu_us_per_line": round(sample.get("server_cpu_s", 0) * 1e6 / relayed, 1)
-        if relayed else None,
+        if relayed
+        else None,
         "chat_load_average": [round(sample.get("load_before", 0), 2), round(os.getloadavg()[0], 2)],
         "chat_client_cpu_pct": sample.get("client_cpu_pct"),
         "chat_machine_cpu_pct": sample.get("machine_cpu_pct"),
@@ -496,10 +497,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="text contacts for the chat phase")
     parser.add_argument("--rate", type=float, default=1000.0, help="chat lines/s, all pairs")
     parser.add_argument("--chat-seconds", type=float, default=10.0)
-    parser.add_argument("--database-url", help="PostgreSQL server (a database of its own "
-                        "is made and dropped), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false",
-                        help="skip the bare relay ceiling")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server (a database of its own "
+        "is made and dropped), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
+    parser.add_argument(
+        "--no-ceiling", dest="ceiling", action="store_false", help="skip the bare relay ceiling"
+    )
     parser.add_argument("--hold", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--hold-seconds", type=float, default=HOLD_LIMIT_S, help=argparse.SUPPRESS)

@@ -133,4 +133,3 @@ class Chat(ContactCore):
             await self.bus.publish(
                 contact.customer_ref, ChatTypingNotice(contact_id=contact_id, sender="advisor")
             )
-

@@ -79,6 +79,7 @@ RECORDER_FAILURES = Counter(
 STREAM_TTL_S = 7 * 24 * 3600
 DRAIN_BATCH = 200
 READ_BLOCK_MS = 500
+READ_GATHER_S = 0.005
 #: Fields the recordings add to every line (besides the timeline's own ``t``, ``seq``, ``kind``).
 ADDED = frozenset({"sid", "instance"})
 
@@ -171,6 +172,8 @@ class Recordings:
         self._reported: set[tuple[str, ...]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        #: contacts whose streams ``run`` reads (its reads take what is appended to them)
+        self._reading: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -254,18 +257,19 @@ class Recordings:
             clash = (RESERVED | ADDED) & set(entry.fields)
             if clash:
                 raise ValueError(f"reserved timeline field(s): {', '.join(sorted(clash))}")
+        contact_ids = list(dict.fromkeys(entry.contact_id for entry in entries))
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for entry in entries:
-                    key = redis_keys.timeline(entry.contact_id)
-                    pipe.xadd(key, self._encode(entry))  # type: ignore[arg-type]
-                    pipe.expire(key, STREAM_TTL_S)
+                    pipe.xadd(redis_keys.timeline(entry.contact_id), self._encode(entry))  # type: ignore[arg-type]
+                for contact_id in contact_ids:
+                    pipe.expire(redis_keys.timeline(contact_id), STREAM_TTL_S)
                 await pipe.execute()
         except RedisError as error:
             for entry in entries:
                 await self.failure(entry.contact_id, stage="timeline", error=error, lost=entry.kind)
             return
-        for contact_id in dict.fromkeys(entry.contact_id for entry in entries):
+        for contact_id in contact_ids:
             self._kick(contact_id)
 
     def _encode(self, entry: TimelineEntry) -> dict[str, str]:
@@ -279,8 +283,8 @@ class Recordings:
     def _kick(self, contact_id: str) -> None:
         """Owner: drain soon (one drain task at a time per contact, re-run while appended to)."""
         recording = self._open.get(contact_id)
-        if recording is None or recording.closed:
-            return
+        if recording is None or recording.closed or contact_id in self._reading:
+            return  # ``run``'s read of the stream returns it without asking again
         recording.dirty = True
         if recording.drainer is None or recording.drainer.done():
             recording.drainer = self._spawn(self._drain_soon(recording), f"drain {contact_id}")
@@ -470,9 +474,7 @@ class Recordings:
             return
         if recording is None or recording.closed:
             self._spawn(
-                self.failure(
-                    contact_id, stage="start", error="this instance holds no claim on it"
-                ),
+                self.failure(contact_id, stage="start", error="this instance holds no claim on it"),
                 f"recorder failure {contact_id}",
             )
             return
@@ -504,8 +506,13 @@ class Recordings:
         Once per contact, stage and file (or party and kind): a broken disk does not flood.
         """
         message = describe(error)
-        key = (contact_id, stage, str(detail.get("file") or ""), str(detail.get("party") or ""),
-               str(detail.get("media") or ""))
+        key = (
+            contact_id,
+            stage,
+            str(detail.get("file") or ""),
+            str(detail.get("party") or ""),
+            str(detail.get("media") or ""),
+        )
         if key in self._reported:
             return
         self._reported.add(key)
@@ -615,7 +622,9 @@ class Recordings:
                 recording.timeline_failed = True
                 log.error("recording of %s: timeline unreadable at sweep: %s", contact_id, error)
             self._open[contact_id] = recording
-            log.warning("recording of contact %s was never sealed: sealing it incomplete", contact_id)
+            log.warning(
+                "recording of contact %s was never sealed: sealing it incomplete", contact_id
+            )
             try:
                 result = await self.seal(
                     contact_id,
@@ -670,12 +679,16 @@ class Recordings:
 
     async def run(self) -> None:
         """Copy what other instances append to the streams of this instance's contacts."""
+        try:
+            await self._read_streams()
+        finally:
+            self._reading = set()
+
+    async def _read_streams(self) -> None:
         while True:
-            streams = {
-                redis_keys.timeline(cid): r.last_sid or "0-0"
-                for cid, r in self._open.items()
-                if not r.closed
-            }
+            open_now = {cid: r for cid, r in self._open.items() if not r.closed}
+            self._reading = set(open_now)
+            streams = {redis_keys.timeline(cid): r.last_sid or "0-0" for cid, r in open_now.items()}
             if not streams:
                 self._wake.clear()
                 await self._wake.wait()
@@ -697,6 +710,10 @@ class Recordings:
                 raise asyncio.CancelledError
             for key, entries in found or []:
                 await self._take_read(str(key).removeprefix(redis_keys.timeline("")), entries)
+            if found:
+                # let a busy stream gather a few entries per read (each read names every
+                # open stream: at 1,000 chat lines/s one read per line would cost more)
+                await asyncio.sleep(READ_GATHER_S)
 
 
 def _write(writer: TimelineWriter, entries: list[Entry]) -> None:

@@ -169,9 +169,7 @@ async def _add_lines(
     contact_ids = sorted({line.contact_id for line in lines})
     contacts: dict[str, Contact] = {}
     if any(line.admit is not None for line in lines):
-        found_contacts = await session.exec(
-            select(Contact).where(col(Contact.id).in_(contact_ids))
-        )
+        found_contacts = await session.exec(select(Contact).where(col(Contact.id).in_(contact_ids)))
         contacts = {contact.id: contact for contact in found_contacts}
     request_ids = {line.request_id for line in lines if line.request_id is not None}
     stored: dict[tuple[str, str, str | None], ChatMessage] = {}
