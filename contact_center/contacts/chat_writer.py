@@ -67,6 +67,7 @@ class ChatWriter:
         self.max_pending, self.max_batch = max_pending, max_batch
         self._waiting: deque[_Pending] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._announcer: asyncio.Task[None] | None = None  # the last batch's
 
     @property
     def waiting(self) -> int:
@@ -100,35 +101,51 @@ class ChatWriter:
         return await asyncio.shield(pending.answer)
 
     async def close(self) -> None:
-        """Wait for the lines already taken to be written (at shutdown)."""
+        """Wait for the lines already taken to be written and announced (at shutdown)."""
         if self._writer is not None:
             await self._writer
+        if self._announcer is not None:
+            await self._announcer
 
     async def _drain(self) -> None:
+        """Batch after batch into the database; each committed batch is announced by a task of
+        its own, after the one before it (lines reach their parties in order), while the next
+        batch is being written: the two round trips to Redis are not in the database's way."""
         while self._waiting:
             count = min(len(self._waiting), self.max_batch)
             batch = [self._waiting.popleft() for _ in range(count)]
             metrics.CHAT_BATCH.observe(count)
             try:
                 outcomes, contacts = await store.add_chat_messages(self.db, [p.line for p in batch])
-                stored = [
-                    (pending, outcome)
-                    for pending, outcome in zip(batch, outcomes, strict=True)
-                    if not isinstance(outcome, Exception)
-                ]
-                await self._announce(stored, contacts)
             except Exception as exc:  # each caller reports it; the writer goes on
                 for pending in batch:
-                    if not pending.answer.done():
-                        pending.answer.set_exception(exc)
+                    _answer(pending, exc)
                 continue
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if pending.answer.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    pending.answer.set_exception(outcome)
-                else:
-                    pending.answer.set_result(outcome)
+            self._announcer = asyncio.create_task(
+                self._announce_after(self._announcer, batch, outcomes, contacts),
+                name="chat-announce",
+            )
+
+    async def _announce_after(
+        self,
+        before: asyncio.Task[None] | None,
+        batch: list[_Pending],
+        outcomes: list[store.ChatOutcome],
+        contacts: dict[str, Contact],
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # its failure is its lines' callers' to report
+        stored = [
+            (pending, outcome)
+            for pending, outcome in zip(batch, outcomes, strict=True)
+            if not isinstance(outcome, Exception)
+        ]
+        try:
+            await self._announce(stored, contacts)
+        except Exception as exc:  # stored, not delivered: a retry delivers it
+            outcomes = [o if isinstance(o, Exception) else exc for o in outcomes]
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            _answer(pending, outcome)
 
     async def _announce(
         self,
@@ -169,3 +186,12 @@ class ChatWriter:
             recipients = pending.recipients or self.parties(contacts[message.contact_id])
             frames.append((recipients, frame.model_dump_json()))
         await self.bus.publish_frames(frames)
+
+
+def _answer(pending: _Pending, outcome: store.ChatOutcome) -> None:
+    if pending.answer.done():  # its caller was cancelled
+        return
+    if isinstance(outcome, Exception):
+        pending.answer.set_exception(outcome)
+    else:
+        pending.answer.set_result(outcome)

@@ -214,11 +214,18 @@ async def _add_lines(
         results.append((message, True))
         new.append(message)
     if new:
+        # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and
+        # cached, where a VALUES list of each batch's length was compiled for every batch
         rows = await session.exec(
-            insert(ChatMessage)
-            .values([m.model_dump(exclude={"id"}) for m in new])
-            .returning(col(ChatMessage.id), col(ChatMessage.contact_id), col(ChatMessage.seq))
-        )
+            insert(ChatMessage).returning(
+                col(ChatMessage.id), col(ChatMessage.contact_id), col(ChatMessage.seq)
+            ),
+            params=[
+                {"contact_id": m.contact_id, "seq": m.seq, "at": m.at, "sender_ref": m.sender_ref,
+                 "sender_role": m.sender_role, "text": m.text, "request_id": m.request_id}
+                for m in new
+            ],
+        )  # fmt: skip
         ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
         for message in new:
             message.id = ids[(message.contact_id, message.seq)]
