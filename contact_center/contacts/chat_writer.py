@@ -10,14 +10,16 @@ transaction or publication failed is answered with that error (a retry with its 
 gets the stored line, published again). Under light load a batch is one line and nothing
 waits for company; under heavy load the batches grow, which is what keeps up.
 
-Back-pressure: at most ``max_pending`` lines wait to be written; one more is refused at once
-with ``busy`` (nothing stored), never left to time out.
+Back-pressure: at most ``max_pending`` lines wait to be written, and no more than the
+database, at its recent pace, writes in ``MAX_WAIT_S``; one more is refused at once with
+``busy`` (nothing stored), never left to time out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 DEFAULT_MAX_PENDING = 1000
+#: a line that would wait longer than this for the database (by its recent pace) is refused
+#: ``busy`` at once rather than answered late (clients give up on a request after 10 s)
+MAX_WAIT_S = 2.0
+SMOOTHING = 0.2
 
 
 @dataclass
@@ -68,6 +74,8 @@ class ChatWriter:
         self._waiting: deque[_Pending] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None  # the last batch's
+        #: how long the database took per line lately (a moving average over batches)
+        self._seconds_per_line = 0.0
 
     @property
     def waiting(self) -> int:
@@ -87,7 +95,10 @@ class ChatWriter:
         Raises what ``line.admit`` refused it with."""
         if recipients is None and line.admit is None:
             raise ValueError("a line without admit needs its recipients")
-        if len(self._waiting) >= self.max_pending:
+        if (
+            len(self._waiting) >= self.max_pending
+            or len(self._waiting) * self._seconds_per_line > MAX_WAIT_S
+        ):
             raise Busy(
                 f"the server has {len(self._waiting)} chat lines waiting to be stored; "
                 "send this one again in a moment (same id)"
@@ -115,12 +126,15 @@ class ChatWriter:
             count = min(len(self._waiting), self.max_batch)
             batch = [self._waiting.popleft() for _ in range(count)]
             metrics.CHAT_BATCH.observe(count)
+            started = time.monotonic()
             try:
                 outcomes, contacts = await store.add_chat_messages(self.db, [p.line for p in batch])
             except Exception as exc:  # each caller reports it; the writer goes on
                 for pending in batch:
                     _answer(pending, exc)
                 continue
+            per_line = (time.monotonic() - started) / count
+            self._seconds_per_line += (per_line - self._seconds_per_line) * SMOOTHING
             self._announcer = asyncio.create_task(
                 self._announce_after(self._announcer, batch, outcomes, contacts),
                 name="chat-announce",

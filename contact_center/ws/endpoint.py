@@ -58,6 +58,8 @@ HELLO_FRAMES = 5
 #: make aiohttp close the connection (1009) before we could read them.
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
+#: chat lines of one connection waiting for the chat writer at once (see ``_read_frames``)
+CHAT_IN_FLIGHT = 8
 CLEANUP_TIMEOUT_S = 15.0
 
 
@@ -238,6 +240,21 @@ async def _disconnected(svc: ContactService, identity: Identity) -> None:
 
 
 async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int) -> None:
+    lines: set[asyncio.Task[None]] = set()
+    try:
+        await _read_frames(svc, conn, rate, burst, lines)
+    finally:
+        if lines:  # stored all the same (the writer does not let go); only not answered
+            await asyncio.wait(lines, timeout=CLEANUP_TIMEOUT_S)
+
+
+async def _read_frames(
+    svc: ContactService, conn: Connection, rate: float, burst: int, lines: set[asyncio.Task[None]]
+) -> None:
+    """Frames in order, each handled before the next is read, but for ``chat.send``: up to
+    ``CHAT_IN_FLIGHT`` of a connection's lines wait for the chat writer at once (so they can
+    share its transactions), in order (each is queued with the writer before the next frame
+    is read); any other frame waits until they are answered."""
     assert conn.identity is not None
     bucket = TokenBucket(rate, burst)
     refused = 0
@@ -270,6 +287,16 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
         if too_large is not None:
             conn.send(too_large)
             continue
+        if frames.is_chat_send(raw):
+            if len(lines) >= CHAT_IN_FLIGHT:
+                await asyncio.wait(lines, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(_handle(svc, conn, raw), name="ws-chat-line")
+            lines.add(task)
+            task.add_done_callback(lines.discard)
+            await asyncio.sleep(0)  # let it reach the writer's queue before the next frame
+            continue
+        if lines:
+            await asyncio.wait(lines)
         await _handle(svc, conn, raw)
 
 
