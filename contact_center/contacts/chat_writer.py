@@ -11,7 +11,7 @@ gets the stored line, published again). Under light load a batch is one line and
 waits for company; under heavy load the batches grow, which is what keeps up.
 
 Back-pressure: at most ``max_pending`` lines wait to be written, and no more than the
-database, at its recent pace, writes in ``MAX_WAIT_S``; one more is refused at once with
+database, at its recent pace, commits within ``MAX_WAIT_S``; one more is refused at once with
 ``busy`` (nothing stored), never left to time out.
 """
 
@@ -74,8 +74,8 @@ class ChatWriter:
         self._waiting: deque[_Pending] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None  # the last batch's
-        #: how long the database took per line lately (a moving average over batches)
-        self._seconds_per_line = 0.0
+        #: how long a batch took the database lately (a moving average)
+        self._batch_seconds = 0.0
 
     @property
     def waiting(self) -> int:
@@ -97,7 +97,7 @@ class ChatWriter:
             raise ValueError("a line without admit needs its recipients")
         if (
             len(self._waiting) >= self.max_pending
-            or len(self._waiting) * self._seconds_per_line > MAX_WAIT_S
+            or self._expected_wait(len(self._waiting) + 1) > MAX_WAIT_S
         ):
             raise Busy(
                 f"the server has {len(self._waiting)} chat lines waiting to be stored; "
@@ -110,6 +110,12 @@ class ChatWriter:
         # A cancelled caller (its socket gone) does not cancel the write: the line is stored
         # and delivered all the same, only not acknowledged.
         return await asyncio.shield(pending.answer)
+
+    def _expected_wait(self, lines: int) -> float:
+        """How long the last of ``lines`` waiting lines would wait for its commit: one batch
+        per ``max_batch`` lines, each as long as batches took lately (a batch costs mostly its
+        round trips and commit, not its lines)."""
+        return -(-lines // self.max_batch) * self._batch_seconds
 
     async def close(self) -> None:
         """Wait for the lines already taken to be written and announced (at shutdown)."""
@@ -133,8 +139,8 @@ class ChatWriter:
                 for pending in batch:
                     _answer(pending, exc)
                 continue
-            per_line = (time.monotonic() - started) / count
-            self._seconds_per_line += (per_line - self._seconds_per_line) * SMOOTHING
+            elapsed = time.monotonic() - started
+            self._batch_seconds += (elapsed - self._batch_seconds) * SMOOTHING
             self._announcer = asyncio.create_task(
                 self._announce_after(self._announcer, batch, outcomes, contacts),
                 name="chat-announce",
