@@ -76,6 +76,7 @@ class ChatWriter:
         self._announcer: asyncio.Task[None] | None = None  # the last batch's
         #: how long a batch took the database lately (a moving average)
         self._batch_seconds = 0.0
+        self._writing = False  # a batch is in the database now
 
     @property
     def waiting(self) -> int:
@@ -97,7 +98,7 @@ class ChatWriter:
             raise ValueError("a line without admit needs its recipients")
         if (
             len(self._waiting) >= self.max_pending
-            or self._expected_wait(len(self._waiting) + 1) > MAX_WAIT_S
+            or self._expected_wait() > MAX_WAIT_S
         ):
             raise Busy(
                 f"the server has {len(self._waiting)} chat lines waiting to be stored; "
@@ -111,11 +112,14 @@ class ChatWriter:
         # and delivered all the same, only not acknowledged.
         return await asyncio.shield(pending.answer)
 
-    def _expected_wait(self, lines: int) -> float:
-        """How long the last of ``lines`` waiting lines would wait for its commit: one batch
-        per ``max_batch`` lines, each as long as batches took lately (a batch costs mostly its
-        round trips and commit, not its lines)."""
-        return -(-lines // self.max_batch) * self._batch_seconds
+    def _expected_wait(self) -> float:
+        """How long one more line would wait for its commit: the batch being written and one
+        batch per ``max_batch`` lines ahead of it, then its own, each as long as batches took
+        lately (a batch costs mostly its round trips and commit, not its lines). Nothing ahead
+        is no wait: a line alone is always taken (so one slow commit cannot refuse them all
+        for good: the pace is learnt only from batches written)."""
+        ahead = -(-len(self._waiting) // self.max_batch) + self._writing
+        return (ahead + 1) * self._batch_seconds if ahead else 0.0
 
     async def close(self) -> None:
         """Wait for the lines already taken to be written and announced (at shutdown)."""
@@ -133,12 +137,15 @@ class ChatWriter:
             batch = [self._waiting.popleft() for _ in range(count)]
             metrics.CHAT_BATCH.observe(count)
             started = time.monotonic()
+            self._writing = True
             try:
                 outcomes, contacts = await store.add_chat_messages(self.db, [p.line for p in batch])
             except Exception as exc:  # each caller reports it; the writer goes on
                 for pending in batch:
                     _answer(pending, exc)
                 continue
+            finally:
+                self._writing = False
             elapsed = time.monotonic() - started
             self._batch_seconds += (elapsed - self._batch_seconds) * SMOOTHING
             self._announcer = asyncio.create_task(
