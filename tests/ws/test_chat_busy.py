@@ -81,3 +81,50 @@ async def test_a_line_beyond_the_waiting_limit_is_refused_busy_and_stored_once_w
         gate.set()
         for client in clients:
             await client.close()
+
+
+async def test_at_a_slow_pace_a_line_behind_a_batch_is_busy_and_a_lone_line_is_taken(
+    server, monkeypatch
+):
+    """The pace is learnt from batches written, so it must not refuse a line with nothing
+    ahead of it (or one slow batch would refuse every later line for good); a line that would
+    wait behind a batch at that pace is refused."""
+    from contact_center.contacts import chat_writer
+
+    gate, entered = asyncio.Event(), asyncio.Event()
+    write = store.add_chat_messages
+
+    async def held_write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entered.set()
+        await gate.wait()
+        return await write(*args, **kwargs)
+
+    writer = server.app[appkeys.CONTACTS].chat_writer
+    clients = [SignallingClient(str(server.make_url(""))) for _ in range(2)]
+    try:
+        contacts = []
+        for client in clients:
+            await client.as_guest()
+            await client.connect()
+            started = await client.request(
+                "session.start", channels=["text"], language="en", skip_bot=True
+            )
+            contacts.append(started["contact_id"])
+        writer._batch_seconds = chat_writer.MAX_WAIT_S * 10  # batches lately took 20 s each
+        alone = await clients[0].request("chat.send", contact_id=contacts[0], text="alone")
+        assert alone["seq"] == 1
+        writer._batch_seconds = chat_writer.MAX_WAIT_S * 10  # as learnt, not the fast one
+        monkeypatch.setattr(store, "add_chat_messages", held_write)
+        first = asyncio.create_task(
+            clients[0].request("chat.send", contact_id=contacts[0], text="held")
+        )
+        await asyncio.wait_for(entered.wait(), 10)
+        with pytest.raises(RequestFailed) as refused:
+            await clients[1].request("chat.send", contact_id=contacts[1], text="behind")
+        assert refused.value.code == "busy"
+        gate.set()
+        assert (await first)["seq"] == 2
+    finally:
+        gate.set()
+        for client in clients:
+            await client.close()
