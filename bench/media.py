@@ -322,7 +322,8 @@ class RealServer:
         from contact_center.identity.users import UserCreate, create_user, parse_levels
 
         password = secrets.token_urlsafe(18)
-        engine = create_engine(f"sqlite+aiosqlite:///{self.var_dir / 'contact_center.db'}")
+        url = self._extra_env.get("CC_DATABASE_URL")
+        engine = create_engine(url or f"sqlite+aiosqlite:///{self.var_dir / 'contact_center.db'}")
         try:
             async with transaction(session_factory(engine)) as session:
                 for n in range(1, self.advisor_count + 1):

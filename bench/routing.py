@@ -166,6 +166,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     offered += 1
 
             cpu0 = await client.info("cpu")
+            stats0 = await client.info("commandstats")
             p0 = time.process_time()
             t0 = time.perf_counter()
             decided = await run_pool(
@@ -179,6 +180,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.perf_counter() - t0
             client_cpu = time.process_time() - p0
             cpu1 = await client.info("cpu")
+            stats1 = await client.info("commandstats")
             server_cpu = sum(
                 float(cpu1[k]) - float(cpu0[k]) for k in ("used_cpu_user", "used_cpu_sys")
             )
@@ -203,6 +205,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "server_cpu_us_per_decision": round(server_cpu / max(decided, 1) * 1e6, 1),
                 "client_cpu_us_per_decision": round(client_cpu / max(decided, 1) * 1e6, 1),
                 "candidate_window": store.policy.candidate_window,
+                # Redis counts the commands a script calls: per decision, by command (on a
+                # shared Redis other clients' commands are counted too: read it on Valkey)
+                "redis_commands_per_decision": _per_decision(stats0, stats1, decided),
             }
             log(
                 f"decisions: {decided} in {elapsed:.2f} s = {rate:,.0f}/s, "
@@ -215,6 +220,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(0, len(keys), 500):
                 await client.delete(*keys[i : i + 500])
             await client.aclose()
+
+
+def _per_decision(
+    before: dict[str, Any], after: dict[str, Any], decided: int
+) -> dict[str, float]:
+    """Calls per decision by command between two ``INFO commandstats`` (the bench's own INFO
+    calls left out), with their total under ``all``."""
+    calls: dict[str, float] = {}
+    for key, value in after.items():
+        if not key.startswith("cmdstat_") or key in ("cmdstat_info",):
+            continue
+        count = int(value["calls"]) - int(before.get(key, {}).get("calls", 0))
+        if count > 0:
+            calls[key.removeprefix("cmdstat_")] = round(count / max(decided, 1), 2)
+    ordered = dict(sorted(calls.items(), key=lambda item: -item[1]))
+    return {"all": round(sum(ordered.values()), 2), **ordered}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,14 @@ Valkey), with ``ceil(pairs / 3)`` advisors of text capacity 3. Then:
    advisor, made by ``contact_center.tools.simulate.Simulation``) exchange chat lines at ``--rate``
    customer lines/s in total for ``--chat-seconds``; the latency of a line is from ``chat.send``
    on the customer's socket to its ``chat.message`` on the advisor's (one clock: one process).
-   Each line is also persisted (SQLite) and echoed to the sender, as the server always does.
+   Each line is also persisted (SQLite, or PostgreSQL with ``--database-url``: a database of
+   the bench's own, dropped afterwards) and echoed to the sender, as the server always does.
+3. **Ceiling** (before the chat relay, same pairs, rate, clients and measure): a bare aiohttp
+   WebSocket relay in a subprocess of its own (``--bare-relay``): ``hello`` answered, each
+   customer line answered with an ack and sent as a ``chat.message`` to both sockets of its
+   pair; nothing stored, no Redis. ``ceiling_ratio`` is the relay's lines/s over the bare
+   relay's; ``cpu_ratio`` the bare relay's server CPU per line over the real server's (the share
+   of the bare ceiling's capacity the real server has). The load average is read at both ends.
 
 Progress on stderr; last line one JSON object. Everything on 127.0.0.1; bounded in count and time.
 """
@@ -36,16 +43,20 @@ import time
 from typing import Any
 
 import aiohttp
+from aiohttp import WSMsgType
 
 from bench.media import (
     ROOT,
     RealServer,
     cpu_seconds,
+    free_port,
     machine_cpu_seconds,
     raise_nofile_limit,
     rss_mb,
 )
-from contact_center.tools.simulate import Simulation
+from bench.pgscratch import scratch_database
+from contact_center.tools.simulate import Simulation, parse_line, stamp_line
+from contact_center.tools.wsclient import RequestFailed, SignallingClient
 
 MAX_CONNECTIONS = 20_000
 OPEN_CONCURRENCY = 32  # per worker: connections being opened at once
@@ -131,6 +142,147 @@ async def hold(base_url: str, count: int, hold_seconds: float) -> None:
                 await ws.close()
 
 
+# ---------------------------------------------------------------------- the ceiling
+
+
+def bare_relay(port: int) -> None:
+    """Serve the bare relay on 127.0.0.1:``port`` (``/ws?pair=N``, first socket of a pair the
+    customer) until killed: the least a WebSocket chat relay in aiohttp does."""
+    from aiohttp import web
+
+    pairs: dict[str, list[web.WebSocketResponse]] = {}
+    seqs: dict[str, int] = {}
+
+    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        pair = request.query["pair"]
+        sockets = pairs.setdefault(pair, [])
+        sockets.append(ws)
+        customer = len(sockets) == 1
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                break
+            message = json.loads(frame.data)
+            if message["type"] == "hello":
+                await ws.send_str(json.dumps({"type": "ack", "ref": message["id"]}))
+                await ws.send_str(json.dumps({"type": "welcome", "user": pair}))
+                continue
+            if message["type"] != "chat.send" or not customer:
+                continue
+            seqs[pair] = seq = seqs.get(pair, 0) + 1
+            await ws.send_str(
+                json.dumps({"type": "ack", "ref": message["id"], "data": {"seq": seq}})
+            )
+            line = json.dumps({
+                "type": "chat.message", "contact_id": pair, "seq": seq, "sender": "customer",
+                "text": message["text"], "at": time.time(),
+            })  # fmt: skip
+            for other in list(sockets):
+                await other.send_str(line)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", ws_handler)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def ceiling_phase(args: argparse.Namespace) -> dict[str, Any]:
+    """The same lines through the bare relay: the same clients, rate, stagger and clock."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.signalling", "--bare-relay", str(port), cwd=ROOT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    relay_ms: list[float] = []
+    sent = errors = relayed = out_of_order = 0
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.ws_connect(url + "/ws?pair=probe"):
+                        break
+                await asyncio.sleep(0.1)
+        clients: list[tuple[SignallingClient, SignallingClient]] = []
+        for n in range(args.pairs):
+            pair = []
+            for _ in range(2):
+                client = SignallingClient(url)
+                await client.connect(url.replace("http", "ws", 1) + f"/ws?pair={n}")
+                pair.append(client)
+            clients.append((pair[0], pair[1]))
+        rate = args.rate / args.pairs
+        count = max(1, int(args.chat_seconds * rate))
+
+        async def one(index: int, customer: SignallingClient, advisor: SignallingClient) -> None:
+            nonlocal sent, errors, relayed, out_of_order
+
+            async def send(text: str) -> None:
+                nonlocal errors
+                try:
+                    await customer.request("chat.send", contact_id=str(index), text=text)
+                except (RequestFailed, TimeoutError, ConnectionError):
+                    errors += 1
+
+            async def reads() -> None:
+                nonlocal relayed, out_of_order
+                last = -1
+                while True:
+                    message = await advisor.wait_for("chat.message", timeout=HOLD_LIMIT_S)
+                    parsed = parse_line(message.get("text", ""))
+                    if parsed is None:
+                        continue
+                    relayed += 1
+                    relay_ms.append((time.monotonic_ns() - parsed[3]) / 1e6)
+                    out_of_order += parsed[2] <= last
+                    last = max(last, parsed[2])
+
+            async with asyncio.TaskGroup() as tasks:
+                reader = tasks.create_task(reads())
+                start = time.monotonic() + (index / args.pairs) / rate
+                for n in range(count):
+                    delay = start + n / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if time.monotonic() - start > args.chat_seconds:
+                        break
+                    sent += 1
+                    tasks.create_task(send(stamp_line("sim", index, n)))
+                await asyncio.sleep(min(2.0, args.chat_seconds / 4))
+                reader.cancel()
+
+        load_before = os.getloadavg()[0]
+        cpu, started = cpu_seconds(proc.pid), time.monotonic()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*(one(i, c, a) for i, (c, a) in enumerate(clients)))
+        wall = time.monotonic() - started
+        server_cpu = cpu_seconds(proc.pid) - cpu
+        for customer, advisor in clients:
+            await customer.close()
+            await advisor.close()
+    finally:
+        proc.kill()
+        await proc.wait()
+    relay_ms.sort()
+    return {
+        "ceiling_sent": sent,
+        "ceiling_relayed": relayed,
+        "ceiling_send_errors": errors,
+        "ceiling_out_of_order": out_of_order,
+        "ceiling_relay_p50_ms": _quantile(relay_ms, 0.5),
+        "ceiling_relay_p99_ms": _quantile(relay_ms, 0.99),
+        "ceiling_server_cpu_pct": round(server_cpu / wall * 100, 1),
+        "ceiling_server_cpu_us_per_line": round(server_cpu * 1e6 / max(relayed, 1), 1),
+        "ceiling_load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
 # ---------------------------------------------------------------------- the bench
 
 
@@ -185,8 +337,22 @@ class Workers:
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.database_url:
+        return await _run_bench(args, {})
+    async with scratch_database(args.database_url, "cc_bench_signalling") as url:
+        return await _run_bench(args, {"CC_DATABASE_URL": url})
+
+
+async def _run_bench(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     advisors = math.ceil(args.pairs / 3)
-    async with RealServer(advisors=advisors, capacity="text:3,voice:1,video:1") as server:
+    ceiling = await ceiling_phase(args) if args.pairs and args.ceiling else {}
+    if ceiling:
+        progress(
+            f"ceiling: {ceiling['ceiling_relayed']} of {ceiling['ceiling_sent']} relayed, p50/p99 "
+            f"{ceiling['ceiling_relay_p50_ms']}/{ceiling['ceiling_relay_p99_ms']} ms, "
+            f"{ceiling['ceiling_server_cpu_us_per_line']} µs server CPU per line"
+        )
+    async with RealServer(advisors=advisors, capacity="text:3,voice:1,video:1", env=env) as server:
         progress(f"server pid {server.pid} at {server.url}; {advisors} advisors")
         # Warm the server up (first page render, first WebSocket, lazy imports) before the
         # baseline, so that the per-session figure is not one-off start-up memory.
@@ -237,10 +403,24 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             if args.pairs:
                 result.update(await chat_phase(server, args))
+                result.update(ceiling)
+                result["database"] = "postgresql" if env else "sqlite"
+                if ceiling:
+                    result["ceiling_ratio"] = _ratio(
+                        result["chat_relayed"], ceiling["ceiling_relayed"]
+                    )
+                    result["cpu_ratio"] = _ratio(
+                        ceiling["ceiling_server_cpu_us_per_line"],
+                        result["chat_server_cpu_us_per_line"],
+                    )
             result["connections_lost"] = workers.total_of("lost")
         finally:
             await workers.stop()
         return result
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return round(part / whole, 3) if part and whole else None
 
 
 def _marginal(checkpoints: list[dict[str, float]], held: int, rss_after: float) -> float | None:
@@ -257,11 +437,13 @@ async def chat_phase(server: RealServer, args: argparse.Namespace) -> dict[str, 
     sample: dict[str, Any] = {}
 
     async def measure(window: float) -> dict[str, Any]:
+        sample["load_before"] = os.getloadavg()[0]
         start, cpu = time.monotonic(), cpu_seconds(server.pid)
         machine, client = machine_cpu_seconds(), time.process_time()
         await asyncio.sleep(window)
         wall = time.monotonic() - start
         sample.update(
+            server_cpu_s=cpu_seconds(server.pid) - cpu,
             server_cpu_pct=round((cpu_seconds(server.pid) - cpu) / wall * 100, 1),
             client_cpu_pct=round((time.process_time() - client) / wall * 100, 1),
             machine_cpu_pct=round((machine_cpu_seconds() - machine) / wall * 100, 1),
@@ -280,6 +462,7 @@ async def chat_phase(server: RealServer, args: argparse.Namespace) -> dict[str, 
     )
     report = await simulation.run(measure=measure)
     chat = report.get("chat", {})
+    relayed = chat.get("relayed") or 0
     return {
         "pairs": args.pairs,
         "pairs_completed": report["completed"],
@@ -288,11 +471,18 @@ async def chat_phase(server: RealServer, args: argparse.Namespace) -> dict[str, 
         "chat_sent": chat.get("sent"),
         "chat_relayed": chat.get("relayed"),
         "chat_send_errors": chat.get("send_errors"),
+        "chat_busy": chat.get("busy"),
         "chat_out_of_order": chat.get("out_of_order"),
         "chat_relay_p50_ms": chat.get("relay_p50_ms"),
         "chat_relay_p99_ms": chat.get("relay_p99_ms"),
         "chat_errors": report["errors"],
         "chat_server_cpu_pct": sample.get("server_cpu_pct"),
+        # the measured window is the sending one (warm-up and drain excluded), so per line it
+        # is taken over the lines sent in it
+        "chat_server_cpu_us_per_line": round(sample.get("server_cpu_s", 0) * 1e6 / relayed, 1)
+        if relayed
+        else None,
+        "chat_load_average": [round(sample.get("load_before", 0), 2), round(os.getloadavg()[0], 2)],
         "chat_client_cpu_pct": sample.get("client_cpu_pct"),
         "chat_machine_cpu_pct": sample.get("machine_cpu_pct"),
     }
@@ -307,9 +497,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="text contacts for the chat phase")
     parser.add_argument("--rate", type=float, default=1000.0, help="chat lines/s, all pairs")
     parser.add_argument("--chat-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server (a database of its own "
+        "is made and dropped), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
+    parser.add_argument(
+        "--no-ceiling", dest="ceiling", action="store_false", help="skip the bare relay ceiling"
+    )
     parser.add_argument("--hold", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--hold-seconds", type=float, default=HOLD_LIMIT_S, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_relay:
+        bare_relay(args.bare_relay)
+        return
     if args.hold:
         asyncio.run(hold(args.hold, args.connections, min(args.hold_seconds, HOLD_LIMIT_S)))
         return

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     ws_rate_per_s: float = Field(default=20.0, gt=0, le=10_000)
     ws_burst: int = Field(default=40, ge=1, le=100_000)
     ws_send_queue: int = Field(default=256, ge=8, le=100_000)
+    #: chat lines waiting to be stored (group commit) beyond which a new one is refused ``busy``
+    chat_max_pending: int = Field(default=1000, ge=1, le=100_000)
     customer_grace_s: float = Field(default=60.0, ge=0, le=3600)
     advisor_grace_s: float = Field(default=60.0, ge=0, le=3600)
     # reliability: how long an instance's presence outlives its last heartbeat

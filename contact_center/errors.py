@@ -64,6 +64,9 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     """A service this needs (the database, Redis) is down; try again. When it happens while
     connecting, the socket then closes with 1013 (try again later): connect again."""
+    BUSY = "busy"
+    """The server has more of this work waiting than it takes on (a chat line: too many lines
+    waiting to be stored); nothing was done: send it again, with the same id, a moment later."""
     ALREADY_PAUSED = "already_paused"
     """The contact's recording is paused already (one pause at a time)."""
     NOT_PAUSED = "not_paused"
@@ -130,6 +133,10 @@ class RateLimited(ClientError):
 
 class Unavailable(ClientError):
     code = ErrorCode.UNAVAILABLE
+
+
+class Busy(ClientError):
+    code = ErrorCode.BUSY
 
 
 def describe_validation(error: ValidationError) -> tuple[ErrorCode, str]:

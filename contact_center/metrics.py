@@ -38,6 +38,10 @@ ROUTING_SECONDS = Histogram(
     "cc_routing_decision_seconds", "Time of one routing decision (a Lua script, round trip)",
     ["script"], buckets=LATENCY_BUCKETS,
 )
+CHAT_BATCH = Histogram(
+    "cc_chat_batch_lines", "Chat lines stored in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 ROUTER_EVENTS = Counter("cc_router_events", "Routing events, by type (each counted once)", ["type"])
 OFFERS = Counter(
     "cc_offers", "Offers to advisors: made, accepted, rejected, expired, released", ["outcome"]

@@ -24,6 +24,12 @@ from redis.asyncio.sentinel import Sentinel
 from contact_center.config import Settings
 
 HEALTH_CHECK_S = 30
+#: Connections a process opens to Redis at most. redis-py 8's default pool refuses a command
+#: ("Too many connections") past 100 in use, which a burst of sockets opening reaches; the
+#: blocking pool makes such a command wait for a free connection instead (back-pressure),
+#: up to ``POOL_WAIT_S``.
+MAX_CONNECTIONS = 512
+POOL_WAIT_S = 10.0
 #: how long a sentinel may take to answer who the primary is
 SENTINEL_TIMEOUT_S = 1.0
 
@@ -42,13 +48,19 @@ def connect(settings: Settings, url: str | None = None) -> aioredis.Redis:
             settings.redis_sentinel_service,
             decode_responses=True,
             health_check_interval=HEALTH_CHECK_S,
+            max_connections=MAX_CONNECTIONS,
         )
     target = url or settings.redis_url
     if target is None:
         raise ValueError("no Redis configured (CC_REDIS_URL, CC_REDIS_SENTINELS or CC_REDIS_CLUSTER)")
-    return aioredis.Redis.from_url(
-        target, decode_responses=True, health_check_interval=HEALTH_CHECK_S
+    pool = aioredis.BlockingConnectionPool.from_url(
+        target,
+        decode_responses=True,
+        health_check_interval=HEALTH_CHECK_S,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT_S,
     )
+    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
 
 
 def cluster_client(nodes: list[tuple[str, int]]) -> aioredis.Redis:

@@ -149,8 +149,12 @@ class BotGateway:
         await self._say(contact, greeting(contact.language, self.catalogue))
         return contact
 
-    async def customer_message(self, identity: Identity, contact_id: str, text: str) -> int | None:
-        """Handle a customer line while the bot has the contact; None once it has not."""
+    async def customer_message(
+        self, identity: Identity, contact_id: str, text: str, *, request_id: str | None = None
+    ) -> int | None:
+        """Handle a customer line while the bot has the contact; None once it has not. A
+        retry of a stored line (same ``request_id``) is that line: the bot does not answer
+        it again."""
         async with self._turns.hold(contact_id):
             async with transaction(self.svc.db) as session:
                 contact = await store.get_contact(session, contact_id=contact_id)
@@ -159,8 +163,12 @@ class BotGateway:
                     or contact.state != ContactState.BOT):
                 return None
             text = mask_card_numbers(text)
-            seq = await self.svc.post_chat(contact, sender_ref=identity.ref,
-                                           sender_role="customer", text=text)
+            seq, new = await self.svc.post_chat_once(
+                contact, sender_ref=identity.ref, sender_role="customer", text=text,
+                request_id=request_id,
+            )  # fmt: skip
+            if not new:
+                return seq
             metadata = {"language": contact.language,
                         "script": SCRIPT_OF.get(contact.language, "latin")}
             parsed: ParseResult | None = None

@@ -26,6 +26,7 @@ from contact_center import redis_keys
 from contact_center.bus import Bus
 from contact_center.config import DEFAULT_WRAPUP_OUTCOMES
 from contact_center.contacts import store
+from contact_center.contacts.chat_writer import DEFAULT_MAX_PENDING, ChatWriter
 from contact_center.contacts.recording import Recordings
 from contact_center.contacts.states import ContactState
 from contact_center.db.engine import transaction
@@ -182,6 +183,25 @@ class WaitingList:
         return len(self._by_contact)
 
 
+def is_party(identity: Identity, contact: Contact) -> bool:
+    """Whether ``identity`` is ``contact``'s customer or its advisor now."""
+    if identity.role is Role.CUSTOMER:
+        return contact.customer_ref == identity.ref
+    return (
+        identity.role is Role.ADVISOR
+        and identity.user_id is not None
+        and contact.advisor_id == identity.user_id
+    )
+
+
+def parties_of(contact: Contact) -> list[str]:
+    """The refs of ``contact``'s customer and, once it has one, its advisor."""
+    refs = [contact.customer_ref]
+    if contact.advisor_id is not None:
+        refs.append(advisor_ref(agent_id_of(contact.advisor_id)))
+    return refs
+
+
 @dataclass
 class Grace:
     """Seconds a party may be gone before we act for them."""
@@ -208,6 +228,9 @@ class ContactCore:
     """Built from ``recordings_dir`` when not given (``server.contexts`` gives one)."""
     wrapup_outcomes: tuple[str, ...] = DEFAULT_WRAPUP_OUTCOMES
     """The outcome codes a wrap-up may record (``CC_WRAPUP_OUTCOMES``)."""
+    chat_max_pending: int = DEFAULT_MAX_PENDING
+    """Chat lines waiting to be stored beyond which one more is refused ``busy``."""
+    chat_writer: ChatWriter = field(init=False)
 
     def __post_init__(self) -> None:
         if self.recordings is None:
@@ -218,6 +241,9 @@ class ContactCore:
                 instance_id=self.instance_id,
                 root=self.recordings_dir,
             )
+        self.chat_writer = ChatWriter(
+            self.db, self.recordings, self.bus, parties_of, max_pending=self.chat_max_pending
+        )
 
     @contextlib.asynccontextmanager
     async def tx(self, *, defer: list[ContactEvent] | None = None) -> AsyncIterator[AsyncSession]:
@@ -237,15 +263,7 @@ class ContactCore:
         """The contact, if ``identity`` is one of its parties; otherwise refuse and audit."""
         async with transaction(self.db) as session:
             contact = await store.get_contact(session, contact_id=contact_id)
-        allowed = contact is not None and (
-            (identity.role is Role.CUSTOMER and contact.customer_ref == identity.ref)
-            or (
-                identity.role is Role.ADVISOR
-                and identity.user_id is not None
-                and contact.advisor_id == identity.user_id
-            )
-        )
-        if not allowed:
+        if contact is None or not is_party(identity, contact):
             await audit.record(
                 self.db,
                 actor=identity.ref,
@@ -285,10 +303,7 @@ class ContactCore:
         )
 
     async def notify_parties(self, contact: Contact, message: Any) -> None:
-        refs = [contact.customer_ref]
-        if contact.advisor_id is not None:
-            refs.append(advisor_ref(agent_id_of(contact.advisor_id)))
-        await self.bus.publish_many(refs, message)
+        await self.bus.publish_many(parties_of(contact), message)
 
     async def resume_token(self, contact_id: str) -> str | None:
         token = await self.redis.get(redis_keys.resume_of(contact_id))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, func, insert, literal, update
-from sqlalchemy import select as sa_select  # sqlmodel's select takes at most 4 columns
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -121,6 +122,26 @@ async def transition(
     return current, refreshed
 
 
+@dataclass(frozen=True)
+class NewChatLine:
+    """A chat line to store: numbered and timed by the server when it is written.
+
+    ``admit``, when given, is asked in the line's transaction whether the contact as it is
+    then (None: no such contact) takes the line: an exception refuses it (nothing stored)."""
+
+    contact_id: str
+    sender_ref: str
+    sender_role: str
+    text: str
+    request_id: str | None = None
+    admit: Callable[[Contact | None], Exception | None] | None = field(default=None, compare=False)
+
+
+#: What ``add_chat_messages`` gives for each line: (the line, whether it is new), or why the
+#: line was refused.
+ChatOutcome = tuple[ChatMessage, bool] | Exception
+
+
 async def add_chat_message(
     factory: async_sessionmaker[AsyncSession],
     *,
@@ -130,64 +151,102 @@ async def add_chat_message(
     text: str,
     request_id: str | None = None,
 ) -> tuple[ChatMessage, bool]:
-    """Append a chat line numbered after the contact's last, in one statement of its own;
-    returns (the line, whether it is new).
+    """Append one chat line (see ``add_chat_messages``); returns (the line, whether it is new)."""
+    line = NewChatLine(contact_id, sender_ref, sender_role, text, request_id)
+    outcomes, _contacts = await add_chat_messages(factory, [line])
+    outcome = outcomes[0]
+    assert not isinstance(outcome, Exception), "a line without admit is never refused"
+    return outcome
 
-    Two instances writing to one contact at once may pick the same number: the unique
-    constraint refuses the second, which takes the next number. A line sent again with the
-    ``request_id`` of a stored one (a client's retry) is that line: nothing is added.
+
+async def add_chat_messages(
+    factory: async_sessionmaker[AsyncSession], lines: Sequence[NewChatLine]
+) -> tuple[list[ChatOutcome], dict[str, Contact]]:
+    """Append ``lines`` in one transaction, in their order, each numbered after its contact's
+    last; returns the outcome of each (``ChatOutcome``) and, when a line has ``admit``, the
+    contacts of the lines as the transaction read them.
+
+    A line sent again with the ``request_id`` of a stored one (a client's retry), or of an
+    earlier one of ``lines``, is that line: nothing is added. Two instances writing to one
+    contact at once may pick the same number: the unique constraint refuses the second
+    transaction, which is run again with fresh numbers.
     """
     for _attempt in range(10):
-        if request_id is not None and (
-            stored := await _line_of_request(factory, contact_id, sender_ref, request_id)
-        ):
-            return stored, False
-        at = utcnow()
-        next_seq = sa_select(
-            literal(contact_id),
-            func.coalesce(func.max(ChatMessage.seq), 0) + 1,
-            literal(at, type_=DateTime(timezone=True)),
-            literal(sender_ref),
-            literal(sender_role),
-            literal(text, type_=Text()),
-            literal(request_id, type_=String()),
-        ).where(col(ChatMessage.contact_id) == contact_id)
-        columns = ["contact_id", "seq", "at", "sender_ref", "sender_role", "text", "request_id"]
-        statement = (
-            insert(ChatMessage)
-            .from_select(columns, next_seq)
-            .returning(col(ChatMessage.id), col(ChatMessage.seq))
-        )
         try:
             async with factory() as session, session.begin():
-                row = (await session.exec(statement)).one()
+                return await _add_lines(session, lines)
         except IntegrityError:
-            continue  # another instance took this number (or stored this request): again
-        return ChatMessage(
-            id=row[0],
-            contact_id=contact_id,
-            seq=row[1],
-            at=at,
-            sender_ref=sender_ref,
-            sender_role=sender_role,
-            text=text,
-            request_id=request_id,
-        ), True
-    raise RuntimeError(f"could not number a chat message of contact {contact_id}")
+            continue  # another instance took a number (or stored a request): again
+    raise RuntimeError(f"could not number {len(lines)} chat line(s)")
 
 
-async def _line_of_request(
-    factory: async_sessionmaker[AsyncSession], contact_id: str, sender_ref: str, request_id: str
-) -> ChatMessage | None:
-    async with factory() as session:
-        result = await session.exec(
+async def _add_lines(
+    session: AsyncSession, lines: Sequence[NewChatLine]
+) -> tuple[list[ChatOutcome], dict[str, Contact]]:
+    contact_ids = sorted({line.contact_id for line in lines})
+    contacts: dict[str, Contact] = {}
+    if any(line.admit is not None for line in lines):
+        found_contacts = await session.exec(select(Contact).where(col(Contact.id).in_(contact_ids)))
+        contacts = {contact.id: contact for contact in found_contacts}
+    request_ids = {line.request_id for line in lines if line.request_id is not None}
+    stored: dict[tuple[str, str, str | None], ChatMessage] = {}
+    if request_ids:
+        found = await session.exec(
             select(ChatMessage).where(
-                ChatMessage.contact_id == contact_id,
-                ChatMessage.sender_ref == sender_ref,
-                ChatMessage.request_id == request_id,
+                col(ChatMessage.contact_id).in_(contact_ids),
+                col(ChatMessage.request_id).in_(sorted(request_ids)),
             )
         )
-        return result.first()
+        stored = {(m.contact_id, m.sender_ref, m.request_id): m for m in found}
+    last_seq = await session.exec(
+        select(col(ChatMessage.contact_id), func.max(ChatMessage.seq))
+        .where(col(ChatMessage.contact_id).in_(contact_ids))
+        .group_by(col(ChatMessage.contact_id))
+    )
+    last: dict[str, int] = {contact_id: seq for contact_id, seq in last_seq}
+    at = utcnow()
+    results: list[ChatOutcome] = []
+    new: list[ChatMessage] = []
+    for line in lines:
+        refused = line.admit(contacts.get(line.contact_id)) if line.admit else None
+        if refused is not None:
+            results.append(refused)
+            continue
+        key = (line.contact_id, line.sender_ref, line.request_id)
+        if line.request_id is not None and key in stored:
+            results.append((stored[key], False))
+            continue
+        last[line.contact_id] = seq = last.get(line.contact_id, 0) + 1
+        message = ChatMessage(
+            contact_id=line.contact_id,
+            seq=seq,
+            at=at,
+            sender_ref=line.sender_ref,
+            sender_role=line.sender_role,
+            text=line.text,
+            request_id=line.request_id,
+        )
+        if line.request_id is not None:
+            stored[key] = message
+        results.append((message, True))
+        new.append(message)
+    if new:
+        # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and
+        # cached, where a VALUES list of each batch's length was compiled for every batch
+        rows = await session.exec(
+            insert(ChatMessage).returning(
+                col(ChatMessage.id), col(ChatMessage.contact_id), col(ChatMessage.seq)
+            ),
+            params=[
+                {"contact_id": m.contact_id, "seq": m.seq, "at": m.at, "sender_ref": m.sender_ref,
+                 "sender_role": m.sender_role, "text": m.text, "request_id": m.request_id}
+                for m in new
+            ],
+        )  # fmt: skip
+        ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
+        for message in new:
+            message.id = ids[(message.contact_id, message.seq)]
+    return results, contacts
 
 
 async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:

@@ -257,6 +257,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         recordings_dir=settings.recordings_dir,
         recordings=recordings,
         wrapup_outcomes=tuple(settings.wrapup_outcomes),
+        chat_max_pending=settings.chat_max_pending,
     )
     timers = Timers(svc)
     bus.on_gap = functools.partial(redeliver_local, svc)
@@ -278,6 +279,7 @@ async def contacts_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await svc.unregister_instance()
         await loops.stop()
+        await svc.chat_writer.close()
         await media.close()
         # The calls are over (their files closed): what is still open is sealed incomplete.
         await recordings.shutdown()

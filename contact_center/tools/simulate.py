@@ -55,6 +55,7 @@ class ChatStats:
 
     sent: int = 0
     send_errors: int = 0
+    busy: int = 0  # of the send errors: refused ``busy`` (back-pressure), nothing stored
     relayed: int = 0  # customer lines seen by the advisor
     replies: int = 0  # advisor echoes seen by the customer
     out_of_order: int = 0
@@ -83,11 +84,11 @@ def _ws_url(base_url: str) -> str:
     return base_url.rstrip("/").replace("http", "ws", 1) + "/ws"
 
 
-def _stamp_line(kind: str, index: int, n: int) -> str:
+def stamp_line(kind: str, index: int, n: int) -> str:
     return f"{kind} {index} {n} {time.monotonic_ns()}"
 
 
-def _parse_line(text: str) -> tuple[str, int, int, int] | None:
+def parse_line(text: str) -> tuple[str, int, int, int] | None:
     parts = text.split()
     if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
         return None
@@ -251,8 +252,9 @@ class Simulation:
         async def send(client: SignallingClient, text: str) -> None:
             try:
                 await client.request("chat.send", contact_id=call.contact_id, text=text)
-            except (RequestFailed, TimeoutError, ConnectionError):
+            except (RequestFailed, TimeoutError, ConnectionError) as exc:
                 stats.send_errors += 1
+                stats.busy += isinstance(exc, RequestFailed) and exc.code == "busy"
 
         async def advisor_reads(tasks: asyncio.TaskGroup) -> None:
             last = -1
@@ -260,7 +262,7 @@ class Simulation:
                 message = await advisor.wait_for(
                     "chat.message", contact_id=call.contact_id, timeout=MAX_SECONDS
                 )
-                parsed = _parse_line(message.get("text", ""))
+                parsed = parse_line(message.get("text", ""))
                 if message.get("sender") != "customer" or parsed is None or parsed[0] != "sim":
                     continue
                 stats.relayed += 1
@@ -275,7 +277,7 @@ class Simulation:
                 message = await customer.wait_for(
                     "chat.message", contact_id=call.contact_id, timeout=MAX_SECONDS
                 )
-                parsed = _parse_line(message.get("text", ""))
+                parsed = parse_line(message.get("text", ""))
                 if message.get("sender") != "advisor" or parsed is None or parsed[0] != "re":
                     continue
                 stats.replies += 1
@@ -295,7 +297,7 @@ class Simulation:
                 if time.monotonic() - start > seconds:
                     break  # fell behind: keep the window, not the count
                 stats.sent += 1
-                tasks.create_task(send(customer, _stamp_line("sim", call.index, n)))
+                tasks.create_task(send(customer, stamp_line("sim", call.index, n)))
             await asyncio.sleep(min(2.0, seconds / 4))  # let the last lines arrive
             for reader in readers:
                 await cancel_and_wait(reader)
@@ -452,6 +454,7 @@ class Simulation:
             report["chat"] = {
                 "sent": sum(s.sent for s in lines),
                 "send_errors": sum(s.send_errors for s in lines),
+                "busy": sum(s.busy for s in lines),
                 "relayed": sum(s.relayed for s in lines),
                 "replies": sum(s.replies for s in lines),
                 "out_of_order": sum(s.out_of_order for s in lines),

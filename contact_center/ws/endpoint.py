@@ -48,7 +48,7 @@ from contact_center.protocol import (
 )
 from contact_center.ws import frames, idempotency, sessions, tokens
 from contact_center.ws.connection import Connection, PresenceLocks, TokenBucket
-from contact_center.ws.handlers import HANDLERS
+from contact_center.ws.handlers import HANDLERS, STORE_IDEMPOTENT
 from recordings.redact import mask_card_numbers
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ HELLO_FRAMES = 5
 #: make aiohttp close the connection (1009) before we could read them.
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
+#: chat lines of one connection waiting for the chat writer at once (see ``_read_frames``)
+CHAT_IN_FLIGHT = 8
 CLEANUP_TIMEOUT_S = 15.0
 #: WebSocket close code "Try Again Later" (RFC 6455 registry): a service we need is down
 WS_TRY_AGAIN_LATER = 1013
@@ -283,6 +285,21 @@ async def _disconnected(svc: ContactService, identity: Identity) -> None:
 
 
 async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int) -> None:
+    lines: set[asyncio.Task[None]] = set()
+    try:
+        await _read_frames(svc, conn, rate, burst, lines)
+    finally:
+        if lines:  # stored all the same (the writer does not let go); only not answered
+            await asyncio.wait(lines, timeout=CLEANUP_TIMEOUT_S)
+
+
+async def _read_frames(
+    svc: ContactService, conn: Connection, rate: float, burst: int, lines: set[asyncio.Task[None]]
+) -> None:
+    """Frames in order, each handled before the next is read, but for ``chat.send``: up to
+    ``CHAT_IN_FLIGHT`` of a connection's lines wait for the chat writer at once (so they can
+    share its transactions), in order (each is queued with the writer before the next frame
+    is read); any other frame waits until they are answered."""
     assert conn.identity is not None
     bucket = TokenBucket(rate, burst)
     refused = 0
@@ -315,6 +332,16 @@ async def _serve(svc: ContactService, conn: Connection, rate: float, burst: int)
         if too_large is not None:
             conn.send(too_large)
             continue
+        if frames.is_chat_send(raw):
+            if len(lines) >= CHAT_IN_FLIGHT:
+                await asyncio.wait(lines, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(_handle(svc, conn, raw), name="ws-chat-line")
+            lines.add(task)
+            task.add_done_callback(lines.discard)
+            await asyncio.sleep(0)  # let it reach the writer's queue before the next frame
+            continue
+        if lines:
+            await asyncio.wait(lines)
         await _handle(svc, conn, raw)
 
 
@@ -343,6 +370,9 @@ async def _handle_once(svc: ContactService, conn: Connection, message: Any, raw:
     """Run a request once per client id: a retry gets the first answer (``ws.idempotency``)."""
     assert conn.identity is not None
     who, request_id = conn.identity.ref, message.id
+    if type(message) in STORE_IDEMPOTENT:
+        await _handle_direct(svc, conn, message, raw)
+        return
     try:
         first = await idempotency.begin(svc.redis, who, request_id)
     except ClientError as exc:
@@ -374,6 +404,19 @@ def _log_failure(exc: Exception, what: str) -> None:
         log.warning("handling %s: %r", what, exc)
     else:
         log.exception("handling %s", what)
+
+
+async def _handle_direct(svc: ContactService, conn: Connection, message: Any, raw: str) -> None:
+    """A request whose handler is idempotent by itself (``handlers.STORE_IDEMPOTENT``)."""
+    try:
+        result = await HANDLERS[type(message)](svc, conn, message)
+    except Exception as exc:  # one bad request must not end the connection or the server
+        if not is_client_caused(exc):
+            _log_failure(exc, mask_card_numbers(raw)[:200])
+        code, text = to_error(exc)
+        conn.send(Error(ref=frames.request_id(raw), code=code, message=text))
+        return
+    conn.send(Ack(ref=message.id, data=result.model_dump(mode="json")))
 
 
 async def close_all(app: web.Application) -> None:

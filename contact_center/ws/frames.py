@@ -82,3 +82,11 @@ def refusal(raw: str) -> str | None:
         except UnicodeEncodeError:
             return "a \\uD800-\\uDFFF escape that is not half of a surrogate pair"
     return None
+
+
+def is_chat_send(raw: str) -> bool:
+    """Whether ``raw`` is a ``chat.send`` (read without validating it: the endpoint does)."""
+    if '"chat.send"' not in raw or nesting_depth(raw) > _PARSE_DEPTH:
+        return False
+    data = _parse(raw)
+    return isinstance(data, dict) and data.get("type") == "chat.send"

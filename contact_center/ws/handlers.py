@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from contact_center import appkeys
+from contact_center.contacts.chat import ContactWithBot
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.states import ContactState
 from contact_center.errors import ClientError, ErrorCode, NotFound, RateLimited
@@ -56,6 +57,11 @@ from contact_center.ws.connection import Connection
 from routing.models import Channel
 
 Handler = Callable[[ContactService, Connection, Any], Awaitable[Result]]
+
+#: Requests whose handler is idempotent by itself, so the endpoint does not reserve their id in
+#: Redis first (``ws.idempotency``): a chat line keeps its request id in the database, and a
+#: retry (with the bot too) is answered with the stored line, never stored or answered twice.
+STORE_IDEMPOTENT: frozenset[type] = frozenset({ChatSend})
 
 
 def _who(conn: Connection) -> Identity:
@@ -117,14 +123,17 @@ async def _resume(svc: ContactService, conn: Connection, msg: SessionResume) -> 
 
 async def _chat(svc: ContactService, conn: Connection, msg: ChatSend) -> ChatResult:
     identity = _who(conn)
-    contact = await svc.contact_for(identity, msg.contact_id)  # refuses and audits
-    bot = conn.request.app.get(appkeys.BOT)
-    if bot is not None and contact.state == ContactState.BOT:
-        handled = await bot.customer_message(identity, msg.contact_id, msg.text)
-        if handled is not None:
-            return ChatResult(seq=handled)
-        contact = await svc.contact_for(identity, msg.contact_id)  # handed off meanwhile
-    return ChatResult(seq=await svc.chat_on(identity, contact, msg.text, request_id=msg.id))
+    try:  # refuses and audits a contact that is not the sender's
+        return ChatResult(seq=await svc.chat(identity, msg.contact_id, msg.text, request_id=msg.id))
+    except ContactWithBot:
+        bot = conn.request.app.get(appkeys.BOT)
+        if bot is None:
+            raise
+        handled = await bot.customer_message(identity, msg.contact_id, msg.text, request_id=msg.id)
+    if handled is not None:
+        return ChatResult(seq=handled)
+    # handed off meanwhile
+    return ChatResult(seq=await svc.chat(identity, msg.contact_id, msg.text, request_id=msg.id))
 
 
 async def _typing(svc: ContactService, conn: Connection, msg: ChatTyping) -> Result:
