@@ -15,7 +15,7 @@ from contact_center.contacts.core import (
     primary_channel,
 )
 from contact_center.contacts.states import ContactState
-from contact_center.db.models import Role
+from contact_center.db.models import Contact, Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
@@ -61,11 +61,7 @@ class Upgrades(ContactCore):
             contact_id, "upgrade", channel=channel.value, by=party, actor=identity.ref, agreed=agreed
         )
         if not agreed:
-            other = (
-                contact.customer_ref
-                if party == "advisor"
-                else advisor_ref(agent_id_of(contact.advisor_id or 0))
-            )
+            other = _other_party(contact, party)
             await self.bus.publish(
                 other, UpgradeRequest(contact_id=contact_id, channel=channel, by=party)
             )
@@ -74,25 +70,11 @@ class Upgrades(ContactCore):
         channels = sorted(
             {*contact.channels, channel.value}, key=lambda c: CHANNEL_RANK[Channel(c)]
         )
-        try:
-            # The router first: it refuses when the advisor has no room on the richer channel.
-            await self.router.change_channel(
-                contact_id, primary_channel(channels)
-            )
-        except InvalidStateError as exc:
-            raise Conflict(f"cannot add {channel.value}: {exc}", code=ErrorCode.NO_CAPACITY) from None
-        async with self.tx() as session:
-            stored = await store.get_contact(session, contact_id=contact_id)
-            assert stored is not None
-            stored.channels = channels
-            session.add(stored)
-            await store.add_event(
-                session,
-                contact_id=contact_id,
-                actor=identity.ref,
-                kind="upgraded",
-                data={"channels": channels},
-            )
+        # The router first: it refuses when the advisor has no room on the richer channel.
+        await self._change_channels(
+            identity, contact_id, channels, kind="upgraded", data={},
+            refused=(f"cannot add {channel.value}", ErrorCode.NO_CAPACITY),
+        )  # fmt: skip
         contact.channels = channels
         call = self.media.get(contact_id)
         if call is not None and channel == Channel.VIDEO:
@@ -122,14 +104,39 @@ class Upgrades(ContactCore):
         await self.recordings.add(
             contact_id, "upgrade_declined", channel=channel.value, by=party, actor=identity.ref
         )
-        other = (
-            contact.customer_ref
-            if party == "advisor"
-            else advisor_ref(agent_id_of(contact.advisor_id or 0))
-        )
+        other = _other_party(contact, party)
         await self.bus.publish(
             other, UpgradeDeclined(contact_id=contact_id, channel=channel, by=party)
         )
+
+    async def _change_channels(
+        self,
+        identity: Identity,
+        contact_id: str,
+        channels: list[str],
+        *,
+        kind: str,
+        data: dict[str, str],
+        refused: tuple[str, ErrorCode],
+    ) -> None:
+        """Move the contact to ``channels``: the router's load first (``refused`` names the
+        error when it says no), then the contact row, with its ``kind`` event."""
+        try:
+            await self.router.change_channel(contact_id, primary_channel(channels))
+        except InvalidStateError as exc:
+            raise Conflict(f"{refused[0]}: {exc}", code=refused[1]) from None
+        async with self.tx() as session:
+            stored = await store.get_contact(session, contact_id=contact_id)
+            assert stored is not None
+            stored.channels = channels
+            session.add(stored)
+            await store.add_event(
+                session,
+                contact_id=contact_id,
+                actor=identity.ref,
+                kind=kind,
+                data={"channels": channels, **data},
+            )
 
     async def downgrade(self, identity: Identity, contact_id: str, to: Channel) -> list[str]:
         """Drop the media richer than ``to``; the other party is told. Returns the channels."""
@@ -144,23 +151,11 @@ class Upgrades(ContactCore):
         except ValueError as exc:
             raise Conflict(str(exc), code=ErrorCode.INVALID_STATE) from None
         party = "customer" if identity.role is Role.CUSTOMER else "advisor"
-        try:
-            # A smaller medium always fits where the richer one did; the router moves the load.
-            await self.router.change_channel(contact_id, primary_channel(channels))
-        except InvalidStateError as exc:
-            raise Conflict(f"cannot go to {to.value}: {exc}", code=ErrorCode.INVALID_STATE) from None
-        async with self.tx() as session:
-            stored = await store.get_contact(session, contact_id=contact_id)
-            assert stored is not None
-            stored.channels = channels
-            session.add(stored)
-            await store.add_event(
-                session,
-                contact_id=contact_id,
-                actor=identity.ref,
-                kind="downgraded",
-                data={"channels": channels, "by": party},
-            )
+        # A smaller medium always fits where the richer one did; the router moves the load.
+        await self._change_channels(
+            identity, contact_id, channels, kind="downgraded", data={"by": party},
+            refused=(f"cannot go to {to.value}", ErrorCode.INVALID_STATE),
+        )  # fmt: skip
         await self.recordings.add(
             contact_id, "downgrade", channel=to.value, by=party, actor=identity.ref
         )
@@ -175,12 +170,15 @@ class Upgrades(ContactCore):
             else:
                 await call.end_kind("video")
         contact.channels = channels
-        other = (
-            contact.customer_ref
-            if party == "advisor"
-            else advisor_ref(agent_id_of(contact.advisor_id or 0))
-        )
+        other = _other_party(contact, party)
         await self.notify_parties(contact, self.state_message(contact, reason="downgraded"))
         # After the state: a page shows the new channels first, then says who changed them.
         await self.bus.publish(other, DowngradeNotice(contact_id=contact_id, to=to, by=party))
         return channels
+
+
+def _other_party(contact: Contact, party: str) -> str:
+    """The ref of the party of ``contact`` that is not ``party``."""
+    if party == "advisor":
+        return contact.customer_ref
+    return advisor_ref(agent_id_of(contact.advisor_id or 0))

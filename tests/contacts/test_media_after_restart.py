@@ -57,6 +57,23 @@ async def _call(customer: SignallingClient, advisor: SignallingClient, contact_i
     return customer_peer, advisor_peer
 
 
+async def _video_call(customer: SignallingClient, advisor: SignallingClient, username: str,
+                      peers: list[SyntheticPeer]) -> str:
+    """The advisor signs in and takes a guest's video contact; media flows both ways."""
+    await advisor.login(username, PASSWORD)
+    await advisor.connect()
+    await advisor.request("agent.status", status="available")
+    await customer.as_guest()
+    await customer.connect()
+    contact_id = str((await customer.request(
+        "session.start", channels=["video"], language="en", skip_bot=True))["contact_id"])
+    await advisor.wait_for("offer", contact_id=contact_id)
+    await advisor.request("offer.accept", contact_id=contact_id)
+    await customer.wait_for("session.state", contact_id=contact_id, state="connected")
+    await _call(customer, advisor, contact_id, peers)
+    return contact_id
+
+
 async def test_a_call_comes_back_on_the_restarted_server_and_its_recording_goes_on(
     fast_settings, redis_client, redis_url, tmp_path: Path
 ):
@@ -75,17 +92,7 @@ async def test_a_call_comes_back_on_the_restarted_server_and_its_recording_goes_
     peers: list[SyntheticPeer] = []
     try:
         await until_ready(base, server)
-        await advisor.login(user.username, PASSWORD)
-        await advisor.connect()
-        await advisor.request("agent.status", status="available")
-        await customer.as_guest()
-        await customer.connect()
-        contact_id = (await customer.request(
-            "session.start", channels=["video"], language="en", skip_bot=True))["contact_id"]
-        await advisor.wait_for("offer", contact_id=contact_id)
-        await advisor.request("offer.accept", contact_id=contact_id)
-        await customer.wait_for("session.state", contact_id=contact_id, state="connected")
-        await _call(customer, advisor, contact_id, peers)
+        contact_id = await _video_call(customer, advisor, user.username, peers)
         await customer.request("chat.send", contact_id=contact_id, text="before the crash")
         first_instance = (await _contact(fast_settings, contact_id)).instance
 
@@ -177,17 +184,7 @@ async def test_a_server_stopped_mid_call_hands_it_over_to_the_other_instance(
     customer, advisor = SignallingClient(first), SignallingClient(first)
     peers: list[SyntheticPeer] = []
     try:
-        await advisor.login(user.username, PASSWORD)
-        await advisor.connect()
-        await advisor.request("agent.status", status="available")
-        await customer.as_guest()
-        await customer.connect()
-        contact_id = (await customer.request(
-            "session.start", channels=["video"], language="en", skip_bot=True))["contact_id"]
-        await advisor.wait_for("offer", contact_id=contact_id)
-        await advisor.request("offer.accept", contact_id=contact_id)
-        await customer.wait_for("session.state", contact_id=contact_id, state="connected")
-        await _call(customer, advisor, contact_id, peers)
+        contact_id = await _video_call(customer, advisor, user.username, peers)
         await customer.request("chat.send", contact_id=contact_id, text="before the stop")
         gone = (await _contact(settings, contact_id)).instance
 
