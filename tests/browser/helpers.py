@@ -29,3 +29,9 @@ async def axe_violations(page: Any) -> list[str]:
         for v in result
         if v["impact"] in ("serious", "critical")
     ]
+
+
+async def wrap_up(panel: Any, outcome: str = "resolved") -> None:
+    """Finish a contact's wrap-up in the advisor console: its outcome (required), then Ready."""
+    await panel.locator(".wrapup-form select[name=outcome]").select_option(outcome)
+    await panel.locator(".wrapup").click()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import sign_in, wrap_up
 
 pytestmark = pytest.mark.browser
 
@@ -60,8 +60,7 @@ async def test_advisor_console_accepts_an_offer(
 
     await customer.request("session.end", contact_id=contact_id)
     await panel.locator(".state[data-state=wrap_up]").wait_for()
-    await panel.locator(".wrapup-form select[name=outcome]").select_option("resolved")  # required
-    await panel.locator(".wrapup").click()
+    await wrap_up(panel)
     await panel.locator(".state[data-state=ended]").wait_for()
     await panel.wait_for(state="detached")
     assert new_page.errors == []

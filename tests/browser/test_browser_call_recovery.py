@@ -16,7 +16,7 @@ from playwright.async_api import Locator, Page
 
 from contact_center.db.models import Role
 from contact_center.tools.bank_issuer import issue
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import sign_in, wrap_up
 from tests.helpers import cli_env, free_port, make_user, spawn_server, until_ready
 
 pytestmark = pytest.mark.browser
@@ -173,7 +173,7 @@ async def test_a_video_call_comes_back_by_itself_after_the_server_is_killed(
 
         # the contact ends and is sealed; its replay says in words that the media moved
         await customer.click("#end")
-        await panel.locator(".wrapup").click()
+        await wrap_up(panel)
         async with asyncio.timeout(30):
             while not (folder / "manifest.json").exists():
                 await asyncio.sleep(0.3)

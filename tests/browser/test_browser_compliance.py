@@ -27,7 +27,7 @@ from contact_center import appkeys
 from contact_center.db.engine import transaction
 from contact_center.db.models import AuditLog, Role
 from recordings import ledger
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import sign_in, wrap_up
 from tests.helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -106,7 +106,7 @@ async def video_call_with_chat(server: Any, settings: Any, advisor_factory: Any,
 
     await customer.click("#end")
     await panel.locator(".state[data-state=wrap_up]").wait_for()
-    await panel.locator(".wrapup").click()
+    await wrap_up(panel)
     await panel.wait_for(state="detached")
     await sealed(server.app, contact_id)
     for page in (customer, console):

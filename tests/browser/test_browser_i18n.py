@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.browser.helpers import wrap_up
 from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -122,8 +123,7 @@ async def test_advisor_console_in_the_language_of_lang(
 
     await customer.request("session.end", contact_id=contact_id)
     await panel.locator(".state[data-state=wrap_up]").wait_for()
-    await panel.locator(".wrapup-form select[name=outcome]").select_option("resolved")  # required
-    await panel.locator(".wrapup").click()
+    await wrap_up(panel)
     await panel.wait_for(state="detached")
     assert new_page.errors == []
 

@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Page
 
 from contact_center.db.models import Role
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import sign_in, wrap_up
 from tests.browser.test_browser_compliance import DESKTOP, REASON, sealed
 from tests.helpers import make_user
 
@@ -62,7 +62,7 @@ async def test_not_now_tells_the_asker_and_the_replay_names_it(
     await customer_bar.get_by_role("button", name="End call, keep chatting").click()
     await customer.wait_for_selector("#media.hidden", state="attached")
     await customer.click("#end")
-    await panel.locator(".wrapup").click()
+    await wrap_up(panel)
     await sealed(server.app, str(contact_id))
 
     officer = await make_user(fast_settings, Role.COMPLIANCE, display_name="Carol Chan")
