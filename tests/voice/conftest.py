@@ -126,3 +126,10 @@ async def sphinx_voice_server(fast_settings, redis_client,  # type: ignore[no-un
         yield srv
     finally:
         await srv.close()
+
+
+@pytest.fixture(params=["vosk", "sphinx"])
+def engine_voice_server(request):  # type: ignore[no-untyped-def]
+    """``voice_server`` (Vosk, Korean as "en") or ``sphinx_voice_server`` (out of the box)."""
+    return request.getfixturevalue(
+        "voice_server" if request.param == "vosk" else "sphinx_voice_server")
