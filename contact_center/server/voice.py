@@ -29,9 +29,10 @@ async def voice_ctx(app: web.Application) -> AsyncIterator[None]:
     except SpeechError as exc:
         log.warning("voice bot: replies are not spoken: %s", exc)
         tts = None
-    if not settings.voice_models:
-        log.info("voice bot: no CC_VOICE_MODELS; voice customers are asked to type")
-    bridge = VoiceBridge(gateway, SpeechModels(settings.voice_models), tts)
+    models = SpeechModels(settings.voice_models, engines=settings.voice_engines)
+    log.info("voice bot: voice input in %s",
+             ", ".join(lang for lang in ("en", "zh", "yue") if models.configured(lang)) or "no language")
+    bridge = VoiceBridge(gateway, models, tts)
     app[appkeys.VOICE] = bridge
     try:
         yield

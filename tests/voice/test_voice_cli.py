@@ -39,3 +39,21 @@ def _wav(tts: EspeakSynthesizer, text: str) -> bytes:
 
     return subprocess.run([tts.program, "-v", "ko", "--stdout", text], capture_output=True,
                           check=True).stdout
+
+
+def test_transcribe_with_the_bundled_english_engine(tmp_path: Path) -> None:
+    import subprocess
+
+    wav = tmp_path / "hours.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), "what are your opening hours"],
+                   check=True, timeout=30)
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("what are your opening hours\nmortgage rates\nusd rates\n",
+                       encoding="utf-8")
+    done = run_cli("voice", "transcribe", str(wav), "--engine", "sphinx", "--phrases",
+                   str(phrases), "-v", env=cli_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split("\t")[::2] == ["what are your opening hours", "phrase"]
+    assert "dropped (outside the vocabulary): usd rates" in done.stderr
+    done = run_cli("voice", "transcribe", str(wav), env=cli_env())
+    assert done.returncode == 2 and "the vosk engine needs --model" in done.stderr

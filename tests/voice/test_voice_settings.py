@@ -32,3 +32,13 @@ def test_the_fixed_replies_are_the_catalogue_lines_without_placeholders() -> Non
         assert greeting(language) in replies
         assert replies and not any("{" in text for text in replies)
     assert "Sorry, I didn't quite understand." in " ".join(fixed_replies("en"))
+
+
+def test_voice_engines_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    assert load_settings(var_dir=tmp_path).voice_engines == {}
+    monkeypatch.setenv("CC_VOICE_ENGINES", "en=sphinx,zh=none")
+    assert load_settings(var_dir=tmp_path).voice_engines == {"en": "sphinx", "zh": "none"}
+    monkeypatch.setenv("CC_VOICE_ENGINES", "en=whisper")
+    with pytest.raises(SettingsError, match="CC_VOICE_ENGINES: .*one of vosk, sphinx, none"):
+        load_settings(var_dir=tmp_path)
