@@ -166,6 +166,17 @@ async def test_the_page_language_comes_from_lang_then_the_browser(server, new_pa
     assert new_page.errors == []
 
 
+async def test_the_sign_in_page_in_the_browser_s_language(server, new_page, screenshot):
+    page = await new_page(locale="zh-HK")
+    await page.goto(str(server.make_url("/login")))
+    await page.wait_for_function("document.documentElement.lang === 'zh-Hant-HK'")
+    assert await page.text_content("h1") == "登入"
+    assert await page.text_content("label:has(input[name=password]) span") == "密碼"
+    assert await page.text_content(".hint a[href='/']") == "用訪客身份開始傾偈"
+    await screenshot(page, "login-yue")
+    assert new_page.errors == []
+
+
 async def test_every_string_has_every_language(server, new_page):
     """Each English key resolves in each language (Cantonese through Traditional Chinese), with
     the same {placeholders}, and only English keys are used."""

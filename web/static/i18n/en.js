@@ -692,4 +692,11 @@ export default {
   "compliance.conn.good": "good",
   "compliance.conn.poor": "poor",
   "compliance.conn.unknown": "not measured yet",
+  // ---- the sign-in page (templates/login.html)
+  "login.title": "Sign in",
+  "login.username": "Username",
+  "login.password": "Password",
+  "login.submit": "Sign in",
+  "login.guest_before": "Customers can also",
+  "login.guest_link": "start a conversation as a guest",
 };

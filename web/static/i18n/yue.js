@@ -330,4 +330,11 @@ export default {
   "compliance.conn.good": "好",
   "compliance.conn.poor": "唔係幾好",
   "compliance.conn.unknown": "未量度",
+  // ---- the sign-in page (templates/login.html)
+  "login.title": "登入",
+  "login.username": "用戶名",
+  "login.password": "密碼",
+  "login.submit": "登入",
+  "login.guest_before": "客戶都可以",
+  "login.guest_link": "用訪客身份開始傾偈",
 };

@@ -686,4 +686,11 @@ export default {
   "compliance.conn.good": "良好",
   "compliance.conn.poor": "较差",
   "compliance.conn.unknown": "尚未测量",
+  // ---- the sign-in page (templates/login.html)
+  "login.title": "登录",
+  "login.username": "用户名",
+  "login.password": "密码",
+  "login.submit": "登录",
+  "login.guest_before": "客户也可以",
+  "login.guest_link": "以访客身份开始对话",
 };

@@ -686,4 +686,11 @@ export default {
   "compliance.conn.good": "良好",
   "compliance.conn.poor": "欠佳",
   "compliance.conn.unknown": "尚未量度",
+  // ---- the sign-in page (templates/login.html)
+  "login.title": "登入",
+  "login.username": "用戶名稱",
+  "login.password": "密碼",
+  "login.submit": "登入",
+  "login.guest_before": "客戶亦可以",
+  "login.guest_link": "以訪客身分開始對話",
 };
