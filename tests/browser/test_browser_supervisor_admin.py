@@ -236,4 +236,6 @@ async def test_admin_adds_a_skill_then_disables_the_advisor(
     await page.click("#new-user")
     await shot(page, "admin-new-account")
     assert await axe_violations(page) == []
-    assert new_page.errors == []
+    # the disabled advisor's console is refused from then on (its context panel may ask once)
+    refused = [e for e in new_page.errors if "status of 401" in e and "/api/contacts/" in e]
+    assert [e for e in new_page.errors if e not in refused] == []

@@ -95,7 +95,8 @@ async def test_a_new_token_brings_the_account_up_to_date(bank_client):
         "display_name": "Mei Chan-Lee", "vip": False, "language": "en", "home": "/",
     }
     page = await (await bank_client.get("/")).text()
-    assert "Priority customer" not in page and '<html lang="en">' in page
+    # the badge is in every page (the widget shows it when a VIP signs in), hidden here
+    assert 'id="vip-badge" class="badge hidden"' in page and '<html lang="en">' in page
 
 
 def _other_alg() -> str:
