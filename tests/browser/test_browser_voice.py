@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from chatbot.speech import vosk_engine
 from chatbot.speech.audio import resample
 from chatbot.speech.tts import EspeakSynthesizer
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PageErrors
@@ -117,7 +118,8 @@ async def test_the_customer_sees_what_the_bot_hears_and_hears_it_answer(
     # buffer, and the damaged audio is heard as another phrase of the list (아니요), as in
     # tests/voice/test_voice_bridge.py: the page must show what was heard, which is one of the
     # phrases; how well the model hears them is tests/voice/test_voice_vosk.py's.
-    await page.wait_for_selector("#voice-caption[data-kind=heard]", timeout=40_000)
+    # Up to six rounds: an unsure round is asked again and the next one is waited for.
+    await page.wait_for_selector("#voice-caption[data-kind=heard]", timeout=90_000)
     heard = await page.text_content("#voice-caption-text")
     print(f"heard: {heard}")
     assert heard in KO_PHRASES, heard
@@ -152,14 +154,17 @@ async def test_the_customer_sees_what_the_bot_hears_and_hears_it_answer(
 # 카드 분실 is not in the phrase list: heard, but not surely
 @pytest.mark.parametrize("speaking_page", ["카드 분실"], indirect=True)
 async def test_an_unsure_utterance_is_asked_again_not_acted_on(
-    voice_server, speaking_page, screenshot  # noqa: F811
+    voice_server, speaking_page, screenshot, monkeypatch  # noqa: F811
 ) -> None:
+    # Which rendering the model is sure of varies with the machine's load (a damaged one can be
+    # heard surely as another phrase): here no phrase result is sure enough, so every utterance
+    # takes the unsure path this test is about (what the model is sure of is tested in
+    # tests/voice/test_voice_vosk.py, with the real threshold).
+    monkeypatch.setattr(vosk_engine, "PHRASE_MIN_CONFIDENCE", 1.01)
     page = await speaking_page()
     await _start_voice_contact(page, voice_server, "en")
     await page.evaluate(WATCH_CAPTION)
     await page.wait_for_selector("#voice[data-state=listening]", timeout=40_000)
-    # Usually the first time round; a damaged rendering (see above) may be heard as a listed
-    # phrase and go to the bot: then the next one (every 14 s).
     await page.wait_for_selector("#voice-caption[data-kind=unsure]", timeout=45_000)
     print("captions:", await page.evaluate("window.__captions"))
     assert await page.text_content("#voice-caption-label") == (
