@@ -7,9 +7,8 @@ from typing import Literal
 
 from contact_center.contacts.adoption import Adoption
 from contact_center.contacts.core import (
-    advisor_ref,
-    agent_id_of,
     now_utc,
+    other_party_ref,
 )
 from contact_center.contacts.states import ContactState
 from contact_center.db.models import Role
@@ -100,9 +99,5 @@ class Calls(Adoption):
             rtt_ms=report.rtt_ms,
             frames_decoded=report.frames_decoded,
         )
-        other = (
-            contact.customer_ref
-            if party == "advisor"
-            else advisor_ref(agent_id_of(contact.advisor_id or 0))
-        )
+        other = other_party_ref(contact, party)
         await self.bus.publish(other, push)

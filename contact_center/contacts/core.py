@@ -71,6 +71,13 @@ def advisor_ref(agent_id: str) -> str:
     return f"user:{agent_id}"
 
 
+def other_party_ref(contact: Contact, party: str) -> str:
+    """The ref of the party of ``contact`` that is not ``party`` ("customer" or "advisor")."""
+    if party == "advisor":
+        return contact.customer_ref
+    return advisor_ref(agent_id_of(contact.advisor_id or 0))
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 

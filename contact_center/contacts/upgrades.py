@@ -10,12 +10,11 @@ from contact_center.contacts import store
 from contact_center.contacts.core import (
     CHANNEL_RANK,
     ContactCore,
-    advisor_ref,
-    agent_id_of,
+    other_party_ref,
     primary_channel,
 )
 from contact_center.contacts.states import ContactState
-from contact_center.db.models import Contact, Role
+from contact_center.db.models import Role
 from contact_center.errors import Conflict, ErrorCode
 from contact_center.identity.auth import Identity
 from contact_center.protocol import (
@@ -61,7 +60,7 @@ class Upgrades(ContactCore):
             contact_id, "upgrade", channel=channel.value, by=party, actor=identity.ref, agreed=agreed
         )
         if not agreed:
-            other = _other_party(contact, party)
+            other = other_party_ref(contact, party)
             await self.bus.publish(
                 other, UpgradeRequest(contact_id=contact_id, channel=channel, by=party)
             )
@@ -104,7 +103,7 @@ class Upgrades(ContactCore):
         await self.recordings.add(
             contact_id, "upgrade_declined", channel=channel.value, by=party, actor=identity.ref
         )
-        other = _other_party(contact, party)
+        other = other_party_ref(contact, party)
         await self.bus.publish(
             other, UpgradeDeclined(contact_id=contact_id, channel=channel, by=party)
         )
@@ -170,15 +169,9 @@ class Upgrades(ContactCore):
             else:
                 await call.end_kind("video")
         contact.channels = channels
-        other = _other_party(contact, party)
+        other = other_party_ref(contact, party)
         await self.notify_parties(contact, self.state_message(contact, reason="downgraded"))
         # After the state: a page shows the new channels first, then says who changed them.
         await self.bus.publish(other, DowngradeNotice(contact_id=contact_id, to=to, by=party))
         return channels
 
-
-def _other_party(contact: Contact, party: str) -> str:
-    """The ref of the party of ``contact`` that is not ``party``."""
-    if party == "advisor":
-        return contact.customer_ref
-    return advisor_ref(agent_id_of(contact.advisor_id or 0))
