@@ -3,6 +3,7 @@
     python -m bench.media --calls 1,2,4,8,16,32 --seconds 15
     python -m bench.media --real-server --calls 1,2,4,8,16,32 --seconds 15
     python -m bench.media --internal-server --relay transcode --calls 1,2,4
+    python -m bench.media --real-server --server-cpu 0 --client-cpu 1 --calls 8,16,24,28,32
 
 Default: the relay paths compared (``bench/media_paths.py``): for each count, ``encoded`` then
 ``transcode``, each on a fresh bare ``MediaHub(relay=path)`` subprocess (``--serve-internal``),
@@ -296,9 +297,11 @@ class RealServer:
         *,
         capacity: str = "video:1,voice:1,text:3",
         env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
         self.advisor_count, self.capacity = advisors, capacity
         self._extra_env = env or {}
+        self.cpus = cpus  # the server (and its embedded Valkey, a child) pinned to these
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self.pid = 0
@@ -355,7 +358,7 @@ class RealServer:
         await self._create_advisors()
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "contact_center", "serve",
-            env=env, stdout=subprocess.DEVNULL, cwd=ROOT, preexec_fn=_die_with_parent,
+            env=env, stdout=subprocess.DEVNULL, cwd=ROOT, preexec_fn=self._preexec,
         )  # fmt: skip
         self.pid = self._proc.pid
         self.url = f"http://127.0.0.1:{port}"
@@ -369,6 +372,11 @@ class RealServer:
                             break
                 await asyncio.sleep(0.2)
         return self
+
+    def _preexec(self) -> None:
+        _die_with_parent()
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
 
     def valkey_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
@@ -391,6 +399,20 @@ def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the bench dies (Linux prctl PR_SET_PDEATHSIG)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def parse_cpus(text: str | None) -> set[int] | None:
+    """``"0"`` or ``"0,1"`` -> a set of CPU numbers this machine has (``--server-cpu`` etc.)."""
+    if not text:
+        return None
+    try:
+        cpus = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError(f"CPU list {text!r}: numbers separated by commas") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise ValueError(f"CPU list {text!r}: this process may use CPUs {sorted(allowed)}")
+    return cpus
 
 
 def raise_nofile_limit() -> int:
@@ -460,11 +482,18 @@ def cpu_seconds(pid: int, *, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine, all cores (from /proc/stat; idle and iowait excluded)."""
+def machine_cpu_seconds(cpus: set[int] | None = None) -> float:
+    """Busy CPU time of the whole machine, all cores, or of ``cpus`` only (from /proc/stat;
+    idle and iowait excluded)."""
+    wanted = {"cpu"} if cpus is None else {f"cpu{n}" for n in cpus}
+    busy = 0
     with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+        for line in stat:
+            name, *values = line.split()
+            if name in wanted:
+                fields = [int(value) for value in values]
+                busy += sum(fields[:8]) - fields[3] - fields[4]
+    return busy / CLOCK_TICKS
 
 
 def rss_mb(pid: int) -> float:
@@ -649,15 +678,19 @@ def recordings_on_disk(directory: Path) -> dict[str, int]:
     }
 
 
-async def measure_real_path(path: str, calls: int, seconds: float, clip: Path) -> dict[str, Any]:
+async def measure_real_path(
+    path: str, calls: int, seconds: float, clip: Path, server_cpus: set[int] | None = None
+) -> dict[str, Any]:
     """``calls`` clip calls through a fresh ``contact-center serve`` with ``CC_MEDIA_RELAY=path``.
 
     Server CPU is the ``serve`` process alone (all its threads); Valkey, the ``/healthz`` probe
-    and these clients are reported apart (clients: this process's ``process_time``).
+    and these clients are reported apart (clients: this process's ``process_time``). With
+    ``server_cpus`` the server (and its Valkey) run on those CPUs only, and the busy share of
+    those CPUs by anything else is reported (``server_cpus_other_pct``).
     """
     env = {"CC_MEDIA_RELAY": path, "CC_BOT_ENABLED": "false"}
     ice = IceSettings.loopback()
-    async with RealServer(advisors=calls, env=env) as server:
+    async with RealServer(advisors=calls, env=env, cpus=server_cpus) as server:
         recordings = server.var_dir / "recordings"
         active: list[ClipCall] = []
         try:
@@ -676,6 +709,7 @@ async def measure_real_path(path: str, calls: int, seconds: float, clip: Path) -
             loop_cpu_start = cpu_seconds(server.pid, thread=server.pid)
             valkey_start = cpu_seconds(valkey) if valkey else 0.0
             client_cpu_start, machine_cpu_start = time.process_time(), machine_cpu_seconds()
+            server_cores_start = machine_cpu_seconds(server_cpus) if server_cpus else 0.0
             disk_start = recordings_on_disk(recordings)
             peak = {"rss": rss_mb(server.pid), "backlog": udp_backlog_kb(server.pid)}
 
@@ -693,6 +727,15 @@ async def measure_real_path(path: str, calls: int, seconds: float, clip: Path) -
             client_cpu = (time.process_time() - client_cpu_start) / wall * 100
             valkey_cpu = ((cpu_seconds(valkey) - valkey_start) / wall * 100) if valkey else 0.0
             machine_cpu = (machine_cpu_seconds() - machine_cpu_start) / wall * 100
+            pinned: dict[str, Any] = {}
+            if server_cpus:
+                cores = (machine_cpu_seconds(server_cpus) - server_cores_start) / wall * 100
+                pinned = {
+                    "server_cpus": sorted(server_cpus),
+                    "client_cpus": sorted(os.sched_getaffinity(0)),
+                    # the server's cores used by anything but the server and its Valkey
+                    "server_cpus_other_pct": round(cores - server_cpu - valkey_cpu, 1),
+                }
             disk_window = recordings_on_disk(recordings)
             video = video_figures(peers, start, end)
             audio_fps = [len(p.received["audio"].window(start, end)) / wall for p in peers]
@@ -730,6 +773,7 @@ async def measure_real_path(path: str, calls: int, seconds: float, clip: Path) -
                 "seconds": round(wall, 1),
                 "server": "contact-center serve",
                 "cpus": os.cpu_count(),
+                **pinned,
             }
         finally:
             for call in active:
@@ -740,7 +784,13 @@ async def measure_real_path(path: str, calls: int, seconds: float, clip: Path) -
 
 
 async def _measure_real_least_contended(
-    path: str, calls: int, seconds: float, clip: Path, max_other_cpu: float, retries: int
+    path: str,
+    calls: int,
+    seconds: float,
+    clip: Path,
+    max_other_cpu: float,
+    retries: int,
+    server_cpus: set[int] | None,
 ) -> dict[str, Any]:
     """``measure_real_path``, again (up to ``retries`` times) while other processes used more
     than ``max_other_cpu`` % of a core; the least contended attempt is kept."""
@@ -752,7 +802,7 @@ async def _measure_real_least_contended(
         progress(f"{path}: {calls} call(s) through contact-center serve, {seconds:.0f} s")
         try:
             async with asyncio.timeout(seconds + CONNECT_SECONDS + calls * 5 + 180):
-                result = await measure_real_path(path, calls, seconds, clip)
+                result = await measure_real_path(path, calls, seconds, clip, server_cpus)
         except (TimeoutError, ConnectionError, OSError, RuntimeError,
                 aiohttp.ClientError, RequestFailed) as exc:  # fmt: skip
             result = {"path": path, "calls": calls, "min_fps": 0.0, "error": repr(exc)}
@@ -774,8 +824,10 @@ async def compare_real_paths(
     min_fps: float,
     max_other_cpu: float = 15.0,
     retries: int = 2,
+    server_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
-    """Every count on every path still holding ``min_fps`` through ``contact-center serve``."""
+    """Every count on every path still holding ``min_fps`` through ``contact-center serve``
+    (on ``server_cpus`` when given: then calls per server core are reported)."""
     from bench.media_paths import summarise  # it imports this module
 
     raise_nofile_limit()
@@ -790,7 +842,7 @@ async def compare_real_paths(
         for calls in counts:
             for path in list(active):
                 result = await _measure_real_least_contended(
-                    path, calls, seconds, clip, max_other_cpu, retries
+                    path, calls, seconds, clip, max_other_cpu, retries, server_cpus
                 )
                 print(json.dumps(result), flush=True)
                 results.append(result)
@@ -812,9 +864,20 @@ async def compare_real_paths(
     summary["client_cpu_pct_per_call"] = {
         f"{r['path']}/{r['calls']}": r.get("client_cpu_pct_per_call") for r in results
     }
+    if server_cpus:
+        cores = len(server_cpus)
+        per_core = {p: round(n / cores, 1) for p, n in summary["max_calls_at_29fps"].items()}
+        summary["server_cpus"] = sorted(server_cpus)
+        summary["client_cpus"] = sorted(os.sched_getaffinity(0))
+        summary["calls_per_server_core_at_29fps"] = per_core
+        if per_core.get("transcode"):
+            summary["calls_per_core_ratio"] = round(
+                per_core.get("encoded", 0) / per_core["transcode"], 1
+            )
     summary["server"] = (
         "contact-center serve (CC_MEDIA_RELAY, CC_BOT_ENABLED=false), ClipPeer clients over the "
         "WebSocket protocol, clients on the same machine"
+        + (" (server and clients pinned to their own CPUs)" if server_cpus else "")
     )
     print(json.dumps(summary), flush=True)
     return summary
@@ -923,6 +986,16 @@ def main() -> None:
         default=DEFAULT_RELAY_PATH,
         help="the bare MediaHub's relay path (--internal-server)",
     )
+    parser.add_argument(
+        "--server-cpu",
+        metavar="CPUS",
+        help="--real-server: pin the server (and its Valkey) to these CPUs, e.g. 0",
+    )
+    parser.add_argument(
+        "--client-cpu",
+        metavar="CPUS",
+        help="--real-server: pin this process (the clients, the /healthz probe) to these CPUs",
+    )
     parser.add_argument("--serve-internal", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -939,6 +1012,16 @@ def main() -> None:
     counts = [int(part) for part in calls.split(",") if part.strip()]
     if not counts or min(counts) < 1 or max(counts) > 64:
         parser.error("--calls takes counts between 1 and 64")
+    try:
+        server_cpus, client_cpus = parse_cpus(args.server_cpu), parse_cpus(args.client_cpu)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if (server_cpus or client_cpus) and not args.real_server:
+        parser.error("--server-cpu and --client-cpu go with --real-server")
+    if server_cpus and client_cpus and server_cpus & client_cpus:
+        parser.error("--server-cpu and --client-cpu must not share a CPU")
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
     server_args: tuple[str, ...] = ()
     if args.switch_interval is not None:
         server_args = ("--switch-interval", str(args.switch_interval))
@@ -952,7 +1035,13 @@ def main() -> None:
         if args.real_server:
             asyncio.run(
                 compare_real_paths(
-                    paths, counts, args.seconds, stop, args.max_other_cpu, args.retries
+                    paths,
+                    counts,
+                    args.seconds,
+                    stop,
+                    args.max_other_cpu,
+                    args.retries,
+                    server_cpus,
                 )
             )
         else:
