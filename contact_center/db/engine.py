@@ -96,6 +96,11 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for sessions that only read (see ``reading``)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 @asynccontextmanager
 async def reading(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session that only reads: on SQLite it neither waits for the write lock nor holds it.
