@@ -105,8 +105,9 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
 async def reading(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session that only reads: on SQLite it neither waits for the write lock nor holds it.
 
-    A write in it may fail with "database is locked" (see ``create_engine``): use
-    ``transaction`` for anything that writes.
+    For reads on a hot path (a writer's batch would make them wait) and long ones (they would
+    make every writer wait). A write in it may fail with "database is locked" (see
+    ``create_engine``): use ``transaction`` for anything that writes.
     """
     async with factory() as session:
         await session.connection(execution_options={READ_ONLY: True})
