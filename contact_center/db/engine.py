@@ -124,7 +124,7 @@ def _current_revision(connection: Connection) -> str | None:
 
 async def check_migrated(engine: AsyncEngine) -> None:
     """Refuse to run on a database that is not at the head revision."""
-    async with engine.connect() as connection:
+    async with read_only(engine).connect() as connection:  # (a start waits for no writer)
         current = await connection.run_sync(_current_revision)
     head = head_revision()
     if current != head:
