@@ -30,7 +30,13 @@ from contact_center.compliance import replay, search
 from contact_center.compliance.grants import Grant, require_contact
 from contact_center.compliance.ranges import RangeNotSatisfiable, parse_range
 from contact_center.compliance.search import core_execute
-from contact_center.db.engine import create_engine, session_factory, transaction
+from contact_center.db.engine import (
+    create_engine,
+    read_only,
+    reading,
+    session_factory,
+    transaction,
+)
 from contact_center.db.models import (
     AuditLog,
     ChatMessage,
@@ -142,7 +148,10 @@ def _verify_in_thread(database_url: str, storage: Storage, contact_id: str) -> d
     async def run() -> dict[str, Any]:
         engine = create_engine(database_url)
         try:
-            report = await verify(session_factory(engine), storage, contact_id=contact_id)
+            # it reads the whole chain: on SQLite, without the write lock (see ``reading``)
+            report = await verify(
+                session_factory(read_only(engine)), storage, contact_id=contact_id
+            )
         finally:
             await engine.dispose()
         return report.as_dict()
@@ -202,8 +211,11 @@ class ComplianceAccess:
     # ------------------------------------------------------------------ search
 
     async def search(self, viewer: Viewer, query: search.SearchQuery) -> dict[str, Any]:
-        async with transaction(self.db) as session:
+        # the search is read outside the audit's transaction: on SQLite it would hold the write
+        # lock for as long as it reads (see ``reading``); the page is shown once audited
+        async with reading(self.db) as session:
             page = await search.search(session, query)
+        async with transaction(self.db) as session:
             self._audit(
                 session,
                 viewer,
@@ -216,7 +228,7 @@ class ComplianceAccess:
         return page
 
     async def facets(self) -> dict[str, Any]:
-        async with transaction(self.db) as session:
+        async with reading(self.db) as session:
             return await search.facets(session)
 
     # ------------------------------------------------------------------ one contact
@@ -597,7 +609,7 @@ class ComplianceAccess:
             where.append(table.c.at >= since.astimezone(UTC))
         if until:
             where.append(table.c.at < until.astimezone(UTC))
-        async with transaction(self.db) as session:
+        async with reading(self.db) as session:  # (see ``search``)
             total = (
                 await core_execute(
                     session, sa.select(sa.func.count()).select_from(table).where(*where)
@@ -627,6 +639,7 @@ class ComplianceAccess:
                     await session.exec(select(User).where(col(User.id).in_(user_ids)))
                 ).all():
                     names[f"user:{user.id}"] = user.display_name
+        async with transaction(self.db) as session:
             self._audit(
                 session,
                 viewer,

@@ -29,7 +29,7 @@ from contact_center.contacts import store
 from contact_center.contacts.chat_writer import DEFAULT_MAX_PENDING, ChatWriter
 from contact_center.contacts.recording import Recordings
 from contact_center.contacts.states import ContactState
-from contact_center.db.engine import transaction
+from contact_center.db.engine import reading, transaction
 from contact_center.db.models import Contact, ContactEvent, Role
 from contact_center.errors import Forbidden
 from contact_center.identity import audit
@@ -268,7 +268,7 @@ class ContactCore:
 
     async def contact_for(self, identity: Identity, contact_id: str) -> Contact:
         """The contact, if ``identity`` is one of its parties; otherwise refuse and audit."""
-        async with transaction(self.db) as session:
+        async with reading(self.db) as session:
             contact = await store.get_contact(session, contact_id=contact_id)
         if contact is None or not is_party(identity, contact):
             await audit.record(
@@ -285,7 +285,7 @@ class ContactCore:
 
     async def facts_of(self, contact: Contact) -> ContactFacts:
         """What the advisor's offer and panel show about ``contact``."""
-        async with transaction(self.db) as session:
+        async with reading(self.db) as session:
             events = await store.events_of(session, contact_id=contact.id)
         return facts_from(contact, events, now=now_utc())
 
@@ -293,7 +293,7 @@ class ContactCore:
         """The display name of the advisor who has ``contact``, if any."""
         if contact.advisor_id is None:
             return None
-        async with transaction(self.db) as session:
+        async with reading(self.db) as session:
             names = await display_names(session, user_ids={contact.advisor_id})
         return names.get(contact.advisor_id)
 

@@ -27,7 +27,7 @@ from contact_center.contacts import store
 from contact_center.contacts.core import advisor_ref, agent_id_of
 from contact_center.contacts.service import ContactService
 from contact_center.contacts.states import FINAL_STATES, ContactState, InvalidTransition
-from contact_center.db.engine import transaction
+from contact_center.db.engine import reading
 from contact_center.db.models import Contact
 from contact_center.errors import Conflict
 from routing.errors import UnknownAgentError, UnknownContactError
@@ -65,7 +65,7 @@ class Reconciler:
             graced = {str(m) for m in await redis.zrange(redis_keys.GRACE, 0, -1)}
             await self._agents(present)
             before = datetime.fromtimestamp(now - self.settle_s, UTC)
-            async with transaction(self.svc.db) as session:
+            async with reading(self.svc.db) as session:
                 contacts = await store.open_contacts(session, created_before=before)
             for contact in contacts:
                 try:
@@ -136,7 +136,7 @@ class Reconciler:
         live = {c: how for c, how in routed.items() if how not in {s.value for s in _FINISHED}}
         if not live:
             return
-        async with transaction(self.svc.db) as session:
+        async with reading(self.svc.db) as session:
             rows = await store.contacts_by_id(session, list(live))
         for contact in rows:
             if ContactState(contact.state) not in FINAL_STATES or contact.created_at > before:

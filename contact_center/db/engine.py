@@ -20,6 +20,9 @@ UPGRADE_COMMAND = "contact-center db upgrade"
 #: seconds to open a PostgreSQL connection, and to wait for one of the pool's
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 10
+#: an execution option: this connection's transactions only read (on SQLite a deferred BEGIN,
+#: which takes no write lock; see ``create_engine``)
+READ_ONLY = "contact_center_read_only"
 
 
 class DatabaseNotMigrated(RuntimeError):
@@ -34,7 +37,17 @@ def alembic_config(database_url: str) -> Config:
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    """An engine with SQLite made safe for concurrent writers (WAL, busy timeout, foreign keys)."""
+    """An engine with SQLite made safe for concurrent writers (WAL, busy timeout, foreign keys,
+    every transaction begun with ``BEGIN IMMEDIATE``).
+
+    The sqlite3 driver's own transaction handling is off: it begins a transaction only before
+    an INSERT, UPDATE or DELETE, so a transaction's reads ran outside it and a read-then-write
+    transaction could overwrite what another wrote in between (a lost update). SQLAlchemy
+    emits the BEGIN instead, and an IMMEDIATE one: the transaction takes the write lock at its
+    start, waiting for it (busy timeout), rather than at its first write, where SQLite refuses
+    at once ("database is locked") if another connection wrote since the transaction's first
+    read (waiting there could deadlock). A ``reading`` session begins a plain (deferred) one.
+    """
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -43,6 +56,7 @@ def create_engine(database_url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # the driver emits no BEGIN: _begin does
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL with NORMAL: a crash of the app loses nothing; only a power cut may lose the
@@ -51,6 +65,11 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Connection) -> None:
+            deferred = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     # pool_pre_ping: a connection the database dropped (a restart) is found dead when lent and
@@ -77,6 +96,24 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for sessions that only read (see ``reading``)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+@asynccontextmanager
+async def reading(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite it neither waits for the write lock nor holds it.
+
+    For reads on a hot path (a writer's batch would make them wait) and long ones (they would
+    make every writer wait). A write in it may fail with "database is locked" (see
+    ``create_engine``): use ``transaction`` for anything that writes.
+    """
+    async with factory() as session:
+        await session.connection(execution_options={READ_ONLY: True})
+        yield session
+
+
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
 
@@ -87,7 +124,7 @@ def _current_revision(connection: Connection) -> str | None:
 
 async def check_migrated(engine: AsyncEngine) -> None:
     """Refuse to run on a database that is not at the head revision."""
-    async with engine.connect() as connection:
+    async with read_only(engine).connect() as connection:  # (a start waits for no writer)
         current = await connection.run_sync(_current_revision)
     head = head_revision()
     if current != head:

@@ -30,7 +30,7 @@ from sqlmodel import col, select
 from contact_center import appkeys, metrics
 from contact_center.background import Loops
 from contact_center.contacts.states import ContactState
-from contact_center.db.engine import transaction
+from contact_center.db.engine import reading
 from contact_center.db.models import Contact
 from contact_center.openapi import Response, operation
 from contact_center.views.health import readiness
@@ -76,7 +76,7 @@ def _authorized(request: web.Request) -> None:
 
 
 async def _contacts(app: web.Application) -> list[Metric]:
-    async with transaction(app[appkeys.DB]) as session:
+    async with reading(app[appkeys.DB]) as session:
         rows = (
             await session.exec(
                 select(Contact.state, func.count())
@@ -253,7 +253,7 @@ class Sampler:
 
     async def contacts_with_media(self) -> list[str]:
         """The contacts of this instance that may have a call here (the hub lists none)."""
-        async with transaction(self.app[appkeys.DB]) as session:
+        async with reading(self.app[appkeys.DB]) as session:
             rows = await session.exec(
                 select(Contact.id).where(
                     Contact.instance == self.app[appkeys.INSTANCE_ID],

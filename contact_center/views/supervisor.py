@@ -33,7 +33,7 @@ from contact_center.background import stop_tasks
 from contact_center.contacts.alarms import Alarm, latest_alarms, read_alarms
 from contact_center.contacts.core import advisor_ref, agent_id_of
 from contact_center.contacts.states import ContactState, InvalidTransition
-from contact_center.db.engine import transaction
+from contact_center.db.engine import reading
 from contact_center.db.models import Contact, Role, User
 from contact_center.identity import audit
 from contact_center.identity.auth import require_role
@@ -237,7 +237,7 @@ class SupervisorFeed:
     async def _advisor_names(self, agents: Iterable[AgentView] = ()) -> dict[str, str]:
         stale = time.monotonic() - self._names_at > NAMES_TTL_S
         if stale or any(a.id not in self._names for a in agents):  # a new advisor: read now
-            async with transaction(self.app[appkeys.DB]) as session:
+            async with reading(self.app[appkeys.DB]) as session:
                 users = await session.exec(select(User).where(User.role == Role.ADVISOR))
                 self._names = {agent_id_of(u.id): u.display_name for u in users if u.id}
             self._names_at = time.monotonic()
@@ -246,7 +246,7 @@ class SupervisorFeed:
     async def _customers(self, ids: list[str]) -> dict[str, str]:
         if not ids:
             return {}
-        async with transaction(self.app[appkeys.DB]) as session:
+        async with reading(self.app[appkeys.DB]) as session:
             rows = await session.exec(select(Contact).where(col(Contact.id).in_(ids)))
             return {c.id: c.customer_name for c in rows}
 
