@@ -32,24 +32,37 @@ local OFFERS = {}
 
 local function num17(x) return string.format('%.17g', x) end
 
+-- The events of the decision under way, each already encoded as JSON (see emit).
+local EVENTS = {}
+
+-- A decision's events go to the stream as one entry, {time, events: JSON list}: one XADD per
+-- decision instead of one per event (routing.events.parse_entry reads it back). Called by
+-- done() and fail(), and by process_due after each deadline it handles.
+local function flush_events()
+  if #EVENTS == 0 then return end
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', num17(NOW),
+             'events', '[' .. table.concat(EVENTS, ',') .. ']')
+  EVENTS = {}
+end
+
 local function fail(code, msg, state)
+  flush_events()  -- e.g. accept after the deadline: the expiry happened
   return cjson.encode({err = code, msg = msg, state = state})
 end
 
 local function done(t)
+  flush_events()
   t.ok = true
   if #OFFERS > 0 then t.offers = OFFERS end
   return cjson.encode(t)
 end
 
--- ex: an explanation already encoded as JSON (encoded once per decision, stored as a string)
+-- One event of the decision: {type, contact_id?, agent_id?, data?, explanation?}.
+-- ex: an explanation already encoded as JSON (encoded once per decision), spliced in as is.
 local function emit(etype, cid, aid, data, ex)
-  local args = {K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'type', etype, 'time', num17(NOW)}
-  if cid then args[#args + 1] = 'contact_id'; args[#args + 1] = cid end
-  if aid then args[#args + 1] = 'agent_id'; args[#args + 1] = aid end
-  if data then args[#args + 1] = 'data'; args[#args + 1] = cjson.encode(data) end
-  if ex then args[#args + 1] = 'explanation'; args[#args + 1] = ex end
-  redis.call('XADD', unpack(args))
+  local e = cjson.encode({type = etype, contact_id = cid, agent_id = aid, data = data})
+  if ex then e = string.sub(e, 1, -2) .. ',"explanation":' .. ex .. '}' end
+  EVENTS[#EVENTS + 1] = e
 end
 
 local function get_agent(aid)
