@@ -309,11 +309,14 @@ local function to_queue(c)
   schedule_age(c)
 end
 
-local function make_offer(c, a, explanation)
+-- new: a contact being enqueued, not yet in its queue nor in `due` (nothing to remove there).
+local function make_offer(c, a, explanation, new)
   local expl = cjson.encode(explanation)
   local before = derive(a)
-  redis.call('ZREM', QK[c.lang][c.ch], c.id)
-  redis.call('ZREM', K_DUE, 'a|' .. c.id)
+  if not new then
+    redis.call('ZREM', QK[c.lang][c.ch], c.id)
+    redis.call('ZREM', K_DUE, 'a|' .. c.id)
+  end
   c.st = 'offered'; c.ag = a.id; c.of = NOW; c.dl = NOW + P.timeout; c.ex = expl; c.dp = nil
   a.held[c.id] = 'offered'
   a.load[c.ch] = (a.load[c.ch] or 0) + 1
@@ -338,7 +341,8 @@ end
 
 -- Offer a queued contact to the best agent of the candidate window, if any is eligible.
 -- The window is P.wa agents on the hot path; a waiting contact's re-checks widen it (c.dp).
-local function match_contact(c)
+-- new: the contact is being enqueued (see make_offer).
+local function match_contact(c, new)
   if c.st ~= 'queued' then return end
   local r = ring_at(c)
   local rq = reqs_at(c, r)
@@ -399,7 +403,7 @@ local function match_contact(c)
   end
   cands[1].idle_s = NOW - a.rt[c.ch]
   make_offer(c, a, {trigger = 'contact', ring = r, considered = considered,
-                    winner = cands[1], candidates = cands})
+                    winner = cands[1], candidates = cands}, new)
 end
 
 -- Offer an agent with free capacity the best contacts it can serve, until full or none left.
