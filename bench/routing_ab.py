@@ -58,7 +58,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         _use_scripts_of(stores["other"], Path(args.other_lua))
         try:
             for name, store in stores.items():
-                agents = [random_agent(random.Random(args.seed), i) for i in range(args.agents)]
+                rng = random.Random(args.seed)  # the same agents for both versions
+                agents = [random_agent(rng, i) for i in range(args.agents)]
 
                 async def load(profile: AgentProfile, store: RouterStore = store) -> None:
                     await store.upsert_agent(profile, now=now)
