@@ -394,6 +394,7 @@ local function match_contact(c, new)
   if #top == 0 then return end
   local a = get_agent(top[1].id)
   if not (a and takes(a) and free(a, c.ch) > 0) then
+    flush_events()  -- a script is not rolled back: what it did so far stays, and so do its events
     error('routing index out of date for agent ' .. top[1].id)
   end
   local cands = {}
