@@ -1,11 +1,13 @@
 """Routing events on one Redis Stream, read through consumer groups.
 
-The scripts append each event (XADD) inside the same atomic step as the decision, so an event
-exists exactly when its decision happened. Every instance reads with its own consumer name in a
-shared group (each event delivered to one instance) or with its own group (every instance sees
-every event, e.g. to reach the WebSocket it holds). A consumer that restarts first re-reads what
-it was given but did not acknowledge, then continues after the group's last delivered entry:
-nothing is lost as long as the stream was not trimmed past it (``events_maxlen``).
+The scripts append a decision's events (queued, offered, agent state ...) as one stream entry
+(one XADD) inside the same atomic step as the decision, so an event exists exactly when its
+decision happened. Readers get the events one by one, in order. Every instance reads with its
+own consumer name in a shared group (each decision's events delivered to one instance) or with
+its own group (every instance sees every event, e.g. to reach the WebSocket it holds). A
+consumer that restarts first re-reads what it was given but did not acknowledge, then continues
+after the group's last delivered entry: nothing is lost as long as the stream was not trimmed
+past it (``events_maxlen`` entries, i.e. decisions).
 """
 
 from __future__ import annotations
@@ -35,22 +37,31 @@ def _entries(reply: Any) -> list[tuple[Any, Any]]:
     return list(reply[0][1])
 
 
-def parse_event(entry_id: str | bytes, fields: Mapping[Any, Any]) -> RoutingEvent:
-    """Build a RoutingEvent from one stream entry."""
-    f = {_s(k): _s(v) for k, v in fields.items()}
-    data: dict[str, Any] = json.loads(f["data"]) if "data" in f else {}
-    if not isinstance(data, dict):
-        data = {}
-    explanation = _explanation(f.get("explanation") or data.pop("explanation", None))
+def _event(event_id: str, time: float, item: Mapping[str, Any]) -> RoutingEvent:
+    data = item.get("data")
+    data = dict(data) if isinstance(data, dict) else {}
     return RoutingEvent(
-        id=_s(entry_id),
-        type=EventType(f["type"]),
-        time=float(f["time"]),
-        contact_id=f.get("contact_id"),
-        agent_id=f.get("agent_id"),
-        explanation=explanation,
+        id=event_id,
+        type=EventType(item["type"]),
+        time=time,
+        contact_id=item.get("contact_id"),
+        agent_id=item.get("agent_id"),
+        explanation=_explanation(item.get("explanation") or data.pop("explanation", None)),
         data=data,
     )
+
+
+def parse_entry(entry_id: str | bytes, fields: Mapping[Any, Any]) -> list[RoutingEvent]:
+    """The events of one stream entry (one decision), in order; ids ``<entry id>/<n>``."""
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    entry, time = _s(entry_id), float(f["time"])
+    if "events" in f:
+        items = json.loads(f["events"])
+    else:
+        # one event per entry, as written before a decision's events shared one entry: a
+        # stream (or a group's unacknowledged entries) may still hold some after an upgrade
+        items = [{**f, "data": json.loads(f["data"]) if "data" in f else {}}]
+    return [_event(f"{entry}/{n}", time, item) for n, item in enumerate(items)]
 
 
 class EventReader:
@@ -74,6 +85,18 @@ class EventReader:
         self.count = count
         self._ready = False
         self._pending_from: str | None = "0"  # re-read our unacknowledged entries first
+        # entry id -> ids of its events delivered here and not acknowledged yet: an entry is
+        # acknowledged in Redis once all of its events are
+        self._open: dict[str, set[str]] = {}
+
+    def _deliver(self, entries: Sequence[tuple[Any, Any]]) -> list[RoutingEvent]:
+        out: list[RoutingEvent] = []
+        for entry_id, fields in entries:
+            if fields:
+                events = parse_entry(entry_id, fields)
+                self._open[_s(entry_id)] = {e.id for e in events}
+                out += events
+        return out
 
     async def _ensure_group(self) -> None:
         if self._ready:
@@ -102,7 +125,7 @@ class EventReader:
                 gone = [_s(i) for i, f in entries if not f]
                 if gone:
                     await self.ack(gone)
-                return [parse_event(i, f) for i, f in entries if f]
+                return self._deliver(entries)
             self._pending_from = None
         reply = await self.redis.xreadgroup(
             self.group,
@@ -111,16 +134,32 @@ class EventReader:
             count=self.count,
             block=block_ms or None,
         )
-        return [parse_event(i, f) for i, f in _entries(reply) if f]
+        return self._deliver(_entries(reply))
 
     async def ack(self, ids: Sequence[str] | RoutingEvent | Sequence[RoutingEvent]) -> int:
-        """Acknowledge events (or their ids) once handled."""
+        """Acknowledge events (or their ids, or entry ids) once handled; returns how many
+        stream entries that completed.
+
+        An entry (a decision) is acknowledged in Redis once every one of its events delivered
+        here is: a consumer that dies halfway through a decision gets all of it again.
+        """
         if isinstance(ids, RoutingEvent):
             ids = [ids]
-        plain = [i.id if isinstance(i, RoutingEvent) else i for i in ids]
-        if not plain:
+        done: list[str] = []
+        for i in ids:
+            event_id = i.id if isinstance(i, RoutingEvent) else i
+            entry = event_id.partition("/")[0]
+            left = self._open.get(entry)
+            if left is not None and entry != event_id:
+                left.discard(event_id)
+                if left:
+                    continue
+            self._open.pop(entry, None)
+            if entry not in done:
+                done.append(entry)
+        if not done:
             return 0
-        return int(await self.redis.xack(self.stream, self.group, *plain))
+        return int(await self.redis.xack(self.stream, self.group, *done))
 
     async def claim_stale(self, min_idle_ms: int) -> list[RoutingEvent]:
         """Take over events another consumer of the group received but never acknowledged."""
@@ -129,7 +168,7 @@ class EventReader:
             self.stream, self.group, self.consumer, min_idle_ms, start_id="0-0", count=self.count
         )
         entries = reply[1] if len(reply) > 1 else []
-        return [parse_event(i, f) for i, f in entries if f]
+        return self._deliver(entries)
 
 
 async def read_all(redis: aioredis.Redis, *, prefix: str = "cc:rt") -> list[RoutingEvent]:
@@ -143,5 +182,5 @@ async def read_all(redis: aioredis.Redis, *, prefix: str = "cc:rt") -> list[Rout
             entries = entries[1:]
         if not entries:
             return out
-        out += [parse_event(i, f) for i, f in entries]
+        out += [e for i, f in entries for e in parse_entry(i, f)]
         last = _s(entries[-1][0])

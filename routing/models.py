@@ -187,7 +187,8 @@ class AgentStatus(_Frozen):
 
 
 class RoutingEvent(_Frozen):
-    """One entry of the routing event stream; ``id`` is the stream entry id."""
+    """One event of a routing decision. A decision's events share one stream entry (in order);
+    ``id`` is ``<stream entry id>/<position in the entry>``."""
 
     id: str
     type: EventType
@@ -196,3 +197,8 @@ class RoutingEvent(_Frozen):
     agent_id: str | None = None
     explanation: Explanation | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def entry_id(self) -> str:
+        """The stream entry holding this event (what a consumer group acknowledges)."""
+        return self.id.partition("/")[0]

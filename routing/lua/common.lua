@@ -32,24 +32,37 @@ local OFFERS = {}
 
 local function num17(x) return string.format('%.17g', x) end
 
+-- The events of the decision under way, each already encoded as JSON (see emit).
+local EVENTS = {}
+
+-- A decision's events go to the stream as one entry, {time, events: JSON list}: one XADD per
+-- decision instead of one per event (routing.events.parse_entry reads it back). Called by
+-- done() and fail(), and by process_due after each deadline it handles.
+local function flush_events()
+  if #EVENTS == 0 then return end
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', num17(NOW),
+             'events', '[' .. table.concat(EVENTS, ',') .. ']')
+  EVENTS = {}
+end
+
 local function fail(code, msg, state)
+  flush_events()  -- e.g. accept after the deadline: the expiry happened
   return cjson.encode({err = code, msg = msg, state = state})
 end
 
 local function done(t)
+  flush_events()
   t.ok = true
   if #OFFERS > 0 then t.offers = OFFERS end
   return cjson.encode(t)
 end
 
--- ex: an explanation already encoded as JSON (encoded once per decision, stored as a string)
+-- One event of the decision: {type, contact_id?, agent_id?, data?, explanation?}.
+-- ex: an explanation already encoded as JSON (encoded once per decision), spliced in as is.
 local function emit(etype, cid, aid, data, ex)
-  local args = {K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'type', etype, 'time', num17(NOW)}
-  if cid then args[#args + 1] = 'contact_id'; args[#args + 1] = cid end
-  if aid then args[#args + 1] = 'agent_id'; args[#args + 1] = aid end
-  if data then args[#args + 1] = 'data'; args[#args + 1] = cjson.encode(data) end
-  if ex then args[#args + 1] = 'explanation'; args[#args + 1] = ex end
-  redis.call('XADD', unpack(args))
+  local e = cjson.encode({type = etype, contact_id = cid, agent_id = aid, data = data})
+  if ex then e = string.sub(e, 1, -2) .. ',"explanation":' .. ex .. '}' end
+  EVENTS[#EVENTS + 1] = e
 end
 
 local function get_agent(aid)
@@ -296,11 +309,14 @@ local function to_queue(c)
   schedule_age(c)
 end
 
-local function make_offer(c, a, explanation)
+-- new: a contact being enqueued, not yet in its queue nor in `due` (nothing to remove there).
+local function make_offer(c, a, explanation, new)
   local expl = cjson.encode(explanation)
   local before = derive(a)
-  redis.call('ZREM', QK[c.lang][c.ch], c.id)
-  redis.call('ZREM', K_DUE, 'a|' .. c.id)
+  if not new then
+    redis.call('ZREM', QK[c.lang][c.ch], c.id)
+    redis.call('ZREM', K_DUE, 'a|' .. c.id)
+  end
   c.st = 'offered'; c.ag = a.id; c.of = NOW; c.dl = NOW + P.timeout; c.ex = expl; c.dp = nil
   a.held[c.id] = 'offered'
   a.load[c.ch] = (a.load[c.ch] or 0) + 1
@@ -325,7 +341,8 @@ end
 
 -- Offer a queued contact to the best agent of the candidate window, if any is eligible.
 -- The window is P.wa agents on the hot path; a waiting contact's re-checks widen it (c.dp).
-local function match_contact(c)
+-- new: the contact is being enqueued (see make_offer).
+local function match_contact(c, new)
   if c.st ~= 'queued' then return end
   local r = ring_at(c)
   local rq = reqs_at(c, r)
@@ -377,6 +394,7 @@ local function match_contact(c)
   if #top == 0 then return end
   local a = get_agent(top[1].id)
   if not (a and takes(a) and free(a, c.ch) > 0) then
+    flush_events()  -- a script is not rolled back: what it did so far stays, and so do its events
     error('routing index out of date for agent ' .. top[1].id)
   end
   local cands = {}
@@ -386,7 +404,7 @@ local function match_contact(c)
   end
   cands[1].idle_s = NOW - a.rt[c.ch]
   make_offer(c, a, {trigger = 'contact', ring = r, considered = considered,
-                    winner = cands[1], candidates = cands})
+                    winner = cands[1], candidates = cands}, new)
 end
 
 -- Offer an agent with free capacity the best contacts it can serve, until full or none left.

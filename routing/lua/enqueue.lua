@@ -10,7 +10,7 @@ if old then redis.call('ZREM', K_DUE, 'x|' .. c.id) end
 emit('contact_queued', c.id, nil, {channel = c.ch, language = c.lang, priority = c.prio, vip = c.vip})
 -- try to offer before touching the queue: most contacts never wait
 c.st = 'queued'
-match_contact(c)
+match_contact(c, true)
 if c.st == 'queued' then
   to_queue(c)
   put_contact(c)

@@ -50,6 +50,7 @@ for _, m in ipairs(due) do
     redis.call('ZREM', K_DUE, m)
     handled = handled + 1
     handle(string.sub(m, 1, 1), string.sub(m, 3))
+    flush_events()  -- each deadline handled is a decision of its own: one stream entry
   end
 end
 return done({processed = handled, fetched = #due})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from routing.events import EventReader
+from routing.events import EventReader, read_all
 from routing.models import AgentProfile, AgentState, Channel, ContactRequest, EventType
 from routing.store import RouterStore
 
@@ -79,3 +79,76 @@ async def test_offer_events_carry_type_ids_time_and_explanation(
     assert by_type[EventType.CONTACT_REQUEUED].contact_id == "c"
     state = by_type[EventType.AGENT_STATE_CHANGED]
     assert state.agent_id == "a" and {"from", "to"} <= set(state.data)
+
+
+async def test_a_decision_is_one_stream_entry_with_its_events_in_order(
+    redis_client: aioredis.Redis, store: RouterStore
+) -> None:
+    await store.upsert_agent(
+        AgentProfile(id="a", languages=frozenset({"en"}), skills={"cards": 4}), now=T0
+    )
+    await store.set_agent_state("a", AgentState.AVAILABLE, now=T0)
+    before = await redis_client.xlen(store.keys.events)
+    await store.enqueue(
+        ContactRequest(id="c", channel=Channel.VOICE, language="en", skills={"cards": 2}),
+        now=T0 + 1,
+    )
+    assert await redis_client.xlen(store.keys.events) == before + 1
+    events = [e for e in await read_all(redis_client) if e.time == T0 + 1]
+    assert [e.type for e in events] == [
+        EventType.CONTACT_QUEUED,
+        EventType.OFFER_CREATED,
+        EventType.AGENT_STATE_CHANGED,
+    ]
+    entry = events[0].entry_id
+    assert [e.id for e in events] == [f"{entry}/0", f"{entry}/1", f"{entry}/2"]
+    assert events[0].data == {"channel": "voice", "language": "en", "priority": 0, "vip": False}
+    assert events[2].data == {"from": "available", "to": "busy"} and events[2].agent_id == "a"
+
+
+async def test_an_entry_is_acknowledged_once_all_its_events_are(
+    redis_client: aioredis.Redis, store: RouterStore
+) -> None:
+    await store.upsert_agent(AgentProfile(id="a", languages=frozenset({"en"}), skills={}), now=T0)
+    await store.set_agent_state("a", AgentState.AVAILABLE, now=T0)
+    reader = EventReader(redis_client, group="g", consumer="c", start="$")
+    assert await reader.read(block_ms=None) == []
+    await store.enqueue(ContactRequest(id="c", channel=Channel.VIDEO, language="en"), now=T0 + 1)
+    decision = await reader.read(block_ms=None)
+    assert len(decision) == 3
+    assert await reader.ack(decision[:2]) == 0  # handled two of three, then died
+    restarted = EventReader(redis_client, group="g", consumer="c")
+    again = await restarted.read(block_ms=None)
+    assert [e.id for e in again] == [e.id for e in decision]  # the whole decision again
+    for event in again:
+        await restarted.ack(event)
+    pending = await redis_client.xpending(store.keys.events, "g")
+    assert pending["pending"] == 0
+
+
+async def test_entries_written_one_event_each_are_still_read(
+    redis_client: aioredis.Redis, store: RouterStore
+) -> None:
+    # the layout before a decision's events shared an entry: one event per entry
+    await redis_client.xadd(
+        store.keys.events,
+        {
+            "type": "offer_created",
+            "time": repr(T0),
+            "contact_id": "c",
+            "agent_id": "a",
+            "data": '{"channel":"text","deadline":5020}',
+            "explanation": '{"trigger":"contact","ring":0,"considered":1,"winner":'
+            '{"agent_id":"a","fit_required":0,"fit_optional":0,"idle_s":1},"candidates":{}}',
+        },
+    )
+    [event] = await read_all(redis_client)
+    assert (event.type, event.contact_id, event.agent_id, event.time) == (
+        EventType.OFFER_CREATED,
+        "c",
+        "a",
+        T0,
+    )
+    assert event.data == {"channel": "text", "deadline": 5020}
+    assert event.explanation is not None and event.explanation.winner.agent_id == "a"
+    assert event.explanation.candidates == []
