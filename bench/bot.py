@@ -3,10 +3,11 @@
 One guest customer (``--conversations N``: N at once, each pausing about ``--think-s`` between
 a reply and its next line) starts a session (the bot greets), then sends chat lines one after
 the other; a turn is measured from sending ``chat.send`` to the first ``chat.message`` of sender
-``bot`` coming back. That covers the signalling, persisting the customer line, the Rasa REST
-turn (NLU, policies, the custom action), persisting and delivering the reply. For comparison the
-same lines are also sent straight to Rasa's REST webhook (``rasa_direct``), so the difference is
-what the contact center adds.
+``bot`` coming back. That covers the signalling, persisting the customer line, the Rasa turn
+(NLU, policies, the custom action), persisting and delivering the reply. For comparison the
+same lines are also sent straight to Rasa the way the gateway sends them (``rasa_direct``: the
+contact center's channel, ``RasaClient.turn``), so the difference is what the contact center
+adds.
 
 Without ``--url`` it runs everything itself on loopback: the Rasa servers (chatbot.services, or
 ``--rasa-url`` when one answers), ``contact-center db upgrade`` and ``contact-center serve`` with a
@@ -166,8 +167,9 @@ async def measure_ws(url: str, turns: int, deadline: float, language: str,
 
 async def measure_direct(rasa_url: str, turns: int, deadline: float, per_session: int,
                          conversations: int = 1, think_s: float = 0.0) -> dict[str, Any]:
-    """The same lines straight to Rasa's REST webhook, as many conversations at once: the bot's
-    own share of a turn."""
+    """The same lines straight to Rasa, as many conversations at once, asked as the gateway asks
+    (``RasaClient.turn``: the contact center's channel, messages and parse in one call): the
+    bot's own share of a turn."""
     share = -(-turns // conversations)
     latencies: list[float] = []
 
@@ -181,7 +183,7 @@ async def measure_direct(rasa_url: str, turns: int, deadline: float, per_session
             if i == -WARMUP or i % per_session == 0:
                 sender = f"bench-{uuid.uuid4().hex[:8]}"
             started = time.perf_counter()
-            await client.send(sender, LINES[(i + seed) % len(LINES)], metadata={"language": "en"})
+            await client.turn(sender, LINES[(i + seed) % len(LINES)], metadata={"language": "en"})
             if i >= 0:
                 latencies.append((time.perf_counter() - started) * 1000)
 
