@@ -25,6 +25,10 @@ Valkey), with ``ceil(pairs / 3)`` advisors of text capacity 3. Then:
    relay's; ``cpu_ratio`` the bare relay's server CPU per line over the real server's (the share
    of the bare ceiling's capacity the real server has). The load average is read at both ends.
 
+``--server-cpu N --client-cpu M`` pin the server (every thread; the ones it starts later inherit
+it) and the bare relay to CPU N, and this process, its client workers and the embedded Valkey to
+CPU M (``os.sched_setaffinity``; PostgreSQL, not ours, is left where the kernel puts it).
+
 Progress on stderr; last line one JSON object. Everything on 127.0.0.1; bounded in count and time.
 """
 
@@ -61,6 +65,15 @@ from contact_center.tools.wsclient import RequestFailed, SignallingClient
 MAX_CONNECTIONS = 20_000
 OPEN_CONCURRENCY = 32  # per worker: connections being opened at once
 HOLD_LIMIT_S = 900.0  # a worker never holds its connections longer than this
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    """Pin every thread of ``pid`` to ``cpu`` (threads it starts afterwards inherit it)."""
+    if cpu is None:
+        return
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), {cpu})
 
 
 def progress(message: str) -> None:
@@ -203,6 +216,7 @@ async def ceiling_phase(args: argparse.Namespace) -> dict[str, Any]:
                     async with http.ws_connect(url + "/ws?pair=probe"):
                         break
                 await asyncio.sleep(0.1)
+        pin(proc.pid, args.server_cpu)
         clients: list[tuple[SignallingClient, SignallingClient]] = []
         for n in range(args.pairs):
             pair = []
@@ -354,6 +368,10 @@ async def _run_bench(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
         )
     async with RealServer(advisors=advisors, capacity="text:3,voice:1,video:1", env=env) as server:
         progress(f"server pid {server.pid} at {server.url}; {advisors} advisors")
+        pin(server.pid, args.server_cpu)
+        valkey = server.valkey_pid()
+        if valkey is not None:
+            pin(valkey, args.client_cpu)
         # Warm the server up (first page render, first WebSocket, lazy imports) before the
         # baseline, so that the per-session figure is not one-off start-up memory.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -505,6 +523,8 @@ def main() -> None:
     parser.add_argument(
         "--no-ceiling", dest="ceiling", action="store_false", help="skip the bare relay ceiling"
     )
+    parser.add_argument("--server-cpu", type=int, help="pin the server and the bare relay here")
+    parser.add_argument("--client-cpu", type=int, help="pin the clients and Valkey here")
     parser.add_argument("--hold", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--hold-seconds", type=float, default=HOLD_LIMIT_S, help=argparse.SUPPRESS)
@@ -525,10 +545,14 @@ def main() -> None:
     # The server holds one descriptor per session plus its own; the bench's workers share the rest.
     if args.connections + 1000 > hard:
         parser.error(f"the open-files hard limit is {hard}: at most {hard - 1000} connections")
+    if (args.server_cpu is None) != (args.client_cpu is None):
+        parser.error("--server-cpu and --client-cpu go together")
+    pin(os.getpid(), args.client_cpu)  # the workers and servers started from here inherit it
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = asyncio.run(run_bench(args))
     result["cpus"] = os.cpu_count()
+    result["server_cpu"], result["client_cpu"] = args.server_cpu, args.client_cpu
     print(json.dumps(result), flush=True)
 
 

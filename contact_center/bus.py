@@ -5,12 +5,19 @@ connections of its addressee. One Redis connection per instance, whatever the nu
 WebSockets; a message for nobody here is dropped here (another instance delivers it). On a
 Redis Cluster the subscription is on one node and ``PUBLISH`` on any node reaches it (a cluster
 forwards classic pub/sub to every node).
+
+A message for someone connected here is handed to their connections at once, without the round
+trip through Redis, and still published for the other instances: each published frame is
+prefixed with its bus's origin, and a bus drops what comes back to it from itself. So each
+connection gets each message once, and the messages of one instance reach its own connections
+in the order they were published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
@@ -24,6 +31,8 @@ from contact_center.redis_client import is_cluster
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "cc:to:"
+#: length of the origin every published frame starts with (the publishing bus's, in hex)
+ORIGIN_LEN = 16
 
 
 class Recipient(Protocol):
@@ -39,6 +48,7 @@ class Bus:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self.origin = secrets.token_hex(ORIGIN_LEN // 2)
         self._local: dict[str, set[Recipient]] = defaultdict(set)
         self._ready = asyncio.Event()
         #: called after the subscription came back from a Redis failure (a failover, a
@@ -63,32 +73,29 @@ class Bus:
         return bool(self._local.get(ref))
 
     async def publish(self, ref: str, message: BaseModel) -> None:
-        await self._redis.publish(channel_of(ref), message.model_dump_json())
+        frame = message.model_dump_json()
+        self._deliver_local(ref, frame)
+        await self._redis.publish(channel_of(ref), self.origin + frame)
 
     async def publish_many(self, refs: Iterable[str], message: BaseModel) -> None:
-        frame = message.model_dump_json()
-        channels = [channel_of(ref) for ref in dict.fromkeys(refs)]
-        if is_cluster(self._redis):
-            # A cluster client refuses PUBLISH in a pipeline: one by one, all at once.
-            await asyncio.gather(*(self._redis.publish(channel, frame) for channel in channels))
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel in channels:
-                pipe.publish(channel, frame)
-            await pipe.execute()
+        await self.publish_frames([(refs, message.model_dump_json())])
 
     async def publish_frames(self, frames: Iterable[tuple[Iterable[str], str]]) -> None:
-        """Publish each (addressees, frame) in order, all in one round trip (on a cluster,
-        which refuses PUBLISH in a pipeline, one after the other: the order is the point)."""
+        """Deliver each (addressees, frame) here and publish it, in order, all in one round trip
+        (on a cluster, which refuses PUBLISH in a pipeline, one after the other: the order is
+        the point); an addressee named twice in one item gets it once."""
+        published = []
+        for refs, frame in frames:
+            for ref in dict.fromkeys(refs):
+                self._deliver_local(ref, frame)
+                published.append((channel_of(ref), self.origin + frame))
         if is_cluster(self._redis):
-            for refs, frame in frames:
-                for ref in dict.fromkeys(refs):
-                    await self._redis.publish(channel_of(ref), frame)
+            for channel, data in published:
+                await self._redis.publish(channel, data)
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            for refs, frame in frames:
-                for ref in dict.fromkeys(refs):
-                    pipe.publish(channel_of(ref), frame)
+            for channel, data in published:
+                pipe.publish(channel, data)
             await pipe.execute()
 
     def _deliver_local(self, ref: str, frame: str) -> None:
@@ -132,9 +139,11 @@ class Bus:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None or message.get("type") != "pmessage":
                         continue
-                    channel = message["channel"]
-                    ref = channel[len(CHANNEL_PREFIX) :]
-                    self._deliver_local(ref, message["data"])
+                    data: str = message["data"]
+                    if data.startswith(self.origin):
+                        continue  # delivered here when it was published
+                    ref = message["channel"][len(CHANNEL_PREFIX) :]
+                    self._deliver_local(ref, data[ORIGIN_LEN:])
             except RedisError:
                 log.exception("bus: redis error, resubscribing")
                 failed = True

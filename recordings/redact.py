@@ -20,6 +20,11 @@ __all__ = ["luhn_ok", "mask_card_numbers", "mask_fields"]
 _RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9])*(?![0-9])")
 _GROUP = re.compile(r"[0-9]+")
 MIN_DIGITS, MAX_DIGITS = 13, 19
+#: strings lately found to hold no card number (only those: no PAN is kept here). Masking is a
+#: pure function, and a chat line is masked where it arrives, then again on its way to the
+#: timeline's stream and again to its file: the second and third time are a lookup.
+_CLEAN_MAX = 4096
+_clean: set[str] = set()
 
 
 def luhn_ok(digits: str) -> bool:
@@ -58,10 +63,18 @@ def _mask_run(run: str) -> str:
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(run)]
     if len(groups) < 2:
         return run
+    # digits before each group: a sequence of groups too short or too long is not tried
+    before = [0]
+    for start, end in groups:
+        before.append(before[-1] + end - start)
+    if before[-1] < MIN_DIGITS:
+        return run
     # The longest, then leftmost, sequence of whole groups that is a card number.
     best: tuple[int, int] | None = None
     for first in range(len(groups)):
         for last in range(len(groups) - 1, first - 1, -1):
+            if not MIN_DIGITS <= before[last + 1] - before[first] <= MAX_DIGITS:
+                continue
             start, end = groups[first][0], groups[last][1]
             if _is_card(run[start:end]) and (best is None or end - start > best[1] - best[0]):
                 best = (start, end)
@@ -77,7 +90,14 @@ def _mask_run(run: str) -> str:
 
 def mask_card_numbers(text: str) -> str:
     """``text`` with every Luhn-valid 13-19 digit card number masked to its last four digits."""
-    return _RUN.sub(lambda m: _mask_run(m.group(0)), text)
+    if text in _clean:
+        return text
+    masked = _RUN.sub(lambda m: _mask_run(m.group(0)), text)
+    if masked == text:
+        if len(_clean) >= _CLEAN_MAX:
+            _clean.clear()
+        _clean.add(text)
+    return masked
 
 
 def mask_fields(value: Any) -> Any:

@@ -66,6 +66,40 @@ async def test_a_message_reaches_the_addressee_on_another_instance(redis_target:
         await two.aclose()
 
 
+@ON_CLUSTER_TOO
+async def test_a_message_for_someone_here_is_delivered_at_once_and_once(
+    redis_target: RedisTarget,
+) -> None:
+    one, two = redis_target.client(), redis_target.client()
+    await one.ping()  # a cluster client learns its slots
+    await two.ping()
+    here, there = Bus(one), Bus(two)
+    tasks = [await _running(here), await _running(there)]
+    try:
+        bob, bob_elsewhere = Inbox(), Inbox()
+        here.attach("user:bob", bob)
+        there.attach("user:bob", bob_elsewhere)
+        lines = [
+            PeerEvent(contact_id=f"c{n}", party="advisor", state="connected").model_dump_json()
+            for n in range(5)
+        ]
+        await here.publish_frames([(["user:bob", "user:bob"], line) for line in lines])
+        # here: handed over before the publish returned, not from Redis; there: from Redis
+        assert [f["contact_id"] for f in bob.frames] == [f"c{n}" for n in range(5)]
+        async with asyncio.timeout(5):
+            while len(bob_elsewhere.frames) < 5:  # noqa: ASYNC110 - counters set by the bus task
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # what comes back from Redis to ``here`` is dropped
+        assert [f["contact_id"] for f in bob.frames] == [f"c{n}" for n in range(5)]
+        assert bob_elsewhere.frames == bob.frames
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await one.aclose()
+        await two.aclose()
+
+
 def test_attach_and_detach_track_who_is_here() -> None:
     bus = Bus(aioredis.Redis())  # never connects: only local bookkeeping is used
     inbox = Inbox()

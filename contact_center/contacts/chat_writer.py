@@ -31,8 +31,8 @@ from contact_center import metrics
 from contact_center.bus import Bus
 from contact_center.contacts import store
 from contact_center.contacts.recording import Recordings, TimelineEntry
-from contact_center.contacts.store import NewChatLine
-from contact_center.db.models import ChatMessage, Contact
+from contact_center.contacts.store import NewChatLine, StoredChatLine
+from contact_center.db.models import Contact
 from contact_center.errors import Busy
 from contact_center.protocol import ChatMessage as ChatMessageFrame
 
@@ -51,7 +51,7 @@ class _Pending:
     line: NewChatLine
     recipients: tuple[str, ...] | None  # None: the parties of the contact as stored
     sender_name: str | None
-    answer: asyncio.Future[tuple[ChatMessage, bool]] = field(
+    answer: asyncio.Future[tuple[StoredChatLine, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -89,7 +89,7 @@ class ChatWriter:
         *,
         recipients: Sequence[str] | None = None,
         sender_name: str | None = None,
-    ) -> tuple[ChatMessage, bool]:
+    ) -> tuple[StoredChatLine, bool]:
         """Store ``line``, add it to the timeline and publish it to ``recipients`` (by default
         the contact's parties as its transaction read them, which needs ``line.admit``);
         returns (the stored line, whether it is new: a retry of a stored request id is not).
@@ -176,7 +176,7 @@ class ChatWriter:
 
     async def _announce(
         self,
-        stored: list[tuple[_Pending, tuple[ChatMessage, bool]]],
+        stored: list[tuple[_Pending, tuple[StoredChatLine, bool]]],
         contacts: dict[str, Contact],
     ) -> None:
         """The committed batch: new lines to their timelines, every line to its parties (a

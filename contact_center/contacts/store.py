@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+import sqlalchemy as sa
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -137,9 +138,39 @@ class NewChatLine:
     admit: Callable[[Contact | None], Exception | None] | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredChatLine:
+    """A chat line as its transaction stored (or found) it: a row of ``chat_messages``."""
+
+    id: int
+    contact_id: str
+    seq: int
+    at: datetime
+    sender_ref: str
+    sender_role: str
+    text: str
+    request_id: str | None
+
+
 #: What ``add_chat_messages`` gives for each line: (the line, whether it is new), or why the
 #: line was refused.
-ChatOutcome = tuple[ChatMessage, bool] | Exception
+ChatOutcome = tuple[StoredChatLine, bool] | Exception
+
+# Core statements over the table (no ORM objects: building a SQLModel instance per line was a
+# fifth of the event loop at 1,000 lines/s), each built once so that its compiled form is
+# found in SQLAlchemy's cache without rebuilding the statement.
+_CHAT = ChatMessage.__table__  # type: ignore[attr-defined]
+_LINE_COLUMNS = [_CHAT.c[name] for name in StoredChatLine.__slots__]
+_INSERT_LINES = insert(_CHAT).returning(_CHAT.c.id, _CHAT.c.contact_id, _CHAT.c.seq)
+_LAST_SEQS = (
+    sa.select(_CHAT.c.contact_id, func.max(_CHAT.c.seq))
+    .where(_CHAT.c.contact_id.in_(bindparam("contact_ids", expanding=True)))
+    .group_by(_CHAT.c.contact_id)
+)
+_STORED_REQUESTS = sa.select(*_LINE_COLUMNS).where(
+    _CHAT.c.contact_id.in_(bindparam("contact_ids", expanding=True)),
+    _CHAT.c.request_id.in_(bindparam("request_ids", expanding=True)),
+)
 
 
 async def add_chat_message(
@@ -150,7 +181,7 @@ async def add_chat_message(
     sender_role: str,
     text: str,
     request_id: str | None = None,
-) -> tuple[ChatMessage, bool]:
+) -> tuple[StoredChatLine, bool]:
     """Append one chat line (see ``add_chat_messages``); returns (the line, whether it is new)."""
     line = NewChatLine(contact_id, sender_ref, sender_role, text, request_id)
     outcomes, _contacts = await add_chat_messages(factory, [line])
@@ -188,65 +219,57 @@ async def _add_lines(
     if any(line.admit is not None for line in lines):
         found_contacts = await session.exec(select(Contact).where(col(Contact.id).in_(contact_ids)))
         contacts = {contact.id: contact for contact in found_contacts}
+    connection = await session.connection()
     request_ids = {line.request_id for line in lines if line.request_id is not None}
-    stored: dict[tuple[str, str, str | None], ChatMessage] = {}
+    stored: dict[tuple[str, str, str | None], StoredChatLine] = {}
     if request_ids:
-        found = await session.exec(
-            select(ChatMessage).where(
-                col(ChatMessage.contact_id).in_(contact_ids),
-                col(ChatMessage.request_id).in_(sorted(request_ids)),
-            )
+        found = await connection.execute(
+            _STORED_REQUESTS, {"contact_ids": contact_ids, "request_ids": sorted(request_ids)}
         )
-        stored = {(m.contact_id, m.sender_ref, m.request_id): m for m in found}
-    last_seq = await session.exec(
-        select(col(ChatMessage.contact_id), func.max(ChatMessage.seq))
-        .where(col(ChatMessage.contact_id).in_(contact_ids))
-        .group_by(col(ChatMessage.contact_id))
-    )
+        stored = {
+            (row.contact_id, row.sender_ref, row.request_id): StoredChatLine(*row) for row in found
+        }
+    last_seq = await connection.execute(_LAST_SEQS, {"contact_ids": contact_ids})
     last: dict[str, int] = {contact_id: seq for contact_id, seq in last_seq}
     at = utcnow()
-    results: list[ChatOutcome] = []
-    new: list[ChatMessage] = []
+    results: list[ChatOutcome | int] = []  # an int: the index in ``new`` of a line to insert
+    new: list[dict[str, Any]] = []
+    earlier: dict[tuple[str, str, str | None], int] = {}  # request -> index in ``new``
     for line in lines:
         refused = line.admit(contacts.get(line.contact_id)) if line.admit else None
         if refused is not None:
             results.append(refused)
             continue
         key = (line.contact_id, line.sender_ref, line.request_id)
-        if line.request_id is not None and key in stored:
-            results.append((stored[key], False))
-            continue
-        last[line.contact_id] = seq = last.get(line.contact_id, 0) + 1
-        message = ChatMessage(
-            contact_id=line.contact_id,
-            seq=seq,
-            at=at,
-            sender_ref=line.sender_ref,
-            sender_role=line.sender_role,
-            text=line.text,
-            request_id=line.request_id,
-        )
         if line.request_id is not None:
-            stored[key] = message
-        results.append((message, True))
-        new.append(message)
-    if new:
-        # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and
-        # cached, where a VALUES list of each batch's length was compiled for every batch
-        rows = await session.exec(
-            insert(ChatMessage).returning(
-                col(ChatMessage.id), col(ChatMessage.contact_id), col(ChatMessage.seq)
-            ),
-            params=[
-                {"contact_id": m.contact_id, "seq": m.seq, "at": m.at, "sender_ref": m.sender_ref,
-                 "sender_role": m.sender_role, "text": m.text, "request_id": m.request_id}
-                for m in new
-            ],
+            if key in stored:
+                results.append((stored[key], False))
+                continue
+            if key in earlier:  # the same request twice in this batch: the first one
+                results.append(-1 - earlier[key])
+                continue
+            earlier[key] = len(new)
+        last[line.contact_id] = seq = last.get(line.contact_id, 0) + 1
+        results.append(len(new))
+        new.append(
+            {"contact_id": line.contact_id, "seq": seq, "at": at, "sender_ref": line.sender_ref,
+             "sender_role": line.sender_role, "text": line.text, "request_id": line.request_id}
         )  # fmt: skip
-        ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
-        for message in new:
-            message.id = ids[(message.contact_id, message.seq)]
-    return results, contacts
+    if not new:
+        return [r for r in results if not isinstance(r, int)], contacts
+    # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and cached
+    rows = await connection.execute(_INSERT_LINES, new)
+    ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
+    made = [StoredChatLine(id=ids[(v["contact_id"], v["seq"])], **v) for v in new]
+    outcomes: list[ChatOutcome] = []
+    for result in results:
+        if not isinstance(result, int):
+            outcomes.append(result)
+        elif result >= 0:
+            outcomes.append((made[result], True))
+        else:  # a repeat within the batch: the stored line, not new
+            outcomes.append((made[-1 - result], False))
+    return outcomes, contacts
 
 
 async def chat_history(session: AsyncSession, *, contact_id: str) -> list[ChatMessage]:

@@ -84,15 +84,25 @@ def _ws_url(base_url: str) -> str:
     return base_url.rstrip("/").replace("http", "ws", 1) + "/ws"
 
 
-def stamp_line(kind: str, index: int, n: int) -> str:
-    return f"{kind} {index} {n} {time.monotonic_ns()}"
+def stamp_line(kind: str, index: int, n: int, sent_ns: int | None = None) -> str:
+    """``kind i<index> n<n> t<ms>.<ns>``, stamped with the send time (``sent_ns``, or now).
+
+    No run of 13-19 digits that could pass for a card number: the server would mask it (as
+    ``"12 345 1075696870289"``, one line in four, was), and a masked line is not counted."""
+    ns = time.monotonic_ns() if sent_ns is None else sent_ns
+    return f"{kind} i{index} n{n} t{ns // 1_000_000}.{ns % 1_000_000:06d}"
 
 
 def parse_line(text: str) -> tuple[str, int, int, int] | None:
+    """(kind, index, n, send time in ns) of a ``stamp_line``; None for any other text."""
     parts = text.split()
-    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+    if len(parts) != 4 or [p[:1] for p in parts[1:]] != ["i", "n", "t"]:
         return None
-    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+    ms, dot, ns = parts[3][1:].partition(".")
+    numbers = (parts[1][1:], parts[2][1:], ms, ns)
+    if not dot or not all(number.isdigit() for number in numbers):
+        return None
+    return parts[0], int(numbers[0]), int(numbers[1]), int(ms) * 1_000_000 + int(ns)
 
 
 async def _negotiate(client: SignallingClient, contact_id: str, peer: SyntheticPeer) -> None:
@@ -270,7 +280,9 @@ class Simulation:
                 stats.out_of_order += parsed[2] <= last
                 last = max(last, parsed[2])
                 if self.chat_echo:
-                    tasks.create_task(send(advisor, f"re {call.index} {parsed[2]} {parsed[3]}"))
+                    tasks.create_task(
+                        send(advisor, stamp_line("re", call.index, parsed[2], parsed[3]))
+                    )
 
         async def customer_reads() -> None:
             while True:

@@ -37,3 +37,15 @@ def test_a_card_inside_a_longer_run_and_two_cards() -> None:
     assert mask_card_numbers("4111 1111 1111 1111 2025") == "**** **** **** 1111 2025"
     text = "a 4111111111111111 b 5555555555554444"
     assert mask_card_numbers(text) == "a ************1111 b ************4444"
+
+
+def test_only_text_without_a_card_is_remembered() -> None:
+    from recordings import redact
+
+    clean, card = "call me at 555 0100 about order 12 345", "pay 4111 1111 1111 1111"
+    assert mask_card_numbers(clean) == clean
+    assert mask_card_numbers(clean) == clean  # the second time from what was remembered
+    assert mask_card_numbers(card) == "pay **** **** **** 1111"
+    assert mask_card_numbers(card) == "pay **** **** **** 1111"
+    assert clean in redact._clean
+    assert card not in redact._clean  # no card number is kept

@@ -75,3 +75,14 @@ def test_one_video_call_reports_frames_both_ways_in_order(served, capsys):
 def test_the_parser_needs_an_advisor_and_bounds_the_run():
     assert simulate.main(["--calls", "1", "--seconds", "1"]) == 2
     assert simulate.main(["--calls", "0", "--advisor", "a:b"]) == 2
+
+
+def test_a_stamped_line_reads_back_and_never_passes_for_a_card_number() -> None:
+    from contact_center.tools.simulate import parse_line, stamp_line
+    from recordings.redact import mask_card_numbers
+
+    for sent_ns in (1_075_696_870_289, 4_111_111_111_111_111, 123):
+        line = stamp_line("sim", 12, 345, sent_ns)
+        assert mask_card_numbers(line) == line
+        assert parse_line(line) == ("sim", 12, 345, sent_ns)
+    assert parse_line("sim 12 345 1075696870289") is None
