@@ -100,6 +100,10 @@ class EmbeddedValkey:
             f'pidfile "{self.pidfile}"',
             'logfile "valkey.log"',
             "daemonize no",
+            # SIGTERM (stop(), or the kernel's when the app dies) ends it even if its last save
+            # cannot be written (its directory gone, a full disk): Valkey would otherwise refuse
+            # to exit and outlive the app for good; the append-only file has all but the last second
+            "shutdown-on-sigterm force",
         ]
         if self.persist:
             lines += ["appendonly yes", "appendfsync everysec", "save 60 1"]

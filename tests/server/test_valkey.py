@@ -53,6 +53,23 @@ def test_starts_serves_persists_and_stops(tmp_path):
     again.stop()
 
 
+def test_a_sigterm_ends_it_even_when_its_last_save_cannot_be_written(tmp_path):
+    """The parent-death SIGTERM of a killed app whose directory was removed (a bench's or a
+    test's temporary one): without ``shutdown-on-sigterm force`` Valkey refuses to exit."""
+    import shutil
+
+    server = EmbeddedValkey(tmp_path / "valkey")
+    redis.Redis.from_url(server.start()).set("k", "v")
+    pid = server.pid
+    assert pid is not None
+    shutil.rmtree(tmp_path / "valkey")
+    os.kill(pid, signal.SIGTERM)
+    try:
+        assert _wait_gone(pid, timeout=5), "valkey outlived a SIGTERM it could not save for"
+    finally:
+        server.stop()
+
+
 def test_a_stale_server_from_a_killed_run_is_reaped(tmp_path):
     data = tmp_path / "valkey"
     first = EmbeddedValkey(data)
