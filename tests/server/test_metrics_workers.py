@@ -10,7 +10,7 @@ import urllib.request
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ROOT, cli_env, free_port, run_cli, wait_ready
+from tests.helpers import ROOT, cli_env, free_ports, run_cli, wait_ready
 
 
 def _get(url: str) -> str:
@@ -38,7 +38,7 @@ def _healthz_in_file(path) -> float:  # type: ignore[no-untyped-def]
 
 
 def test_two_workers_report_the_sum_of_their_counts(tmp_path, redis_url):
-    port = free_port()
+    port = free_ports(3)  # the shared port, then each worker's own
     var = tmp_path / "var"
     env = cli_env(
         CC_VAR_DIR=str(var), CC_PORT=str(port), CC_LOG_JSON="false", CC_REDIS_URL=redis_url,
@@ -54,7 +54,11 @@ def test_two_workers_report_the_sum_of_their_counts(tmp_path, redis_url):
     try:
         base = f"http://127.0.0.1:{port}"
         for offset in (0, 1, 2):
-            wait_ready(f"http://127.0.0.1:{port + offset}", process=server)
+            try:
+                wait_ready(f"http://127.0.0.1:{port + offset}", process=server)
+            except AssertionError as exc:  # say why it stopped
+                server.wait(timeout=30)
+                raise AssertionError(f"{exc}: {server.stderr.read()[-3000:]}") from None
         # Each worker also listens on a port of its own (its media port): 15 to one, 25 to the other.
         for offset, times in ((1, 15), (2, 25)):
             for _ in range(times):

@@ -14,11 +14,11 @@ from contact_center import redis_keys
 from contact_center.media.ice import IceSettings
 from contact_center.tools.synthetic import SyntheticPeer
 from contact_center.tools.wsclient import SignallingClient
-from tests.helpers import PASSWORD, ROOT, cli_env, free_port, run_cli, wait_ready
+from tests.helpers import PASSWORD, ROOT, cli_env, free_ports, run_cli, wait_ready
 
 
 def test_two_workers_share_the_port_and_a_call_crosses_them(tmp_path, redis_url):
-    port = free_port()
+    port = free_ports(3)  # the shared port, then each worker's own
     env = cli_env(
         CC_VAR_DIR=str(tmp_path / "var"), CC_PORT=str(port), CC_LOG_JSON="false",
         CC_REDIS_URL=redis_url, CC_ICE_HOST_ADDRESSES="127.0.0.1", CC_BOT_ENABLED="false",
