@@ -156,6 +156,15 @@ class StoredChatLine:
 #: line was refused.
 ChatOutcome = tuple[StoredChatLine, bool] | Exception
 
+
+@dataclass(frozen=True, slots=True)
+class _Inserted:
+    """A line of the batch's INSERT (``index`` in it), for the line itself (``new``) or for a
+    repeat of its request id later in the same batch."""
+
+    index: int
+    new: bool
+
 # Core statements over the table (no ORM objects: building a SQLModel instance per line was a
 # fifth of the event loop at 1,000 lines/s), each built once so that its compiled form is
 # found in SQLAlchemy's cache without rebuilding the statement.
@@ -232,7 +241,7 @@ async def _add_lines(
     last_seq = await connection.execute(_LAST_SEQS, {"contact_ids": contact_ids})
     last: dict[str, int] = {contact_id: seq for contact_id, seq in last_seq}
     at = utcnow()
-    results: list[ChatOutcome | int] = []  # an int: the index in ``new`` of a line to insert
+    results: list[ChatOutcome | _Inserted] = []
     new: list[dict[str, Any]] = []
     earlier: dict[tuple[str, str, str | None], int] = {}  # request -> index in ``new``
     for line in lines:
@@ -246,29 +255,24 @@ async def _add_lines(
                 results.append((stored[key], False))
                 continue
             if key in earlier:  # the same request twice in this batch: the first one
-                results.append(-1 - earlier[key])
+                results.append(_Inserted(earlier[key], new=False))
                 continue
             earlier[key] = len(new)
         last[line.contact_id] = seq = last.get(line.contact_id, 0) + 1
-        results.append(len(new))
+        results.append(_Inserted(len(new), new=True))
         new.append(
             {"contact_id": line.contact_id, "seq": seq, "at": at, "sender_ref": line.sender_ref,
              "sender_role": line.sender_role, "text": line.text, "request_id": line.request_id}
         )  # fmt: skip
-    if not new:
-        return [r for r in results if not isinstance(r, int)], contacts
-    # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and cached
-    rows = await connection.execute(_INSERT_LINES, new)
-    ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
-    made = [StoredChatLine(id=ids[(v["contact_id"], v["seq"])], **v) for v in new]
-    outcomes: list[ChatOutcome] = []
-    for result in results:
-        if not isinstance(result, int):
-            outcomes.append(result)
-        elif result >= 0:
-            outcomes.append((made[result], True))
-        else:  # a repeat within the batch: the stored line, not new
-            outcomes.append((made[-1 - result], False))
+    made: list[StoredChatLine] = []
+    if new:
+        # executemany (SQLAlchemy's "insertmanyvalues"): one statement compiled once and cached
+        rows = await connection.execute(_INSERT_LINES, new)
+        ids = {(contact_id, seq): row_id for row_id, contact_id, seq in rows}
+        made = [StoredChatLine(id=ids[(v["contact_id"], v["seq"])], **v) for v in new]
+    outcomes = [
+        (made[r.index], r.new) if isinstance(r, _Inserted) else r for r in results
+    ]
     return outcomes, contacts
 
 
