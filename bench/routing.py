@@ -165,7 +165,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 if await store.enqueue(contact, now=now + 1) is not None:
                     offered += 1
 
-            cpu0 = await client.info("cpu")
+            cpu0 = await server_cpu_s(client)
             stats0 = await client.info("commandstats")
             p0 = time.process_time()
             t0 = time.perf_counter()
@@ -179,11 +179,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             elapsed = time.perf_counter() - t0
             client_cpu = time.process_time() - p0
-            cpu1 = await client.info("cpu")
+            server_cpu = await server_cpu_s(client) - cpu0
             stats1 = await client.info("commandstats")
-            server_cpu = sum(
-                float(cpu1[k]) - float(cpu0[k]) for k in ("used_cpu_user", "used_cpu_sys")
-            )
             rate = decided / elapsed if elapsed else 0.0
             result = {
                 "redis": kind,
@@ -219,10 +216,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             return result
         finally:
-            keys = [k async for k in client.scan_iter(match="{" + prefix + "}*", count=1000)]
-            for i in range(0, len(keys), 500):
-                await client.delete(*keys[i : i + 500])
+            await delete_keys(client, "{" + prefix + "}*")
             await client.aclose()
+
+
+async def server_cpu_s(client: aioredis.Redis) -> float:
+    """The Redis server's CPU seconds so far (user + system, ``INFO cpu``)."""
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def delete_keys(client: aioredis.Redis, match: str) -> None:
+    """Delete the bench's keys (``SCAN`` by pattern, 500 at a time)."""
+    keys = [k async for k in client.scan_iter(match=match, count=1000)]
+    for i in range(0, len(keys), 500):
+        await client.delete(*keys[i : i + 500])
 
 
 def _per_decision(

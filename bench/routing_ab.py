@@ -23,16 +23,19 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.routing import log, random_agent, random_contact, redis_at, run_pool
+from bench.routing import (
+    delete_keys,
+    log,
+    random_agent,
+    random_contact,
+    redis_at,
+    run_pool,
+    server_cpu_s,
+)
 from routing.models import AgentProfile, AgentState, ContactRequest
 from routing.policy import load_policy
 from routing.scripts import SCRIPT_NAMES
 from routing.store import RouterStore
-
-
-async def _server_cpu(client: aioredis.Redis) -> float:
-    info = await client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _use_scripts_of(store: RouterStore, lua_dir: Path) -> None:
@@ -85,12 +88,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         if await store.enqueue(c, now=now + 1) is not None:
                             total["offered"] += 1
 
-                    cpu0, t0 = await _server_cpu(client), time.perf_counter()
+                    cpu0, t0 = await server_cpu_s(client), time.perf_counter()
                     total["decisions"] += await run_pool(
                         iter(batch), decide, concurrency=args.concurrency, deadline=deadline
                     )
                     total["wall_s"] += time.perf_counter() - t0
-                    total["cpu_s"] += await _server_cpu(client) - cpu0
+                    total["cpu_s"] += await server_cpu_s(client) - cpu0
             result: dict[str, Any] = {"redis": kind, "other_lua": args.other_lua}
             for name, t in totals.items():
                 n = max(int(t["decisions"]), 1)
@@ -102,9 +105,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 }
             return result
         finally:
-            keys = [k async for k in client.scan_iter(match="{" + run + ":*", count=1000)]
-            for i in range(0, len(keys), 500):
-                await client.delete(*keys[i : i + 500])
+            await delete_keys(client, "{" + run + ":*")
             await client.aclose()
 
 

@@ -366,10 +366,12 @@ async def _run_bench(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
             f"{ceiling['ceiling_relay_p50_ms']}/{ceiling['ceiling_relay_p99_ms']} ms, "
             f"{ceiling['ceiling_server_cpu_us_per_line']} µs server CPU per line"
         )
-    async with RealServer(advisors=advisors, capacity="text:3,voice:1,video:1", env=env) as server:
+    cpus = None if args.server_cpu is None else {args.server_cpu}
+    async with RealServer(
+        advisors=advisors, capacity="text:3,voice:1,video:1", env=env, cpus=cpus
+    ) as server:
         progress(f"server pid {server.pid} at {server.url}; {advisors} advisors")
-        pin(server.pid, args.server_cpu)
-        valkey = server.valkey_pid()
+        valkey = server.valkey_pid()  # started by the server on its CPU: moved to the clients'
         if valkey is not None:
             pin(valkey, args.client_cpu)
         # Warm the server up (first page render, first WebSocket, lazy imports) before the
