@@ -55,7 +55,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup browser promtool speech lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=25
 
 # The full chaos run (bench/chaos.py; figures in BENCHMARKS.md); `make test` runs a short one.
 chaos: setup

@@ -1,7 +1,7 @@
 """Shared fixtures: a real Redis (the machine's when CC_TEST_REDIS_URL is set, else an embedded
 Valkey; a 3-master Redis Cluster for the tests parametrised with ``on_cluster``), a real database (PostgreSQL when CC_TEST_DATABASE_URL is set, else SQLite), a real
-server with signalling clients and advisors, and loopback-only ICE for aiortc peers. Plain
-helpers (accounts, sign-in, polling, SDP exchange) are in ``tests/helpers.py``."""
+server with signalling clients and advisors, loopback-only ICE for aiortc peers, and one real
+Rasa server for the whole session (every directory's bot tests share it). Plain helpers (accounts, sign-in, polling, SDP exchange) are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
+from chatbot import env
+from chatbot.services import RasaServices
 from contact_center.config import Settings
 from contact_center.db.models import Role
 from contact_center.media.ice import IceSettings
@@ -175,6 +177,34 @@ async def client(aiohttp_client, settings, redis_client):  # type: ignore[no-unt
     from contact_center.server.app import create_app
 
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture(scope="session")
+def rasa_paths() -> env.RasaPaths:
+    """The Rasa env and model, built or trained now if the cache lacks them.
+
+    The first run builds the Rasa env (Python 3.10, about 2 minutes) and trains the model
+    (about 40 s) into the cache (chatbot.env); later runs reuse both."""
+    try:
+        return env.ensure()
+    except env.EnvError as exc:
+        pytest.fail(f"cannot build the Rasa environment: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def rasa_services(rasa_paths: env.RasaPaths,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServices]:
+    """The Rasa server and action server on free loopback ports, started (~15 s) when a test
+    first asks for them and shared by every test of the session after it."""
+    assert rasa_paths.env_dir is not None
+    services = RasaServices(rasa_paths.env_dir, rasa_paths.model_path,
+                            rasa_port=free_port(), actions_port=free_port(),
+                            log_dir=tmp_path_factory.mktemp("rasa-logs"))
+    services.start()
+    try:
+        yield services
+    finally:
+        services.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from chatbot.speech import vosk_engine
 from chatbot.speech.audio import resample
 from chatbot.speech.tts import EspeakSynthesizer
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PageErrors
-from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401  (session fixtures)
 from tests.voice.conftest import KO_PHRASES, ko_model, voice_server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa, pytest.mark.slow]

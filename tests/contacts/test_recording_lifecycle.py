@@ -51,7 +51,6 @@ from recordings.manifest import (
 from recordings.storage import LocalStorage
 from recordings.timeline import TimelineWriter, read_timeline
 from recordings.verify import verify
-from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401
 from tests.helpers import PASSWORD, ROOT, cli_env, free_port, make_user, run_cli, wait_ready
 from tests.recordings.sealing import record_contact
 from tests.redis_servers import ON_CLUSTER_TOO
@@ -922,7 +921,7 @@ async def test_sealed_recordings_are_uploaded_in_the_background_with_retries_and
 
 @pytest.mark.rasa
 async def test_bot_turns_are_in_the_timeline_with_intent_and_no_card_number(
-    rasa_services, fast_settings: Settings, redis_client  # noqa: F811
+    rasa_services, fast_settings: Settings, redis_client
 ) -> None:
     settings = fast_settings.model_copy(update={"bot_enabled": True, "rasa_url": rasa_services.url})
     server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)

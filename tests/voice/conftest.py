@@ -57,7 +57,7 @@ async def voice_server(fast_settings, redis_client, ko_model: Path,  # type: ign
 
     The Korean model is the only Vosk model installable here, and the bot speaks English,
     Mandarin and Cantonese: the contact's language (en) is mapped to the Korean model with the
-    Korean phrase list. Needs ``rasa_paths, rasa_services`` imported from tests.chatbot.conftest.
+    Korean phrase list.
     """
     from aiohttp.test_utils import TestServer
 

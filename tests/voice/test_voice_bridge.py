@@ -34,7 +34,6 @@ from contact_center.media.ice import IceSettings
 from contact_center.server.app import create_app
 from contact_center.tools.synthetic import LoopbackPeer, SyntheticPeer
 from contact_center.tools.wsclient import SignallingClient
-from tests.chatbot.conftest import rasa_paths, rasa_services  # noqa: F401  (session fixtures)
 from tests.helpers import PASSWORD, make_user
 
 RATE = 48000
