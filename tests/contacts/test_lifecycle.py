@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 from sqlmodel import select
 
 from contact_center import appkeys
@@ -117,14 +120,27 @@ async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, 
 
     reader = await clients(guest=True)
     started = await reader.request("session.start", channels=["text"], language="en", skip_bot=True)
+    def small_window(addr_info: tuple) -> socket.socket:  # type: ignore[type-arg]
+        # a small receive buffer, as a phone's may be: the kernel holds less of what is unread
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family, type_, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        return sock
+
     # a second connection of the same customer that never reads what it is sent
-    async with aiohttp.ClientSession(cookie_jar=reader.http.cookie_jar) as http:
+    connector = aiohttp.TCPConnector(socket_factory=small_window)
+    async with aiohttp.ClientSession(cookie_jar=reader.http.cookie_jar, connector=connector) as http:
         ws = await http.ws_connect(server.make_url("/ws"), max_msg_size=0)
         await ws.send_str('{"v":1,"type":"hello","id":"h"}')
         connections = server.app[appkeys.CONNECTIONS]
         text = "x" * 3000
-        for _ in range(fast_settings.ws_send_queue * 8):
-            await reader.request("chat.send", contact_id=started["contact_id"], text=text)
+        # a few lines in flight at once: the socket buffers fill sooner than one by one
+        at_once = 8
+        for _ in range(fast_settings.ws_send_queue * 8 // at_once):
+            await asyncio.gather(*(
+                reader.request("chat.send", contact_id=started["contact_id"], text=text)
+                for _ in range(at_once)
+            ))
             if len(connections) < 2:
                 break
         assert len(connections) == 1, "the stuck connection should have been dropped"
