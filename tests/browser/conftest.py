@@ -1,14 +1,20 @@
 """Fixtures for browser tests: headless Chromium (the server and clients are tests/conftest.py's).
 
 Playwright's async API runs on the test's event loop, next to the aiohttp test server, so one
-loop drives the browser, the server and the Python signalling clients.
+loop drives the browser, the server and the Python signalling clients. Chromium itself is
+launched once per session (by Playwright, with its usual switches, on a thread and loop of its
+own) and each test connects to it over CDP, in contexts of its own (separate cookies, storage and
+cache): a launch and its first page cost about a second, 51 times over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,18 +45,72 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
+class SharedChromium:
+    """Chromium launched by Playwright and kept running on a thread with its own event loop
+    (Playwright's objects belong to the loop that made them; each test has a loop of its own),
+    with a DevTools port that the tests' Playwright connects to."""
+
+    def __init__(self) -> None:
+        from tests.helpers import free_port
+
+        self.endpoint = f"http://127.0.0.1:{free_port()}"
+        self._launched: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._run(),),
+                                        name="chromium", daemon=True)
+
+    def start(self) -> SharedChromium:
+        self._thread.start()
+        self._launched.result(timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    async def _run(self) -> None:
+        from playwright.async_api import async_playwright
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with async_playwright() as pw:
+                port = self.endpoint.rsplit(":", 1)[1]
+                chromium = await pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True,
+                    args=[*CHROMIUM_ARGS, f"--remote-debugging-port={port}"],
+                )
+                self._launched.set_result(None)
+                await self._stop.wait()
+                await chromium.close()
+        except BaseException as exc:
+            if not self._launched.done():
+                self._launched.set_exception(exc)
+            raise
+
+
+@pytest.fixture(scope="session")
+def shared_chromium() -> Iterator[SharedChromium]:
+    chromium = SharedChromium().start()
+    try:
+        yield chromium
+    finally:
+        chromium.stop()
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[object]:
+async def browser(shared_chromium: SharedChromium) -> AsyncIterator[object]:
+    """The session's Chromium, through a Playwright of this test's loop; the contexts a test
+    makes are closed after it, the browser goes on."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        chromium = await pw.chromium.connect_over_cdp(shared_chromium.endpoint)
         try:
             yield chromium
         finally:
-            await chromium.close()
+            await chromium.close()  # closes this connection's contexts and disconnects
 
 
 class PageErrors(list[str]):
