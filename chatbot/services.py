@@ -114,8 +114,9 @@ class RasaServices:
             # rasa-sdk binds 0.0.0.0 unless told otherwise; we serve loopback only
             self._spawn("actions", ["rasa_sdk", "--actions", "actions", "--port",
                                     str(self.actions_port)], env={"SANIC_HOST": LOOPBACK})
+            # Rasa's CLI with two of its per-turn costs taken out (chatbot/rasa/speedups.py)
             self._spawn("rasa", [
-                "rasa", "run", "--enable-api", "--interface", LOOPBACK, "--port", str(self.rasa_port),
+                "speedups", "run", "--enable-api", "--interface", LOOPBACK, "--port", str(self.rasa_port),
                 "--model", str(self.model_path), "--endpoints", str(endpoints),
                 "--credentials", str(self.rasa_dir / "credentials.yml"),
             ])

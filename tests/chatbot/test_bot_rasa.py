@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 
+import aiohttp
 import pytest
 import yaml
 
@@ -63,13 +64,23 @@ async def test_one_turn_answers_and_says_what_it_understood(rasa_client: RasaCli
     """The contact center's channel: the bot's reply and the line's parse from one NLU pass,
     the same parse that /model/parse gives."""
     line = "你哋星期六開到幾點呀？"
-    messages, parsed = await rasa_client.turn(sender(), line, metadata={"language": "yue"})
+    conversation = sender()
+    messages, parsed = await rasa_client.turn(conversation, line, metadata={"language": "yue"})
     texts, handoff = split_bot_messages(messages)
     assert handoff is None and BANK["opening_hours"]["saturday"] in "".join(texts)
     alone = await rasa_client.parse(line)
     assert parsed is not None and parsed.language == "yue"
     assert (parsed.intent, round(parsed.confidence, 3)) == (alone.intent, round(alone.confidence, 3))
     assert parsed.ranking[0][0] == alone.ranking[0][0]
+    # the channel's parse is the one the conversation keeps (Rasa did not parse the line again)
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{rasa_client.base_url}/conversations/{conversation}/tracker") as resp:
+        tracker = await resp.json()
+    said = [e for e in tracker["events"] if e["event"] == "user"]
+    assert [e["text"] for e in said] == [line]
+    assert said[0]["parse_data"]["intent"]["name"] == parsed.intent
+    assert said[0]["parse_data"]["metadata"] == {"language": "yue"}
+    assert round(said[0]["parse_data"]["intent"]["confidence"], 3) == round(parsed.confidence, 3)
 
 
 async def test_cantonese_opening_hours_answered_from_data_in_traditional(rasa_client: RasaClient) -> None:
