@@ -11,8 +11,9 @@ Card numbers are masked in the customer's line before it goes anywhere, Rasa inc
 bot can never echo one, and its tracker store never holds one), and in the bot's replies before
 they are stored. Each turn is a ``bot`` line of the contact's timeline: the customer's text, the
 intent with its confidence and the language the NLU saw, the replies, the handoff if any. The
-intent comes from Rasa's parse of the same line, asked alongside the turn so that it adds no
-latency.
+intent comes from Rasa's parse of the same line: the contact center's Rasa channel answers
+the turn with it (one NLU pass); a Rasa without that channel is asked ``/model/parse``
+alongside the turn, so that it adds no latency.
 """
 
 from __future__ import annotations
