@@ -14,7 +14,8 @@
 -- free slot on that channel, so a decision reads a bounded window and never scans all agents.
 
 local P = cjson.decode(ARGV[1])
-local NOW = tonumber(ARGV[2])
+local NOW_S = ARGV[2]  -- as the client wrote it (repr of a float): the events' time field
+local NOW = tonumber(NOW_S)
 local K_AGENTS, K_CONTACTS, K_DUE, K_EVENTS, K_STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANS = {'text', 'voice', 'video'}
 local K_AHT = {text = KEYS[6], voice = KEYS[7], video = KEYS[8]}
@@ -28,6 +29,7 @@ do
     SK[l] = KEYS[8 + nl * 4 + li]
   end
 end
+-- The offers made by this call, each already encoded as JSON (see make_offer and done).
 local OFFERS = {}
 
 local function num17(x) return string.format('%.17g', x) end
@@ -40,7 +42,7 @@ local EVENTS = {}
 -- done() and fail(), and by process_due after each deadline it handles.
 local function flush_events()
   if #EVENTS == 0 then return end
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', num17(NOW),
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', NOW_S,
              'events', '[' .. table.concat(EVENTS, ',') .. ']')
   EVENTS = {}
 end
@@ -50,18 +52,25 @@ local function fail(code, msg, state)
   return cjson.encode({err = code, msg = msg, state = state})
 end
 
+-- A JSON object (encoded, not empty) with one more field whose value is already JSON: an
+-- explanation or the offers, encoded once and spliced in as is rather than re-encoded.
+local function with_json(obj, name, value)
+  return string.sub(obj, 1, -2) .. ',"' .. name .. '":' .. value .. '}'
+end
+
 local function done(t)
   flush_events()
   t.ok = true
-  if #OFFERS > 0 then t.offers = OFFERS end
-  return cjson.encode(t)
+  local reply = cjson.encode(t)
+  if #OFFERS == 0 then return reply end
+  return with_json(reply, 'offers', '[' .. table.concat(OFFERS, ',') .. ']')
 end
 
 -- One event of the decision: {type, contact_id?, agent_id?, data?, explanation?}.
 -- ex: an explanation already encoded as JSON (encoded once per decision), spliced in as is.
 local function emit(etype, cid, aid, data, ex)
   local e = cjson.encode({type = etype, contact_id = cid, agent_id = aid, data = data})
-  if ex then e = string.sub(e, 1, -2) .. ',"explanation":' .. ex .. '}' end
+  if ex then e = with_json(e, 'explanation', ex) end
   EVENTS[#EVENTS + 1] = e
 end
 
@@ -115,19 +124,48 @@ local function state_changed(a, before, why)
   end
 end
 
-local function inv_idle(t) return string.format('%015.3f', 1e10 - t) end
+-- inv_idle of each time seen by this call: the agents' channels mostly share a few times.
+local INV = {}
+local function inv_idle(t)
+  local s = INV[t]
+  if not s then
+    s = string.format('%015.3f', 1e10 - t)
+    INV[t] = s
+  end
+  return s
+end
+
+-- Levels as text without a number-to-string conversion (levels are 1-5; 0 for '*').
+local DIGIT = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+
+-- The skill parts of an agent's members, built once per call for a skills table: the heads
+-- "skill|level" (sorted, then "*|0") and the tail ",skill:level,...,".
+local MPARTS = {}
+local function member_parts(a)
+  local mp = MPARTS[a.skills]
+  if mp then return mp end
+  local names = {}
+  for s in pairs(a.skills) do names[#names + 1] = s end
+  table.sort(names)
+  local heads, tail = {}, {}
+  for i, s in ipairs(names) do
+    local lv = a.skills[s]
+    lv = DIGIT[lv] or tostring(lv)
+    heads[i] = '|' .. s .. '|' .. lv
+    tail[i] = s .. ':' .. lv
+  end
+  heads[#heads + 1] = '|*|0'
+  mp = {heads = heads, tail = '|,' .. table.concat(tail, ',') .. ','}
+  MPARTS[a.skills] = mp
+  return mp
+end
 
 -- The member tail ",skill:level,...," (sorted) lets a decision check the other skills of a
 -- candidate without reading the agent.
 local function members(a, ch, inv, out)
-  local names = {}
-  for s in pairs(a.skills) do names[#names + 1] = s end
-  table.sort(names)
-  local tail = {}
-  for i, s in ipairs(names) do tail[i] = s .. ':' .. a.skills[s] end
-  local rest = '|' .. inv .. '|' .. a.id .. '|,' .. table.concat(tail, ',') .. ','
-  for _, s in ipairs(names) do out[#out + 1] = ch .. '|' .. s .. '|' .. a.skills[s] .. rest end
-  out[#out + 1] = ch .. '|*|0' .. rest
+  local mp = member_parts(a)
+  local rest = '|' .. inv .. '|' .. a.id .. mp.tail
+  for _, h in ipairs(mp.heads) do out[#out + 1] = ch .. h .. rest end
   return out
 end
 
@@ -327,8 +365,9 @@ local function make_offer(c, a, explanation, new)
   redis.call('ZADD', K_DUE, c.dl, 'o|' .. c.id)
   emit('offer_created', c.id, a.id, {channel = c.ch, deadline = c.dl}, expl)
   state_changed(a, before)
-  OFFERS[#OFFERS + 1] = {contact_id = c.id, agent_id = a.id, channel = c.ch,
-                         offered_at = NOW, deadline = c.dl, explanation = expl}
+  OFFERS[#OFFERS + 1] = with_json(cjson.encode({contact_id = c.id, agent_id = a.id,
+                                                channel = c.ch, offered_at = NOW,
+                                                deadline = c.dl}), 'explanation', expl)
 end
 
 local function entry(x)
