@@ -34,20 +34,38 @@ from bench.routing import (
 )
 from routing.models import AgentProfile, AgentState, ContactRequest
 from routing.policy import load_policy
-from routing.scripts import SCRIPT_NAMES
+from routing.scripts import SCRIPT_NAMES, assemble
 from routing.store import RouterStore
 
 
 def _use_scripts_of(store: RouterStore, lua_dir: Path) -> None:
-    """Point ``store`` at another checkout's scripts (common.lua prepended, as scripts.py does);
-    a bench-only swap of the store's registered scripts."""
+    """Point ``store`` at another checkout's scripts, assembled as scripts.py does; a bench-only
+    swap of the store's registered scripts. Scripts of before the policy was compiled in read it
+    as JSON from ARGV[1] (then now, then their own): those calls get it prepended."""
     common = (lua_dir / "common.lua").read_text(encoding="utf-8")
-    store._scripts = {
-        name: store.redis.register_script(
-            common + "\n" + (lua_dir / f"{name}.lua").read_text(encoding="utf-8")
-        )
-        for name in SCRIPT_NAMES
-    }
+    policy_json = "cjson.decode(ARGV[1])" in common
+    swapped: dict[str, Any] = {}
+    for name in SCRIPT_NAMES:
+        body = (lua_dir / f"{name}.lua").read_text(encoding="utf-8")
+        if policy_json:
+            swapped[name] = _PolicyFirst(
+                store.redis.register_script(common + "\n" + body),
+                json.dumps(store.policy.lua_data(), separators=(",", ":")),
+            )
+        else:
+            source = assemble(store.policy.lua_table, common, body)
+            swapped[name] = store.redis.register_script(source)
+    store._scripts = swapped
+
+
+class _PolicyFirst:
+    """A registered script called with the policy JSON as its first argument."""
+
+    def __init__(self, script: Any, policy_json: str) -> None:
+        self.script, self.policy_json = script, policy_json
+
+    async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
+        return await self.script(keys=keys, args=[self.policy_json, *args])
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 --   KEYS[5] stats hash, KEYS[6..8] handle-time lists (text, voice, video), then the queue zsets
 --   of each (language, channel), then the available-agent index of each language, then the
 --   staffed-agent index of each language (languages in policy order, channels text, voice, video).
--- ARGV[1] policy JSON (Policy.lua_json), ARGV[2] now (epoch seconds); each script's own from 3.
+-- ARGV[1] now (epoch seconds); each script's own from 2.
+-- P, the policy, is defined before this file: routing/scripts.py compiles the store's policy
+-- into the source as a Lua table (Policy.lua_table), so no call decodes it.
 --
 -- Agent index members (one ZSET per language, score 0, read lexicographically):
 -- "channel|skill|level|inv_idle|agent_id|,skill:level,...," where inv_idle = 1e10 - the time
@@ -13,8 +15,7 @@
 -- "channel|*|0|..." serves contacts that need no skill. An agent is indexed for (language, channel) only while it takes offers and has a
 -- free slot on that channel, so a decision reads a bounded window and never scans all agents.
 
-local P = cjson.decode(ARGV[1])
-local NOW_S = ARGV[2]  -- as the client wrote it (repr of a float): the events' time field
+local NOW_S = ARGV[1]  -- as the client wrote it (repr of a float): the events' time field
 local NOW = tonumber(NOW_S)
 local K_AGENTS, K_CONTACTS, K_DUE, K_EVENTS, K_STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANS = {'text', 'voice', 'video'}
