@@ -7,8 +7,10 @@ few percent of server time per decision cannot be told apart. Here the same rand
 loaded twice (one key prefix per version) and the same random contacts are enqueued in batches,
 alternating which version goes first, so both versions see the same conditions. Per version:
 decisions/s, Redis CPU µs per decision (INFO cpu over its batches) and how many were offered
-at once. The other version's scripts must take the same arguments and answer in the same
-format as this checkout's (``routing.store`` reads both). Last stdout line: one JSON object.
+at once. Agents too are loaded into both versions in turn, which goes first alternating per
+agent. The other version's scripts answer in this checkout's format (``routing.store`` reads
+both) and take its arguments, or, older ones, the policy JSON first (see _use_scripts_of).
+Last stdout line: one JSON object.
 """
 
 from __future__ import annotations
@@ -78,16 +80,20 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         stores["other"] = RouterStore(client, policy, prefix=f"{run}:other")
         _use_scripts_of(stores["other"], Path(args.other_lua))
         try:
-            for name, store in stores.items():
-                rng = random.Random(args.seed)  # the same agents for both versions
-                agents = [random_agent(rng, i) for i in range(args.agents)]
+            # the same agents for both versions, loaded agent by agent, alternating which
+            # version gets each first: neither version's keys all come first in memory
+            agents = list(
+                enumerate(random_agent(random.Random(args.seed), i) for i in range(args.agents))
+            )
 
-                async def load(profile: AgentProfile, store: RouterStore = store) -> None:
-                    await store.upsert_agent(profile, now=now)
-                    await store.set_agent_state(profile.id, AgentState.AVAILABLE, now=now)
+            async def load(item: tuple[int, AgentProfile]) -> None:
+                i, profile = item
+                for name in ("this", "other") if i % 2 == 0 else ("other", "this"):
+                    await stores[name].upsert_agent(profile, now=now)
+                    await stores[name].set_agent_state(profile.id, AgentState.AVAILABLE, now=now)
 
-                await run_pool(iter(agents), load, concurrency=args.concurrency, deadline=deadline)
-                log(f"{name}: {args.agents} agents loaded")
+            await run_pool(iter(agents), load, concurrency=args.concurrency, deadline=deadline)
+            log(f"{args.agents} agents loaded in both versions")
             rng = random.Random(args.seed + 1)
             contacts = [random_contact(rng, i) for i in range(args.contacts)]
             totals: dict[str, dict[str, float]] = {
