@@ -82,9 +82,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         try:
             # the same agents for both versions, loaded agent by agent, alternating which
             # version gets each first: neither version's keys all come first in memory
-            agents = list(
-                enumerate(random_agent(random.Random(args.seed), i) for i in range(args.agents))
-            )
+            rng = random.Random(args.seed)
+            agents = [(i, random_agent(rng, i)) for i in range(args.agents)]
 
             async def load(item: tuple[int, AgentProfile]) -> None:
                 i, profile = item
