@@ -35,7 +35,7 @@ from bench.routing import (
     server_cpu_s,
 )
 from routing.models import AgentProfile, AgentState, ContactRequest
-from routing.policy import load_policy
+from routing.policy import Policy, load_policy
 from routing.scripts import SCRIPT_NAMES, assemble
 from routing.store import RouterStore
 
@@ -45,19 +45,24 @@ def _use_scripts_of(store: RouterStore, lua_dir: Path) -> None:
     swap of the store's registered scripts. Scripts of before the policy was compiled in read it
     as JSON from ARGV[1] (then now, then their own): those calls get it prepended."""
     common = (lua_dir / "common.lua").read_text(encoding="utf-8")
-    policy_json = "cjson.decode(ARGV[1])" in common
+    reads_json = "cjson.decode(ARGV[1])" in common
     swapped: dict[str, Any] = {}
     for name in SCRIPT_NAMES:
         body = (lua_dir / f"{name}.lua").read_text(encoding="utf-8")
-        if policy_json:
+        if reads_json:
             swapped[name] = _PolicyFirst(
                 store.redis.register_script(common + "\n" + body),
-                json.dumps(store.policy.lua_data(), separators=(",", ":")),
+                policy_json(store.policy),
             )
         else:
             source = assemble(store.policy.lua_table, common, body)
             swapped[name] = store.redis.register_script(source)
     store._scripts = swapped
+
+
+def policy_json(policy: Policy) -> str:
+    """ARGV[1] of the scripts of before the policy was compiled into them."""
+    return json.dumps(policy.lua_data(), separators=(",", ":"))
 
 
 class _PolicyFirst:
