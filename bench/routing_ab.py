@@ -7,8 +7,10 @@ few percent of server time per decision cannot be told apart. Here the same rand
 loaded twice (one key prefix per version) and the same random contacts are enqueued in batches,
 alternating which version goes first, so both versions see the same conditions. Per version:
 decisions/s, Redis CPU µs per decision (INFO cpu over its batches) and how many were offered
-at once. The other version's scripts must take the same arguments and answer in the same
-format as this checkout's (``routing.store`` reads both). Last stdout line: one JSON object.
+at once. Agents too are loaded into both versions in turn, which goes first alternating per
+agent. The other version's scripts answer in this checkout's format (``routing.store`` reads
+both) and take its arguments, or, older ones, the policy JSON first (see _use_scripts_of).
+Last stdout line: one JSON object.
 """
 
 from __future__ import annotations
@@ -33,21 +35,44 @@ from bench.routing import (
     server_cpu_s,
 )
 from routing.models import AgentProfile, AgentState, ContactRequest
-from routing.policy import load_policy
-from routing.scripts import SCRIPT_NAMES
+from routing.policy import Policy, load_policy
+from routing.scripts import SCRIPT_NAMES, assemble
 from routing.store import RouterStore
 
 
 def _use_scripts_of(store: RouterStore, lua_dir: Path) -> None:
-    """Point ``store`` at another checkout's scripts (common.lua prepended, as scripts.py does);
-    a bench-only swap of the store's registered scripts."""
+    """Point ``store`` at another checkout's scripts, assembled as scripts.py does; a bench-only
+    swap of the store's registered scripts. Scripts of before the policy was compiled in read it
+    as JSON from ARGV[1] (then now, then their own): those calls get it prepended."""
     common = (lua_dir / "common.lua").read_text(encoding="utf-8")
-    store._scripts = {
-        name: store.redis.register_script(
-            common + "\n" + (lua_dir / f"{name}.lua").read_text(encoding="utf-8")
-        )
-        for name in SCRIPT_NAMES
-    }
+    reads_json = "cjson.decode(ARGV[1])" in common
+    swapped: dict[str, Any] = {}
+    for name in SCRIPT_NAMES:
+        body = (lua_dir / f"{name}.lua").read_text(encoding="utf-8")
+        if reads_json:
+            swapped[name] = _PolicyFirst(
+                store.redis.register_script(common + "\n" + body),
+                policy_json(store.policy),
+            )
+        else:
+            source = assemble(store.policy.lua_table, common, body)
+            swapped[name] = store.redis.register_script(source)
+    store._scripts = swapped
+
+
+def policy_json(policy: Policy) -> str:
+    """ARGV[1] of the scripts of before the policy was compiled into them."""
+    return json.dumps(policy.lua_data(), separators=(",", ":"))
+
+
+class _PolicyFirst:
+    """A registered script called with the policy JSON as its first argument."""
+
+    def __init__(self, script: Any, policy_json: str) -> None:
+        self.script, self.policy_json = script, policy_json
+
+    async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
+        return await self.script(keys=keys, args=[self.policy_json, *args])
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,16 +85,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         stores["other"] = RouterStore(client, policy, prefix=f"{run}:other")
         _use_scripts_of(stores["other"], Path(args.other_lua))
         try:
-            for name, store in stores.items():
-                rng = random.Random(args.seed)  # the same agents for both versions
-                agents = [random_agent(rng, i) for i in range(args.agents)]
+            # the same agents for both versions, loaded agent by agent, alternating which
+            # version gets each first: neither version's keys all come first in memory
+            rng = random.Random(args.seed)
+            agents = [(i, random_agent(rng, i)) for i in range(args.agents)]
 
-                async def load(profile: AgentProfile, store: RouterStore = store) -> None:
-                    await store.upsert_agent(profile, now=now)
-                    await store.set_agent_state(profile.id, AgentState.AVAILABLE, now=now)
+            async def load(item: tuple[int, AgentProfile]) -> None:
+                i, profile = item
+                for name in ("this", "other") if i % 2 == 0 else ("other", "this"):
+                    await stores[name].upsert_agent(profile, now=now)
+                    await stores[name].set_agent_state(profile.id, AgentState.AVAILABLE, now=now)
 
-                await run_pool(iter(agents), load, concurrency=args.concurrency, deadline=deadline)
-                log(f"{name}: {args.agents} agents loaded")
+            await run_pool(iter(agents), load, concurrency=args.concurrency, deadline=deadline)
+            log(f"{args.agents} agents loaded in both versions")
             rng = random.Random(args.seed + 1)
             contacts = [random_contact(rng, i) for i in range(args.contacts)]
             totals: dict[str, dict[str, float]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,10 +109,9 @@ class Policy(BaseModel):
         b = self.priority_boost_per_minute
         return 60.0 / b if b > 0 else NO_AGING_SCALE
 
-    @cached_property
-    def lua_json(self) -> str:
-        """The subset the Lua scripts read (ARGV[1] of every script)."""
-        data: dict[str, Any] = {
+    def lua_data(self) -> dict[str, Any]:
+        """The subset the Lua scripts read, under the names they use."""
+        return {
             "langs": self.languages,
             "timeout": self.offer_timeout_s,
             "misses": self.misses_before_away,
@@ -133,7 +132,44 @@ class Policy(BaseModel):
             "exclttl": self.exclusion_s,
             "late": self.late_expiry_s,
         }
-        return json.dumps(data, separators=(",", ":"))
+
+    @cached_property
+    def lua_table(self) -> str:
+        """:meth:`lua_data` as a Lua table constructor, compiled into every script (``P``)."""
+        return _lua_literal(self.lua_data())
+
+
+def _lua_literal(value: Any) -> str:
+    """A Lua constructor of plain data (dict, list, str, int, float, bool)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PolicyError(f"a policy number must be finite, not {value}")
+        return repr(value)
+    if isinstance(value, str):
+        # decimal escapes for anything but letters, digits and _: no quoting to get wrong
+        return (
+            '"'
+            + "".join(
+                c
+                if c.isascii() and (c.isalnum() or c == "_")
+                else "".join(f"\\{b:03d}" for b in c.encode())
+                for c in value
+            )
+            + '"'
+        )
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"[{_lua_literal(str(k))}] = {_lua_literal(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "{" + ", ".join(_lua_literal(v) for v in value) + "}"
+    raise TypeError(f"no Lua literal for {type(value).__name__}")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,4 +1,4 @@
-"""Loads the Lua scripts (package data) with the shared helpers prepended."""
+"""Loads the Lua scripts (package data) with the policy and the shared helpers prepended."""
 
 from __future__ import annotations
 
@@ -26,9 +26,15 @@ def _read(name: str) -> str:
     return resources.files("routing").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
+def assemble(policy_table: str, common: str, body: str) -> str:
+    """A router script's source: the policy as the Lua table ``P``, common.lua, the body."""
+    return f"local P = {policy_table}\n{common}\n{body}"
+
+
 @cache
-def script_source(name: str) -> str:
-    """Full source of a router script: common.lua followed by the script's own body."""
+def script_source(name: str, policy_table: str) -> str:
+    """Full source of a router script for a policy (``Policy.lua_table``): compiled in, so
+    that no call decodes the policy; one script (one SHA) per policy."""
     if name not in SCRIPT_NAMES:
         raise KeyError(name)
-    return _read("common") + "\n" + _read(name)
+    return assemble(policy_table, _read("common"), _read(name))

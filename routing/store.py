@@ -161,8 +161,10 @@ class RouterStore:
         self.keys = RouterKeys(prefix, tuple(policy.languages))
         # pre-encoded: the client then sends the key names without re-encoding them per call
         self._script_keys: list[bytes | str] = [k.encode() for k in self.keys.script_keys()]
-        self._policy_arg = policy.lua_json.encode()
-        self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES}
+        self._scripts = {
+            name: redis.register_script(script_source(name, policy.lua_table))
+            for name in SCRIPT_NAMES
+        }
         #: Called with (script name, seconds) after each decision, e.g. to feed a histogram.
         self.on_decision: Callable[[str, float], None] | None = None
 
@@ -174,9 +176,7 @@ class RouterStore:
     async def _run(self, name: str, now: float, *args: str) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            raw = await self._scripts[name](
-                keys=self._script_keys, args=[self._policy_arg, repr(now), *args]
-            )
+            raw = await self._scripts[name](keys=self._script_keys, args=[repr(now), *args])
         finally:
             if self.on_decision is not None:
                 self.on_decision(name, time.perf_counter() - started)

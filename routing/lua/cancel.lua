@@ -1,6 +1,6 @@
 -- cancel.lua: the customer left: remove the contact wherever it is, offer included.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id.
-local cid = ARGV[3]
+-- KEYS: the router layout (see common.lua). ARGV[1] now, ARGV[2] contact id.
+local cid = ARGV[2]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st == 'completed' or c.st == 'cancelled' then return done({state = c.st}) end

@@ -3,9 +3,9 @@
 -- matched. Offered or assigned: its load moves from the old channel to the new one on its agent
 -- (the offer keeps its deadline), refused when the agent could not take it on the new channel
 -- (capacity, or an exclusive channel it holds), the contact itself not counted twice.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now,
--- ARGV[3] contact id, ARGV[4] new channel (text | voice | video).
-local cid, ch = ARGV[3], ARGV[4]
+-- KEYS: the router layout (see common.lua). ARGV[1] now,
+-- ARGV[2] contact id, ARGV[3] new channel (text | voice | video).
+local cid, ch = ARGV[2], ARGV[3]
 if not K_AHT[ch] then return fail('routing_error', 'unknown channel ' .. ch) end
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end

@@ -4,7 +4,9 @@
 --   KEYS[5] stats hash, KEYS[6..8] handle-time lists (text, voice, video), then the queue zsets
 --   of each (language, channel), then the available-agent index of each language, then the
 --   staffed-agent index of each language (languages in policy order, channels text, voice, video).
--- ARGV[1] policy JSON (Policy.lua_json), ARGV[2] now (epoch seconds); each script's own from 3.
+-- ARGV[1] now (epoch seconds); each script's own from 2.
+-- P, the policy, is defined before this file: routing/scripts.py compiles the store's policy
+-- into the source as a Lua table (Policy.lua_table), so no call decodes it.
 --
 -- Agent index members (one ZSET per language, score 0, read lexicographically):
 -- "channel|skill|level|inv_idle|agent_id|,skill:level,...," where inv_idle = 1e10 - the time
@@ -13,8 +15,8 @@
 -- "channel|*|0|..." serves contacts that need no skill. An agent is indexed for (language, channel) only while it takes offers and has a
 -- free slot on that channel, so a decision reads a bounded window and never scans all agents.
 
-local P = cjson.decode(ARGV[1])
-local NOW = tonumber(ARGV[2])
+local NOW_S = ARGV[1]  -- as the client wrote it (repr of a float): the events' time field
+local NOW = tonumber(NOW_S)
 local K_AGENTS, K_CONTACTS, K_DUE, K_EVENTS, K_STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local CHANS = {'text', 'voice', 'video'}
 local K_AHT = {text = KEYS[6], voice = KEYS[7], video = KEYS[8]}
@@ -28,6 +30,7 @@ do
     SK[l] = KEYS[8 + nl * 4 + li]
   end
 end
+-- The offers made by this call, each already encoded as JSON (see make_offer and done).
 local OFFERS = {}
 
 local function num17(x) return string.format('%.17g', x) end
@@ -40,7 +43,7 @@ local EVENTS = {}
 -- done() and fail(), and by process_due after each deadline it handles.
 local function flush_events()
   if #EVENTS == 0 then return end
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', num17(NOW),
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', P.maxlen, '*', 'time', NOW_S,
              'events', '[' .. table.concat(EVENTS, ',') .. ']')
   EVENTS = {}
 end
@@ -50,18 +53,25 @@ local function fail(code, msg, state)
   return cjson.encode({err = code, msg = msg, state = state})
 end
 
+-- A JSON object (encoded, not empty) with one more field whose value is already JSON: an
+-- explanation or the offers, encoded once and spliced in as is rather than re-encoded.
+local function with_json(obj, name, value)
+  return string.sub(obj, 1, -2) .. ',"' .. name .. '":' .. value .. '}'
+end
+
 local function done(t)
   flush_events()
   t.ok = true
-  if #OFFERS > 0 then t.offers = OFFERS end
-  return cjson.encode(t)
+  local reply = cjson.encode(t)
+  if #OFFERS == 0 then return reply end
+  return with_json(reply, 'offers', '[' .. table.concat(OFFERS, ',') .. ']')
 end
 
 -- One event of the decision: {type, contact_id?, agent_id?, data?, explanation?}.
 -- ex: an explanation already encoded as JSON (encoded once per decision), spliced in as is.
 local function emit(etype, cid, aid, data, ex)
   local e = cjson.encode({type = etype, contact_id = cid, agent_id = aid, data = data})
-  if ex then e = string.sub(e, 1, -2) .. ',"explanation":' .. ex .. '}' end
+  if ex then e = with_json(e, 'explanation', ex) end
   EVENTS[#EVENTS + 1] = e
 end
 
@@ -115,19 +125,48 @@ local function state_changed(a, before, why)
   end
 end
 
-local function inv_idle(t) return string.format('%015.3f', 1e10 - t) end
+-- inv_idle of each time seen by this call: the agents' channels mostly share a few times.
+local INV = {}
+local function inv_idle(t)
+  local s = INV[t]
+  if not s then
+    s = string.format('%015.3f', 1e10 - t)
+    INV[t] = s
+  end
+  return s
+end
+
+-- Levels as text without a number-to-string conversion (levels are 1-5; 0 for '*').
+local DIGIT = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+
+-- The skill parts of an agent's members, built once per call for a skills table: the heads
+-- "skill|level" (sorted, then "*|0") and the tail ",skill:level,...,".
+local MPARTS = {}
+local function member_parts(a)
+  local mp = MPARTS[a.skills]
+  if mp then return mp end
+  local names = {}
+  for s in pairs(a.skills) do names[#names + 1] = s end
+  table.sort(names)
+  local heads, tail = {}, {}
+  for i, s in ipairs(names) do
+    local lv = a.skills[s]
+    lv = DIGIT[lv] or tostring(lv)
+    heads[i] = '|' .. s .. '|' .. lv
+    tail[i] = s .. ':' .. lv
+  end
+  heads[#heads + 1] = '|*|0'
+  mp = {heads = heads, tail = '|,' .. table.concat(tail, ',') .. ','}
+  MPARTS[a.skills] = mp
+  return mp
+end
 
 -- The member tail ",skill:level,...," (sorted) lets a decision check the other skills of a
 -- candidate without reading the agent.
 local function members(a, ch, inv, out)
-  local names = {}
-  for s in pairs(a.skills) do names[#names + 1] = s end
-  table.sort(names)
-  local tail = {}
-  for i, s in ipairs(names) do tail[i] = s .. ':' .. a.skills[s] end
-  local rest = '|' .. inv .. '|' .. a.id .. '|,' .. table.concat(tail, ',') .. ','
-  for _, s in ipairs(names) do out[#out + 1] = ch .. '|' .. s .. '|' .. a.skills[s] .. rest end
-  out[#out + 1] = ch .. '|*|0' .. rest
+  local mp = member_parts(a)
+  local rest = '|' .. inv .. '|' .. a.id .. mp.tail
+  for _, h in ipairs(mp.heads) do out[#out + 1] = ch .. h .. rest end
   return out
 end
 
@@ -327,16 +366,21 @@ local function make_offer(c, a, explanation, new)
   redis.call('ZADD', K_DUE, c.dl, 'o|' .. c.id)
   emit('offer_created', c.id, a.id, {channel = c.ch, deadline = c.dl}, expl)
   state_changed(a, before)
-  OFFERS[#OFFERS + 1] = {contact_id = c.id, agent_id = a.id, channel = c.ch,
-                         offered_at = NOW, deadline = c.dl, explanation = expl}
+  OFFERS[#OFFERS + 1] = with_json(cjson.encode({contact_id = c.id, agent_id = a.id,
+                                                channel = c.ch, offered_at = NOW,
+                                                deadline = c.dl}), 'explanation', expl)
 end
 
 local function entry(x)
   return {agent_id = x.id, fit_required = x.fr, fit_optional = x.fo, idle_s = x.idle_s}
 end
 
-local function pattern(skill)
-  return ',' .. string.gsub(skill, '[%.%-]', '%%%0') .. ':(%d)'
+-- A skill's level in a member's tail (0 when absent). Plain finds, no patterns: a Lua pattern
+-- costs several times more per member. from: where the tail starts.
+local function tail_level(m, key, from)
+  local i = string.find(m, key, from, true)
+  if not i then return 0 end
+  return string.byte(m, i + #key) - 48
 end
 
 -- Offer a queued contact to the best agent of the candidate window, if any is eligible.
@@ -351,31 +395,37 @@ local function match_contact(c, new)
   for _ in pairs(rq) do nreq = nreq + 1 end
   -- one skill, no optional skills: the index order is the rank order, no tail to read
   local fast = nreq <= 1 and next(c.opt) == nil
-  local pats = {}
+  local keys = {}  -- ",skill:" of each skill the contact names, searched in member tails
   if not fast then
-    for s in pairs(rq) do pats[s] = pattern(s) end
-    for s in pairs(c.req) do pats[s] = pats[s] or pattern(s) end
-    for s in pairs(c.opt) do pats[s] = pats[s] or pattern(s) end
+    for s in pairs(rq) do keys[s] = ',' .. s .. ':' end
+    for s in pairs(c.req) do keys[s] = keys[s] or ',' .. s .. ':' end
+    for s in pairs(c.opt) do keys[s] = keys[s] or ',' .. s .. ':' end
   end
-  local ms = redis.call('ZREVRANGEBYLEX', AK[c.lang], '(' .. c.ch .. '|' .. prim .. '|6',
-                        '[' .. c.ch .. '|' .. prim .. '|' .. pmin, 'LIMIT', 0, c.dp or P.wa)
+  local head = c.ch .. '|' .. prim .. '|'
+  local ms = redis.call('ZREVRANGEBYLEX', AK[c.lang], '(' .. head .. '6', '[' .. head .. pmin,
+                        'LIMIT', 0, c.dp or P.wa)
   local top, considered = {}, 0
+  -- every member starts with head then "level|inv_idle|agent|,tail": the level is one digit
+  local at_inv = #head + 3
   for _, m in ipairs(ms) do
-    local lv, inv, aid = string.match(m, '^[^|]*|[^|]*|(%d)|([^|]*)|([^|]*)')
+    local bar = string.find(m, '|', at_inv, true)
+    local inv = string.sub(m, at_inv, bar - 1)
+    local tail = string.find(m, '|', bar + 1, true)
+    local aid = string.sub(m, bar + 1, tail - 1)
     if not excluded(c, aid) then
       local cand = nil
       if fast then
-        local f = tonumber(lv)
+        local f = string.byte(m, at_inv - 2) - 48
         cand = {fit = f, fr = f, fo = 0, inv = inv, id = aid}
       else
         local ok = true
         for s, min in pairs(rq) do
-          if tonumber(string.match(m, pats[s]) or 0) < min then ok = false; break end
+          if tail_level(m, keys[s], tail) < min then ok = false; break end
         end
         if ok then
           local fr, fo = 0, 0
-          for s in pairs(c.req) do fr = fr + tonumber(string.match(m, pats[s]) or 0) end
-          for s in pairs(c.opt) do fo = fo + tonumber(string.match(m, pats[s]) or 0) end
+          for s in pairs(c.req) do fr = fr + tail_level(m, keys[s], tail) end
+          for s in pairs(c.opt) do fo = fo + tail_level(m, keys[s], tail) end
           cand = {fit = fr + fo, fr = fr, fo = fo, inv = inv, id = aid}
         end
       end

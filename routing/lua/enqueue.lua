@@ -1,7 +1,7 @@
 -- enqueue.lua: a new contact joins its (language, channel) queue and is offered if possible.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now,
--- ARGV[3] contact JSON {id, ch, lang, req, opt, prio, vip, t, rs, sc (string), excl}.
-local c = cjson.decode(ARGV[3])
+-- KEYS: the router layout (see common.lua). ARGV[1] now,
+-- ARGV[2] contact JSON {id, ch, lang, req, opt, prio, vip, t, rs, sc (string), excl}.
+local c = cjson.decode(ARGV[2])
 local old = get_contact(c.id)
 if old and (old.st == 'queued' or old.st == 'offered' or old.st == 'assigned') then
   return fail('contact_exists', 'contact ' .. c.id .. ' is already ' .. old.st, old.st)

@@ -1,6 +1,6 @@
 -- position.lua: read-only inputs of a waiting contact's position and expected wait.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id.
-local cid = ARGV[3]
+-- KEYS: the router layout (see common.lua). ARGV[1] now, ARGV[2] contact id.
+local cid = ARGV[2]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st ~= 'queued' then return done({state = c.st}) end

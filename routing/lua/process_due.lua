@@ -1,7 +1,7 @@
--- process_due.lua: handle up to ARGV[3] deadlines due by now, each exactly once (removed from
+-- process_due.lua: handle up to ARGV[2] deadlines due by now, each exactly once (removed from
 -- the due set by the one script that handles it): offer expiry (o|), wrap-up end (w|),
 -- ring change / periodic re-match of a waiting contact (a|), purge of a finished contact (x|).
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] batch size.
+-- KEYS: the router layout (see common.lua). ARGV[1] now, ARGV[2] batch size.
 
 local function handle(kind, id)
   if kind == 'o' then
@@ -40,7 +40,7 @@ local function handle(kind, id)
   end
 end
 
-local batch = tonumber(ARGV[3])
+local batch = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', NOW, 'LIMIT', 0, batch)
 local handled = 0
 for _, m in ipairs(due) do

@@ -1,7 +1,7 @@
 -- reject.lua: the agent declines its offer: back to the original place, agent excluded, a miss.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now,
--- ARGV[3] contact id, ARGV[4] agent id.
-local cid, aid = ARGV[3], ARGV[4]
+-- KEYS: the router layout (see common.lua). ARGV[1] now,
+-- ARGV[2] contact id, ARGV[3] agent id.
+local cid, aid = ARGV[2], ARGV[3]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st ~= 'offered' or c.ag ~= aid then

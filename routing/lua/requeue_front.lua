@@ -1,7 +1,7 @@
 -- requeue_front.lua: the advisor dropped: the contact goes to the front of its queue (score
 -- just below the current head), that agent excluded.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id.
-local cid = ARGV[3]
+-- KEYS: the router layout (see common.lua). ARGV[1] now, ARGV[2] contact id.
+local cid = ARGV[2]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st ~= 'offered' and c.st ~= 'assigned' then

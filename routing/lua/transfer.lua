@@ -1,18 +1,18 @@
 -- transfer.lua: re-queue a contact with new skills (and language), keeping its enqueue time.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now, ARGV[3] contact id,
--- ARGV[4] required skills JSON, ARGV[5] optional skills JSON or '' (keep),
--- ARGV[6] language or '' (keep), ARGV[7] '1' to exclude the current agent.
-local cid = ARGV[3]
+-- KEYS: the router layout (see common.lua). ARGV[1] now, ARGV[2] contact id,
+-- ARGV[3] required skills JSON, ARGV[4] optional skills JSON or '' (keep),
+-- ARGV[5] language or '' (keep), ARGV[6] '1' to exclude the current agent.
+local cid = ARGV[2]
 local c = get_contact(cid)
 if not c then return fail('unknown_contact', 'unknown contact ' .. cid) end
 if c.st == 'completed' or c.st == 'cancelled' then
   return fail('invalid_state', 'contact ' .. cid .. ' is ' .. c.st, c.st)
 end
 local a, before = detach(c, 'transferred')
-if a and ARGV[7] == '1' then c.excl[a.id] = NOW end
-c.req = cjson.decode(ARGV[4])
-if ARGV[5] ~= '' then c.opt = cjson.decode(ARGV[5]) end
-if ARGV[6] ~= '' then c.lang = ARGV[6] end
+if a and ARGV[6] == '1' then c.excl[a.id] = NOW end
+c.req = cjson.decode(ARGV[3])
+if ARGV[4] ~= '' then c.opt = cjson.decode(ARGV[4]) end
+if ARGV[5] ~= '' then c.lang = ARGV[5] end
 c.rs = NOW
 redis.call('ZREM', K_DUE, 'a|' .. cid)
 to_queue(c)

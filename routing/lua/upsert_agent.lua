@@ -1,7 +1,7 @@
 -- upsert_agent.lua: create or update an agent's profile, keeping its live state.
--- KEYS: the router layout (see common.lua). ARGV[1] policy, ARGV[2] now,
--- ARGV[3] profile JSON {id, langs, skills, cap}.
-local prof = cjson.decode(ARGV[3])
+-- KEYS: the router layout (see common.lua). ARGV[1] now,
+-- ARGV[2] profile JSON {id, langs, skills, cap}.
+local prof = cjson.decode(ARGV[2])
 local a = get_agent(prof.id)
 local created = a == nil
 if created then

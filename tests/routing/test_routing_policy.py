@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from routing.errors import PolicyError
 from routing.models import Channel
-from routing.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
+from routing.policy import DEFAULT_POLICY_PATH, _lua_literal, load_policy, parse_policy
 
 
 def test_default_policy_file_loads_with_the_documented_values() -> None:
@@ -89,3 +91,20 @@ def test_a_policy_file_overrides_defaults(tmp_path: Path) -> None:
         Channel.VOICE: 1,
         Channel.VIDEO: 1,
     }
+
+
+async def test_the_lua_table_compiled_into_the_scripts_reads_back_as_the_policy_data(
+    redis_client: aioredis.Redis,
+) -> None:
+    policy = load_policy()
+    source = f"local P = {policy.lua_table}\nreturn cjson.encode(P)"
+    back = json.loads(await redis_client.eval(source, 0))
+    assert back == json.loads(json.dumps(policy.lua_data()))
+
+
+async def test_lua_literals_keep_strings_that_lua_would_have_to_quote(
+    redis_client: aioredis.Redis,
+) -> None:
+    data = {"a-b": ['x"y\\z', "|é\n]]", 1.5, 3, True], "n": []}
+    back = json.loads(await redis_client.eval(f"return cjson.encode({_lua_literal(data)})", 0))
+    assert back == {"a-b": ['x"y\\z', "|é\n]]", 1.5, 3, True], "n": {}}
