@@ -45,7 +45,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from contact_center.db.engine import DatabaseNotMigrated
-    from contact_center.server import workers
+    from contact_center.server import heap, workers
     from contact_center.server.app import create_app
     from contact_center.server.valkey import EmbeddedValkeyError
 
@@ -68,16 +68,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 return workers.supervise(settings, sock)
             finally:
                 sock.close()
+    app = create_app(settings)
+    # only in a server process of its own: a test process making app after app must not freeze
+    app.on_startup.append(heap.freeze_after_start)
     try:
         if shared is not None:
             assert settings.media_port is not None
-            asyncio.run(
-                workers.run_worker(create_app(settings), shared, settings.host, settings.media_port)
-            )
+            asyncio.run(workers.run_worker(app, shared, settings.host, settings.media_port))
         else:
-            web.run_app(
-                create_app(settings), sock=sock, print=None, access_log=None, shutdown_timeout=10
-            )
+            web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10)
     except (DatabaseNotMigrated, EmbeddedValkeyError) as exc:
         return _fail(str(exc))
     except OSError as exc:
