@@ -9,6 +9,10 @@ every line in flight waited out (the chat relay's p99; BENCHMARKS.md, "Signallin
 ``gc.freeze()`` once the server is up moves them into a permanent generation that no
 collection walks; they stay alive, as they would anyway, and whatever is allocated
 afterwards (sessions, contacts, lines) is collected as before.
+
+The youngest generation is then collected every 10,000 allocations instead of 700: a request's
+short-lived objects (futures, frames, rows) are mostly freed before a collection sees them, so
+fewer are promoted and full passes come less often (p99 at 1,000 lines/s 35-45 -> 32-33 ms).
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
+#: allocations between two collections of the youngest generation once started (CPython: 700)
+YOUNG_THRESHOLD = 10_000
+
 
 async def freeze_after_start(_app: web.Application) -> None:
     """An ``on_startup`` handler, after every context has started (``cleanup_ctx`` runs
-    first). The start-up's garbage is collected first: frozen garbage would never be freed."""
+    first): freezes the heap and widens the youngest generation (see the module). The
+    start-up's garbage is collected first: frozen garbage would never be freed."""
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     log.info(
         "heap frozen",
         extra={
             "objects": gc.get_freeze_count(),
+            "young_threshold": gc.get_threshold()[0],
             "ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

@@ -1,5 +1,6 @@
 """``contact-center serve`` freezes the heap it started with out of the collector's full
-passes (contact_center/server/heap.py); an app made in a test process is left alone."""
+passes and widens its youngest generation (contact_center/server/heap.py); an app made in a
+test process is left alone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from contact_center.config import load_settings
+from contact_center.server import heap
 from contact_center.server.app import create_app
 from tests.helpers import cli_env, free_port, run_cli, wait_ready
 
@@ -36,6 +38,7 @@ def test_the_server_freezes_its_start_up_heap_once_started(tmp_path):
     assert len(frozen) == 1, stderr[-2000:]
     # the app, its caches and the imported modules: far more than an empty interpreter's
     assert frozen[0]["objects"] > 50_000
+    assert frozen[0]["young_threshold"] == heap.YOUNG_THRESHOLD
     started = next(i for i, r in enumerate(records) if r["msg"] == "heap frozen")
     serving = [i for i, r in enumerate(records) if r["msg"] == "serving"]
     assert serving and serving[0] < started
@@ -46,3 +49,4 @@ def test_an_app_made_in_this_process_does_not_freeze_it(tmp_path, monkeypatch):
     app = create_app(load_settings())
     assert all(getattr(h, "__module__", "") != "contact_center.server.heap" for h in app.on_startup)
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] != heap.YOUNG_THRESHOLD
