@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import math
 import os
@@ -485,8 +484,7 @@ async def chat_phase(server: RealServer, args: argparse.Namespace) -> dict[str, 
     )
     # The clients' own full garbage collections (up to 80 ms over this process's sessions
     # held and advisors) would count as relay latency: their heap so far is frozen too.
-    gc.collect()
-    gc.freeze()
+    heap.freeze()
     report = await simulation.run(measure=measure)
     chat = report.get("chat", {})
     relayed = chat.get("relayed") or 0

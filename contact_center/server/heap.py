@@ -29,13 +29,18 @@ log = logging.getLogger(__name__)
 YOUNG_THRESHOLD = 10_000
 
 
-async def freeze_after_start(_app: web.Application) -> None:
-    """An ``on_startup`` handler, after every context has started (``cleanup_ctx`` runs
-    first): freezes the heap and widens the youngest generation (see the module). The
-    start-up's garbage is collected first: frozen garbage would never be freed."""
-    started = time.perf_counter()
+def freeze() -> None:
+    """Collect the garbage there is, then freeze what is left (frozen garbage would never be
+    freed)."""
     gc.collect()
     gc.freeze()
+
+
+async def freeze_after_start(_app: web.Application) -> None:
+    """An ``on_startup`` handler, after every context has started (``cleanup_ctx`` runs
+    first): freezes the heap and widens the youngest generation (see the module)."""
+    started = time.perf_counter()
+    freeze()
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     log.info(
