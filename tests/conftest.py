@@ -23,6 +23,7 @@ from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
 from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, free_port, make_user
+from tests.leftover_tasks import tasks_end_with_the_test  # noqa: F401  (autouse)
 from tests.postgres_server import PostgresProcess
 from tests.redis_servers import ClusterGroup, RedisTarget
 
@@ -245,10 +246,12 @@ def ice() -> IceSettings:
 
 
 @pytest.fixture
-def fast_settings(settings: Settings) -> Settings:
+def fast_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     """Loopback-only media, short grace periods and a generous rate limit, on a port known in
-    advance so that the public URL, and with it each offer's ``media_url``, is this server's."""
+    advance so that the public URL, and with it each offer's ``media_url``, is this server's.
+    A test marked ``@pytest.mark.settings(name=value, ...)`` gets those values on top."""
     port = free_port()
+    marker = request.node.get_closest_marker("settings")
     return settings.model_copy(
         update={
             "ice_host_addresses": ["127.0.0.1"],
@@ -258,6 +261,7 @@ def fast_settings(settings: Settings) -> Settings:
             "ws_burst": 500,
             "port": port,
             "public_base_url": f"http://127.0.0.1:{port}",
+            **(marker.kwargs if marker else {}),
         }
     )
 

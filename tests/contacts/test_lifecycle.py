@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from sqlmodel import select
 
 from contact_center import appkeys
@@ -114,9 +115,10 @@ async def test_supervisor_snapshot_needs_the_role(server, clients, advisor_facto
         await viewer.close()
 
 
+# the reader sends up to 2,048 lines as fast as they are answered: no rate limit in the way
+@pytest.mark.settings(ws_rate_per_s=10_000.0, ws_burst=100_000)
 async def test_a_client_that_does_not_read_is_disconnected_not_buffered(server, clients, fast_settings):
     import aiohttp
-
 
     reader = await clients(guest=True)
     started = await reader.request("session.start", channels=["text"], language="en", skip_bot=True)
