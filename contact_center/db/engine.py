@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -47,6 +50,13 @@ def create_engine(database_url: str) -> AsyncEngine:
     start, waiting for it (busy timeout), rather than at its first write, where SQLite refuses
     at once ("database is locked") if another connection wrote since the transaction's first
     read (waiting there could deadlock). A ``reading`` session begins a plain (deferred) one.
+
+    A connection is rolled back before it is closed. A task cancelled while its statement runs
+    (a client gone, a timeout, a shutdown) has its connection invalidated and closed, and the
+    sqlite3 driver closes a connection whose statements are still alive (the cancelled one, in
+    a reference cycle) only when they are collected: until the garbage collector came by, the
+    open transaction kept the write lock and every writer waited (seen: over 30 s, then
+    "database is locked"). The rollback ends the transaction and aborts those statements.
     """
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
@@ -65,6 +75,14 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "close")
+        def _roll_back_before_closing(dbapi_connection: Any, _record: Any) -> None:
+            # In the event loop's greenlet (a close or an invalidation) the rollback is awaited,
+            # shielded: a second cancel does not stop it. Outside it (the garbage collector
+            # closing a lost connection) there is nothing to await with: the driver closes it.
+            with contextlib.suppress(Exception):
+                await_only(asyncio.shield(dbapi_connection.driver_connection.rollback()))
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(connection: Connection) -> None:
