@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -81,6 +82,8 @@ def create_engine(database_url: str) -> AsyncEngine:
             # In the event loop's greenlet (a close or an invalidation) the rollback is awaited,
             # shielded: a second cancel does not stop it. Outside it (the garbage collector
             # closing a lost connection) there is nothing to await with: the driver closes it.
+            if not in_greenlet():
+                return
             with contextlib.suppress(Exception):
                 await_only(asyncio.shield(dbapi_connection.driver_connection.rollback()))
 
