@@ -23,7 +23,7 @@ from contact_center.media.ice import IceSettings
 from contact_center.server.valkey import EmbeddedValkey
 from contact_center.tools.wsclient import SignallingClient
 from tests.helpers import PASSWORD, free_port, make_user
-from tests.leftover_tasks import tasks_end_with_the_test  # noqa: F401  (autouse)
+from tests.leftover_tasks import task_stacks, tasks_end_with_the_test  # noqa: F401  (autouse)
 from tests.postgres_server import PostgresProcess
 from tests.redis_servers import ClusterGroup, RedisTarget
 
@@ -285,9 +285,7 @@ async def close_or_dump(srv: TestServer, seconds: float = 30) -> None:
         async with asyncio.timeout(seconds):
             await srv.close()
     except TimeoutError:
-        for task in asyncio.all_tasks():
-            print(f"--- task {task.get_name()}", file=sys.stderr)
-            task.print_stack(file=sys.stderr)
+        print(task_stacks(list(asyncio.all_tasks())), file=sys.stderr)
         raise
 
 

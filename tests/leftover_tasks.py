@@ -8,8 +8,8 @@ stacks, where every task is one frame of the event loop. So:
 
 - after every other fixture of an async test has been torn down, what is left is cancelled as
   the app's ``stop_tasks`` does (again every 200 ms, within a bound); a task still running a
-  second after the first cancel is printed with its stack and warned of (the run's summary
-  names it even when the test passed);
+  second after the first cancel is warned of with its stack (the run's summary names it even
+  when the test passed);
 - a test still running ``DUMP_BEFORE_TIMEOUT_S`` before pytest-timeout ends the run gets every
   task of its loop printed, with its stack, to the terminal (past the output capture: the
   timeout ends the process, and what was captured with it), so a hang is named, not guessed at.
@@ -43,7 +43,7 @@ def _describe(task: asyncio.Task[object]) -> str:
     return f"{task.get_name()} ({where or task.get_coro()!r})"
 
 
-def _stacks(tasks: list[asyncio.Task[object]]) -> str:
+def task_stacks(tasks: list[asyncio.Task[object]]) -> str:
     out = io.StringIO()
     for task in tasks:
         print(f"--- {_describe(task)}", file=out)
@@ -70,7 +70,7 @@ def _dump_on_hang(request: pytest.FixtureRequest, nodeid: str) -> threading.Time
     capture = request.config.pluginmanager.getplugin("capturemanager")
 
     def dump() -> None:
-        text = f"\n=== {nodeid}: still running; its tasks ===\n" + _stacks(list(asyncio.all_tasks(loop)))
+        text = f"\n=== {nodeid}: still running; its tasks ===\n" + task_stacks(list(asyncio.all_tasks(loop)))
         with capture.global_and_fixture_disabled():
             sys.stderr.write(text)
             sys.stderr.flush()
@@ -116,10 +116,10 @@ async def _end_leftovers() -> None:
     if not resisting:
         return
     for task in resisting:
-        stack = _stacks([task])
-        print(stack, file=sys.stderr)
         warnings.warn(
-            TaskResistedCancel(f"still running {SUSPECT_AFTER_S:.0f} s after a cancel:\n{stack}"),
+            TaskResistedCancel(
+                f"still running {SUSPECT_AFTER_S:.0f} s after a cancel:\n{task_stacks([task])}"
+            ),
             stacklevel=1,
         )
     await stop_tasks(resisting, within_s=WITHIN_S)

@@ -53,7 +53,7 @@ def create_engine(database_url: str) -> AsyncEngine:
     read (waiting there could deadlock). A ``reading`` session begins a plain (deferred) one.
 
     A connection is rolled back before it is closed. A task cancelled while its statement runs
-    (a client gone, a timeout, a shutdown) has its connection invalidated and closed, and the
+    (a timeout, a shutdown, a cancelled handler) has its connection invalidated and closed, and the
     sqlite3 driver closes a connection whose statements are still alive (the cancelled one, in
     a reference cycle) only when they are collected: until the garbage collector came by, the
     open transaction kept the write lock and every writer waited (seen: over 30 s, then
